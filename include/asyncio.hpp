@@ -1,0 +1,11 @@
+// asyncio.hpp - the umbrella header (Python: `import asyncio`).
+#pragma once
+
+#include "asyncio/coroutines.hpp"
+#include "asyncio/events.hpp"
+#include "asyncio/exceptions.hpp"
+#include "asyncio/executors.hpp"
+#include "asyncio/futures.hpp"
+#include "asyncio/runners.hpp"
+#include "asyncio/task_ref.hpp"
+#include "asyncio/tasks.hpp"

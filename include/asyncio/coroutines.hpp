@@ -1,0 +1,225 @@
+// asyncio/coroutines.hpp - Coro<T>, the type of every coroutine function (Python: coroutines.py).
+//
+//   asyncio::Coro<int> add_one(int x) { co_await asyncio::sleep(0); co_return x + 1; }
+//
+// A Coro is lazy: calling add_one(1) runs nothing. `co_await add_one(1)` runs it inside the
+// awaiting task (symmetric transfer, no new task, no trip through the loop);
+// `create_task(add_one(1))` schedules it as a Task. Either consumes the Coro; a second use throws
+// RuntimeError. Frames come from a per-thread recycling allocator (detail/frame_alloc.hpp).
+#pragma once
+
+#include <concepts>
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "asyncio/detail/frame_alloc.hpp"
+#include "asyncio/exceptions.hpp"
+
+namespace asyncio {
+
+/// The value of a `void` result inside tuples and Outcome (gather). Python: None
+struct Unit {
+  friend constexpr bool operator==(Unit, Unit) noexcept { return true; }
+};
+
+/// Something with await_ready/await_suspend/await_resume.
+template <class A>
+concept Awaiter = requires(A a, std::coroutine_handle<> h) {
+  { a.await_ready() } -> std::convertible_to<bool>;
+  a.await_suspend(h);
+  a.await_resume();
+};
+
+/// Anything `co_await` accepts: an Awaiter, or a type with operator co_await.
+/// Python: collections.abc.Awaitable
+template <class A>
+concept Awaitable = Awaiter<A> || requires(A&& a) {
+  { std::forward<A>(a).operator co_await() } -> Awaiter;
+} || requires(A&& a) {
+  { operator co_await(std::forward<A>(a)) } -> Awaiter;
+};
+
+namespace detail {
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+  if constexpr (requires { std::forward<A>(a).operator co_await(); }) {
+    return std::forward<A>(a).operator co_await();
+  } else if constexpr (requires { operator co_await(std::forward<A>(a)); }) {
+    return operator co_await(std::forward<A>(a));
+  } else {
+    return std::forward<A>(a);
+  }
+}
+
+}  // namespace detail
+
+/// The type `co_await a` yields for an awaitable `A`.
+template <Awaitable A>
+using await_result_t = decltype(detail::get_awaiter(std::declval<A>()).await_resume());
+
+template <class T>
+class Coro;
+
+namespace detail {
+
+class TaskState;
+struct PromiseBase;
+
+/// While a task runs: where it records the innermost Coro frame (for the task tree).
+inline thread_local PromiseBase** tls_leaf_slot = nullptr;
+
+/// Called by a task's root frame when it finishes (final suspend point).
+void task_root_done(TaskState* task) noexcept;
+/// Debug mode: a Coro was destroyed without ever being awaited or scheduled.
+void report_never_awaited(const char* function) noexcept;
+
+/// Carries the coroutine function's name into its promise (no implicit conversions, so no
+/// coroutine parameter can ever be taken for it).
+struct FunctionName {
+  const char* name;
+};
+
+/// The part of every Coro promise that the runtime reads without knowing T.
+struct PromiseBase : PoolAllocated {
+  std::coroutine_handle<> continuation;  ///< who awaits this frame (null for a task's root)
+  std::exception_ptr exception;          ///< what escaped the body
+  TaskState* task = nullptr;             ///< set in a task's root frame only
+  PromiseBase* parent = nullptr;         ///< the Coro frame awaiting this one (task tree)
+  void* result = nullptr;                ///< points at the returned value once there is one
+  const char* function;                  ///< the coroutine function's name
+
+  explicit PromiseBase(const char* fn) noexcept : function(fn) {}
+  std::suspend_always initial_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { exception = std::current_exception(); }
+
+  struct FinalAwaiter {
+    bool await_ready() noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      PromiseBase& p = h.promise();
+      if (p.continuation) {
+        if (PromiseBase** slot = tls_leaf_slot) *slot = p.parent;
+        return p.continuation;
+      }
+      if (p.task) task_root_done(p.task);
+      return std::noop_coroutine();
+    }
+    void await_resume() noexcept {}
+  };
+  FinalAwaiter final_suspend() noexcept { return {}; }
+};
+
+template <class T>
+struct CoroPromise : PromiseBase {
+  explicit CoroPromise(FunctionName fn = FunctionName{__builtin_FUNCTION()}) noexcept
+      : PromiseBase(fn.name) {}
+  Coro<T> get_return_object() noexcept;
+  void return_value(T v) {
+    value.emplace(std::move(v));
+    result = &*value;
+  }
+  std::optional<T> value;
+};
+
+template <>
+struct CoroPromise<void> : PromiseBase {
+  explicit CoroPromise(FunctionName fn = FunctionName{__builtin_FUNCTION()}) noexcept
+      : PromiseBase(fn.name) {}
+  Coro<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+};
+
+}  // namespace detail
+
+/// The return type of a coroutine function. Lazy, move-only, awaitable exactly once.
+/// Awaiting a consumed (already awaited or scheduled) Coro throws RuntimeError.
+/// Cancellation: a Coro has no cancellation of its own; it runs inside the awaiting task and
+///   sees that task's CancelledError at its own suspension points.
+/// Python: a coroutine object (the result of calling an `async def` function)
+template <class T = void>
+class [[nodiscard]] Coro {
+  static_assert(!std::is_reference_v<T>, "Coro<T&> is not supported; return a pointer");
+
+ public:
+  using promise_type = detail::CoroPromise<T>;
+  using value_type = T;
+  using handle_type = std::coroutine_handle<promise_type>;
+
+  explicit Coro(handle_type h) noexcept : h_(h) {}
+  Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, {})), awaited_(o.awaited_) {}
+  Coro& operator=(Coro&& o) noexcept {
+    if (this != &o) {
+      destroy();
+      h_ = std::exchange(o.h_, {});
+      awaited_ = o.awaited_;
+    }
+    return *this;
+  }
+  Coro(const Coro&) = delete;
+  Coro& operator=(const Coro&) = delete;
+  ~Coro() { destroy(); }
+
+  /// True while the Coro can still be awaited or scheduled.
+  [[nodiscard]] bool valid() const noexcept { return h_ && !awaited_; }
+  /// The coroutine function's name (for diagnostics).
+  [[nodiscard]] const char* name() const noexcept {
+    return h_ ? h_.promise().function : "<consumed coroutine>";
+  }
+
+  struct Awaiter {
+    Coro* self;
+    bool await_ready() const {
+      if (!self->valid()) throw RuntimeError("cannot reuse already awaited coroutine");
+      return false;
+    }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
+      self->awaited_ = true;
+      promise_type& child = self->h_.promise();
+      child.continuation = caller;
+      if constexpr (std::is_base_of_v<detail::PromiseBase, P>) child.parent = &caller.promise();
+      if (detail::PromiseBase** slot = detail::tls_leaf_slot) *slot = &child;
+      return self->h_;
+    }
+    T await_resume() {
+      promise_type& p = self->h_.promise();
+      if (p.exception) std::rethrow_exception(p.exception);
+      if constexpr (!std::is_void_v<T>) return std::move(*p.value);
+    }
+  };
+  /// Runs the coroutine to completion inside the awaiting task; returns its result or rethrows.
+  Awaiter operator co_await() & noexcept { return Awaiter{this}; }
+  Awaiter operator co_await() && noexcept { return Awaiter{this}; }
+
+  /// Internal: hands the frame to a Task. Empty handle if the Coro was consumed.
+  handle_type release_for_task() noexcept {
+    if (awaited_) return {};
+    return std::exchange(h_, {});
+  }
+
+ private:
+  void destroy() noexcept {
+    if (!h_) return;
+    if (!awaited_) detail::report_never_awaited(h_.promise().function);
+    std::exchange(h_, {}).destroy();
+  }
+
+  handle_type h_;
+  bool awaited_ = false;
+};
+
+namespace detail {
+template <class T>
+Coro<T> CoroPromise<T>::get_return_object() noexcept {
+  return Coro<T>(std::coroutine_handle<CoroPromise<T>>::from_promise(*this));
+}
+inline Coro<void> CoroPromise<void>::get_return_object() noexcept {
+  return Coro<void>(std::coroutine_handle<CoroPromise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace asyncio

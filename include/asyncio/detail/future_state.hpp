@@ -1,0 +1,111 @@
+// Internal: the untyped state shared by every Future<T> and Task<T> handle.
+//
+// A future is loop-bound and single-threaded: its reference count is not atomic, and it is
+// only touched from its loop's thread (cross-thread completion goes through
+// call_soon_threadsafe). Waiters - awaiting tasks and done callbacks - are intrusive nodes
+// kept in registration order; on completion each is unlinked and told, and it only schedules
+// work on the loop (callbacks never run inside set_result(), as in Python).
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "asyncio/detail/frame_alloc.hpp"
+#include "asyncio/detail/intrusive.hpp"
+#include "asyncio/detail/runnable.hpp"
+
+namespace asyncio {
+class EventLoop;
+}
+
+namespace asyncio::detail {
+
+class ReadyQueue;
+class FutureStateBase;
+
+/// pending -> {finished | cancelled}; never back.
+enum class FutureStatus : std::uint8_t { pending, finished, cancelled };
+
+/// Somebody waiting for a future to complete (an awaiting task, a done callback).
+class Waiter : public ListHook {
+ public:
+  /// The future completed and this node was unlinked. Schedules work; never runs user code.
+  virtual void on_future_done(FutureStateBase& f) noexcept = 0;
+  /// Non-zero for done callbacks (the id remove_done_callback() takes).
+  [[nodiscard]] virtual std::uint64_t callback_id() const noexcept { return 0; }
+  /// The future is destroyed (or the callback removed) while this node still waits: a node
+  /// the list owns (a done callback) deletes itself; an awaiter in a frame does nothing.
+  virtual void on_abandon() noexcept {}
+
+ protected:
+  Waiter() = default;
+  Waiter(const Waiter&) = default;
+  Waiter& operator=(const Waiter&) = default;
+  ~Waiter() = default;
+};
+
+class FutureStateBase : public WaitTarget, public PoolAllocated {
+ public:
+  explicit FutureStateBase(EventLoop* loop) noexcept : loop_(loop) {}
+  FutureStateBase(const FutureStateBase&) = delete;
+  FutureStateBase& operator=(const FutureStateBase&) = delete;
+  virtual ~FutureStateBase();
+
+  void add_ref() noexcept { ++refs_; }
+  void release() noexcept {
+    if (--refs_ == 0) delete this;
+  }
+
+  [[nodiscard]] EventLoop& loop() const noexcept { return *loop_; }
+  [[nodiscard]] EventLoop* loop_ptr() const noexcept { return loop_; }
+  [[nodiscard]] bool done() const noexcept { return status_ != FutureStatus::pending; }
+  [[nodiscard]] bool cancelled() const noexcept { return status_ == FutureStatus::cancelled; }
+  [[nodiscard]] bool is_task() const noexcept { return is_task_; }
+
+  /// Python Future.cancel(msg): pending -> cancelled, schedules the callbacks.
+  virtual bool cancel(const std::string& msg);
+  bool cancel_wait(const std::string& msg) override { return cancel(msg); }
+
+  /// Throws InvalidStateError when done (and RuntimeError for a task): the check before storing.
+  void check_settable() const;
+  /// Completes with the value the typed layer stored at `result` (may be null for void).
+  void finish(void* result);
+  /// Python Future.set_exception.
+  void set_exception(std::exception_ptr e);
+
+  /// Python Future.result() minus the value: throws InvalidStateError / CancelledError / the
+  /// stored exception; returns normally when a value is there.
+  void throw_if_not_result();
+  /// Python Future.exception(): null on success; throws CancelledError or InvalidStateError.
+  std::exception_ptr exception();
+  [[nodiscard]] void* result_ptr() const noexcept { return result_; }
+  [[nodiscard]] std::exception_ptr make_cancelled_error() const;
+  /// The cancel message ("" when none).
+  [[nodiscard]] const std::string& cancel_message() const noexcept;
+
+  void add_waiter(Waiter* w) noexcept { waiters_.push_back(w); }
+  static void remove_waiter(Waiter* w) noexcept {
+    if (w->linked()) IntrusiveList::unlink(w);
+  }
+  /// Removes the pending done callback with this id; returns how many were removed.
+  std::size_t remove_callback(std::uint64_t id) noexcept;
+
+ protected:
+  void set_cancel_message(const std::string& msg);
+  void mark_cancelled(const std::string& msg);
+  void schedule_callbacks();
+
+  EventLoop* loop_;
+  std::uint32_t refs_ = 0;
+  FutureStatus status_ = FutureStatus::pending;
+  bool is_task_ = false;
+  bool retrieved_ = false;  // the exception was looked at (Python's __log_traceback)
+  std::exception_ptr exception_;
+  std::unique_ptr<std::string> cancel_msg_;
+  void* result_ = nullptr;
+  IntrusiveList waiters_;
+};
+
+}  // namespace asyncio::detail

@@ -1,0 +1,106 @@
+// Internal: an intrusive reference-counted pointer and a doubly linked list hook.
+#pragma once
+
+#include <cstddef>
+#include <utility>
+
+namespace asyncio::detail {
+
+/// A strong reference to an object with add_ref()/release() members.
+template <class T>
+class Ref {
+ public:
+  Ref() noexcept = default;
+  /// Takes a new reference to `p` (which may be null).
+  explicit Ref(T* p) noexcept : p_(p) {
+    if (p_) p_->add_ref();
+  }
+  /// Adopts a reference the caller already owns.
+  static Ref adopt(T* p) noexcept {
+    Ref r;
+    r.p_ = p;
+    return r;
+  }
+  Ref(const Ref& o) noexcept : Ref(o.p_) {}
+  Ref(Ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  template <class U>
+  Ref(const Ref<U>& o) noexcept : Ref(static_cast<T*>(o.get())) {}  // NOLINT: upcast
+  Ref& operator=(Ref o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  ~Ref() { reset(); }
+
+  void reset() noexcept {
+    if (T* p = std::exchange(p_, nullptr)) p->release();
+  }
+  /// Gives up ownership without releasing.
+  T* leak() noexcept { return std::exchange(p_, nullptr); }
+  T* get() const noexcept { return p_; }
+  T* operator->() const noexcept { return p_; }
+  T& operator*() const noexcept { return *p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  friend bool operator==(const Ref& a, const Ref& b) noexcept { return a.p_ == b.p_; }
+
+ private:
+  T* p_ = nullptr;
+};
+
+/// Hook for an intrusive doubly linked list; the owner unlinks itself.
+struct ListHook {
+  ListHook* prev = nullptr;
+  ListHook* next = nullptr;
+  [[nodiscard]] bool linked() const noexcept { return prev != nullptr; }
+};
+
+/// A circular intrusive list with a sentinel. Elements derive from ListHook.
+/// FIFO: push_back then iterate from the front.
+class IntrusiveList {
+ public:
+  IntrusiveList() noexcept { head_.prev = head_.next = &head_; }
+  IntrusiveList(const IntrusiveList&) = delete;
+  IntrusiveList& operator=(const IntrusiveList&) = delete;
+
+  [[nodiscard]] bool empty() const noexcept { return head_.next == &head_; }
+  void push_back(ListHook* n) noexcept {
+    n->prev = head_.prev;
+    n->next = &head_;
+    head_.prev->next = n;
+    head_.prev = n;
+  }
+  static void unlink(ListHook* n) noexcept {
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = nullptr;
+  }
+  ListHook* front() const noexcept { return empty() ? nullptr : head_.next; }
+  ListHook* pop_front() noexcept {
+    ListHook* n = front();
+    if (n) unlink(n);
+    return n;
+  }
+  /// Iteration: for (auto* h = l.first(); h != l.end(); h = h->next)
+  ListHook* first() const noexcept { return head_.next; }
+  const ListHook* end() const noexcept { return &head_; }
+  /// Moves every element of `o` to the back of this list.
+  void splice_back(IntrusiveList& o) noexcept {
+    if (o.empty()) return;
+    ListHook* f = o.head_.next;
+    ListHook* l = o.head_.prev;
+    f->prev = head_.prev;
+    head_.prev->next = f;
+    l->next = &head_;
+    head_.prev = l;
+    o.head_.prev = o.head_.next = &o.head_;
+  }
+  [[nodiscard]] std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (auto* h = first(); h != end(); h = h->next) ++n;
+    return n;
+  }
+
+ private:
+  ListHook head_;
+};
+
+}  // namespace asyncio::detail

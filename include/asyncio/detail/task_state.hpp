@@ -1,0 +1,165 @@
+// Internal: the state behind a Task handle, and how a task parks and wakes.
+//
+// A task is a chain of Coro frames. Only the innermost frame is ever suspended on something
+// outside the task (a future, a timer, a lock...). That awaiter "parks" the task: it records
+// the frame to resume and the WaitTarget it waits on. Whatever completes the wait calls wake(),
+// which puts the task on the ready queue; the loop's next pass runs one step (run()) that
+// resumes the innermost frame, and the chain continues by symmetric transfer.
+//
+// Cancellation (Python's Task.cancel, __step and _must_cancel):
+//   cancel(msg) on a parked task asks its WaitTarget to give up; the target wakes the task and
+//   the awaiter throws CancelledError. If the target cannot (already completed, or the task is
+//   running or merely scheduled), the request is remembered in must_cancel_ and delivered at
+//   the next suspension point: every awaiter calls resume_check() after it really suspended.
+//   A task cancelled before its first step never runs its body.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "asyncio/coroutines.hpp"
+#include "asyncio/detail/future_state.hpp"
+#include "asyncio/detail/ready_queue.hpp"
+
+namespace asyncio::detail {
+
+class TaskState;
+
+/// The task whose step is running on this thread (null between steps).
+inline thread_local TaskState* tls_current_task = nullptr;
+
+class TaskState final : public FutureStateBase, public Runnable, public ListHook {
+ public:
+  TaskState(EventLoop* loop, ReadyQueue* ready, std::coroutine_handle<> root, PromiseBase* promise,
+            std::string name);
+  ~TaskState() override;
+
+  // Python Task API
+  bool cancel(const std::string& msg) override;
+  [[nodiscard]] int cancelling() const noexcept { return num_cancels_requested_; }
+  int uncancel() noexcept;
+  [[nodiscard]] std::string get_name() const;
+  void set_name(std::string name);
+  [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+
+  // Runnable: one step of the task.
+  void run() override;
+  [[nodiscard]] std::string describe() const override;
+
+  /// Called from an awaiter's await_suspend: the task suspends at `h` waiting on `target`
+  /// (null for a bare yield). A pending cancellation request is forwarded to the target.
+  void park(std::coroutine_handle<> h, WaitTarget* target) noexcept {
+    resume_ = h;
+    waiting_on_ = target;
+    if (must_cancel_ && target != nullptr && target->cancel_wait(cancel_message())) {
+      must_cancel_ = false;
+    }
+  }
+  /// Schedules the next step (idempotent while already scheduled).
+  void wake() {
+    if (!scheduled_) {
+      scheduled_ = true;
+      ready_->push(this);
+    }
+  }
+  /// Called first in await_resume after a real suspension: delivers a cancellation that
+  /// arrived while the task was scheduled or running.
+  void resume_check() {
+    if (must_cancel_) [[unlikely]]
+      deliver_cancel();
+  }
+  /// Clears a pending cancellation request; true if there was one.
+  bool consume_must_cancel() noexcept { return std::exchange(must_cancel_, false); }
+
+  /// The root frame finished (from its final suspend point).
+  void on_root_done() noexcept;
+  /// The loop is closing with this task still pending: destroy its frames, no callbacks.
+  void abandon() noexcept;
+
+  [[nodiscard]] bool started() const noexcept { return started_; }
+  [[nodiscard]] PromiseBase* root_promise() const noexcept { return promise_; }
+  [[nodiscard]] PromiseBase* leaf() const noexcept { return leaf_; }
+  [[nodiscard]] WaitTarget* waiting_on() const noexcept { return waiting_on_; }
+
+ private:
+  [[noreturn]] void deliver_cancel();
+
+  ReadyQueue* ready_;
+  std::coroutine_handle<> root_;
+  PromiseBase* promise_;
+  std::coroutine_handle<> resume_;
+  WaitTarget* waiting_on_ = nullptr;
+  PromiseBase* leaf_;
+  std::uint64_t id_;
+  std::unique_ptr<std::string> name_;
+  int num_cancels_requested_ = 0;
+  bool must_cancel_ = false;
+  bool started_ = false;
+  bool scheduled_ = false;
+  bool rethrow_ = false;  // a KeyboardInterrupt escaped the body: rethrow out of the loop
+};
+
+/// The running task, or RuntimeError naming `what` needed one.
+TaskState& running_task(const char* what);
+
+/// An awaiter base for "park the running task until somebody wakes it": the building block
+/// of sleep, locks, queues and events. Derive, override on_cancel() to unlink from whatever
+/// list the waiter sits in, and call wake_up() to resume it normally. Lives in the awaiting
+/// frame, so waiting allocates nothing.
+/// States: idle -> parked -> {woken | cancelled}.
+class ParkedWaiter : public WaitTarget {
+ public:
+  enum class State : std::uint8_t { idle, parked, woken, cancelled };
+
+  [[nodiscard]] State state() const noexcept { return state_; }
+  [[nodiscard]] TaskState* task() const noexcept { return task_; }
+
+  /// From await_suspend: parks the running task on this waiter.
+  void park_running(std::coroutine_handle<> h, const char* what) {
+    task_ = &running_task(what);
+    state_ = State::parked;
+    task_->park(h, this);
+  }
+  /// Wakes the parked task normally; false if it is not parked (already woken or cancelled).
+  bool wake_up() {
+    if (state_ != State::parked) return false;
+    state_ = State::woken;
+    task_->wake();
+    return true;
+  }
+  /// From await_resume: throws CancelledError if the wait was cancelled or a cancellation
+  /// arrived meanwhile.
+  void resume_check() {
+    if (task_ == nullptr) return;
+    // One CancelledError per wake-up, whether the wait was cancelled or a request came later.
+    if (task_->consume_must_cancel() || state_ == State::cancelled) {
+      throw CancelledError(task_->cancel_message());
+    }
+  }
+
+  /// Called by Task::cancel(), which has stored the message in the task.
+  bool cancel_wait(const std::string& /*msg*/) override {
+    if (state_ != State::parked) return false;
+    state_ = State::cancelled;
+    on_cancel();
+    task_->wake();
+    return true;
+  }
+
+ protected:
+  ParkedWaiter() = default;
+  ParkedWaiter(const ParkedWaiter&) = delete;
+  ParkedWaiter& operator=(const ParkedWaiter&) = delete;
+  ~ParkedWaiter() = default;
+  /// The wait is being cancelled: leave whatever wait list this waiter is on.
+  virtual void on_cancel() noexcept {}
+
+ private:
+  TaskState* task_ = nullptr;
+  State state_ = State::idle;
+};
+
+}  // namespace asyncio::detail

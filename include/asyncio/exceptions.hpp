@@ -1,0 +1,156 @@
+// asyncio/exceptions.hpp - the error types (Python: asyncio/exceptions.py).
+//
+// Two families, as in Python:
+//  * CancelledError and KeyboardInterrupt are "BaseException"s: they do NOT derive from
+//    std::exception, so `catch (const std::exception&)` never swallows a cancellation.
+//  * Everything else derives from asyncio::Error (a std::runtime_error), so ordinary error
+//    handling catches it.
+// OS failures are std::system_error carrying the errno (never wrapped).
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace asyncio {
+
+/// The operation was cancelled. Thrown into a task at its suspension point by Task::cancel().
+/// Not a std::exception (Python: asyncio.CancelledError derives from BaseException).
+/// Python: asyncio.CancelledError
+class CancelledError {
+ public:
+  CancelledError() = default;
+  explicit CancelledError(std::string message) : message_(std::move(message)) {}
+  /// The cancel message given to cancel(msg), or "" when none was given.
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+  /// The cancel message, or "CancelledError" when there is none.
+  [[nodiscard]] const char* what() const noexcept {
+    return message_.empty() ? "CancelledError" : message_.c_str();
+  }
+
+ private:
+  std::string message_;
+};
+
+/// The user pressed Ctrl-C while asyncio::run() ran. Not a std::exception.
+/// Python: KeyboardInterrupt
+class KeyboardInterrupt {
+ public:
+  [[nodiscard]] const char* what() const noexcept { return "KeyboardInterrupt"; }
+};
+
+/// Base of every asyncio-cpp error that is not a cancellation. Python: Exception
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The operation exceeded its deadline. Python: TimeoutError (asyncio.TimeoutError)
+class TimeoutError : public Error {
+ public:
+  TimeoutError() : Error("TimeoutError") {}
+  using Error::Error;
+};
+
+/// The object is not in a state that allows the operation (e.g. result() of a pending future).
+/// Python: asyncio.InvalidStateError
+class InvalidStateError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Misuse of the runtime (no running loop, loop closed, coroutine reused, ...). Python: RuntimeError
+class RuntimeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// An argument has the right type but a wrong value. Python: ValueError
+class ValueError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// EOF came before the expected number of bytes. Python: asyncio.IncompleteReadError
+class IncompleteReadError : public Error {
+ public:
+  IncompleteReadError(std::string partial, std::optional<std::size_t> expected)
+      : Error(describe(partial.size(), expected)),
+        partial(std::move(partial)),
+        expected(expected) {}
+  std::string partial;                    ///< the bytes read before EOF
+  std::optional<std::size_t> expected;    ///< how many were wanted (empty: "undefined")
+
+ private:
+  static std::string describe(std::size_t got, std::optional<std::size_t> want) {
+    return std::to_string(got) + " bytes read on a total of " +
+           (want ? std::to_string(*want) : std::string("undefined")) + " expected bytes";
+  }
+};
+
+/// The separator was not found within the buffer limit. Python: asyncio.LimitOverrunError
+class LimitOverrunError : public Error {
+ public:
+  LimitOverrunError(const std::string& message, std::size_t consumed)
+      : Error(message), consumed(consumed) {}
+  std::size_t consumed;  ///< how many bytes to consume to get past the overrun
+};
+
+/// put_nowait() on a full queue. Python: asyncio.QueueFull
+class QueueFull : public Error {
+ public:
+  QueueFull() : Error("QueueFull") {}
+  using Error::Error;
+};
+
+/// get_nowait() on an empty queue. Python: asyncio.QueueEmpty
+class QueueEmpty : public Error {
+ public:
+  QueueEmpty() : Error("QueueEmpty") {}
+  using Error::Error;
+};
+
+/// The queue was shut down. Python 3.13: asyncio.QueueShutDown
+class QueueShutDown : public Error {
+ public:
+  QueueShutDown() : Error("QueueShutDown") {}
+  using Error::Error;
+};
+
+/// A Barrier was aborted or reset while tasks waited. Python: asyncio.BrokenBarrierError
+class BrokenBarrierError : public Error {
+ public:
+  BrokenBarrierError() : Error("BrokenBarrierError") {}
+  using Error::Error;
+};
+
+/// Several errors at once (a TaskGroup's children). Python: ExceptionGroup
+class ExceptionGroup : public Error {
+ public:
+  ExceptionGroup(const std::string& message, std::vector<std::exception_ptr> exceptions)
+      : Error(message), exceptions_(std::move(exceptions)) {}
+  /// The collected errors, in the order they happened.
+  [[nodiscard]] const std::vector<std::exception_ptr>& exceptions() const noexcept {
+    return exceptions_;
+  }
+
+ private:
+  std::vector<std::exception_ptr> exceptions_;
+};
+
+namespace detail {
+/// What kind of error an exception_ptr holds, for the runtime's own decisions.
+enum class ErrorKind { none, cancelled, keyboard_interrupt, other };
+/// Classifies `e` (rethrows and catches it; only call on slow paths).
+ErrorKind classify(const std::exception_ptr& e) noexcept;
+/// The message of a CancelledError held by `e` ("" for anything else).
+std::string cancelled_message(const std::exception_ptr& e);
+/// A short human description of any exception: its what() when it has one.
+std::string describe(const std::exception_ptr& e);
+}  // namespace detail
+
+}  // namespace asyncio

@@ -1,0 +1,347 @@
+// The loop's scheduling core: one iteration, timers, tasks, closing, errors
+// (Python: base_events.py, BaseEventLoop._run_once and friends).
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "asyncio/events.hpp"
+#include "asyncio/executors.hpp"
+#include "asyncio/futures.hpp"
+#include "asyncio/tasks.hpp"
+#include "unix/loop_io.hpp"
+
+namespace asyncio {
+namespace {
+
+bool debug_from_environment() {
+  const char* v = std::getenv("ASYNCIO_DEBUG");
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+int to_timeout_ms(double seconds) {
+  if (seconds < 0) return -1;
+  const double ms = std::ceil(seconds * 1000.0);
+  return ms > static_cast<double>(INT_MAX) ? INT_MAX : static_cast<int>(ms);
+}
+
+}  // namespace
+
+namespace detail {
+
+void HandleState::run() {
+  Ref<HandleState> queue_ref = Ref<HandleState>::adopt(this);
+  if (cancelled()) {
+    drop();
+  } else {
+    invoke();
+  }
+}
+
+void TimerHandleState::cancel() noexcept {
+  HandleState::cancel();
+  if (in_heap()) {
+    loop_->remove_timer(this);
+    release();  // the heap's reference
+  }
+}
+
+void TimerHandleState::on_timer() noexcept {
+  loop_->ready_queue().push(this);  // the heap's reference becomes the queue's
+}
+
+}  // namespace detail
+
+EventLoop::EventLoop(RunOptions options)
+    : options_(options),
+      debug_(options.debug || debug_from_environment()),
+      io_(std::make_unique<detail::LoopIo>(options.backend)) {}
+
+EventLoop::~EventLoop() {
+  if (!running_) {
+    try {
+      close();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+    }
+  }
+  default_executor_.reset();  // joins the pool's threads while io_ can still take their posts
+}
+
+double EventLoop::real_time() const noexcept {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+double EventLoop::time() const noexcept {
+  return options_.virtual_time ? virtual_now_ : real_time();
+}
+
+void EventLoop::run_forever() {
+  check_open();
+  if (running_) throw RuntimeError("This event loop is already running");
+  if (detail::tls_running_loop != nullptr) {
+    throw RuntimeError("Cannot run the event loop while another loop is running");
+  }
+  struct Running {
+    EventLoop* loop;
+    explicit Running(EventLoop* l) : loop(l) {
+      loop->running_ = true;
+      detail::tls_running_loop = loop;
+    }
+    Running(const Running&) = delete;
+    Running& operator=(const Running&) = delete;
+    ~Running() {
+      loop->stopping_ = false;
+      loop->running_ = false;
+      detail::tls_running_loop = nullptr;
+    }
+  } running(this);
+  for (;;) {
+    run_once();
+    if (stopping_) break;
+  }
+}
+
+double EventLoop::poll_io(bool can_block) {
+  // How long to block: not at all if something is ready or we are stopping, else until the
+  // earliest timer, else until I/O or a thread-safe post arrives.
+  const bool busy = !ready_.empty() || stopping_ || !can_block;
+  if (!options_.virtual_time) {
+    double timeout = -1;
+    if (busy) {
+      timeout = 0;
+    } else if (!timers_.empty()) {
+      timeout = std::max(0.0, timers_.top()->when - time());
+    }
+    io_->poll(to_timeout_ms(timeout), ready_);
+    return timeout;
+  }
+  // Virtual time: jump to the next timer when nothing else can happen first. With real I/O
+  // or thread work in flight, wait for it in real time (up to the timer's delay) and let the
+  // clock follow the real time that passed.
+  if (busy || timers_.empty()) {
+    io_->poll(busy ? 0 : -1, ready_);
+    return busy ? 0 : -1;
+  }
+  const double next = timers_.top()->when;
+  const bool external = io_->watchers > 0 || external_.load(std::memory_order_relaxed) > 0;
+  if (!external) {
+    io_->poll(0, ready_);
+    if (ready_.empty()) virtual_now_ = std::max(virtual_now_, next);
+    return 0;
+  }
+  const double wait = std::max(0.0, next - virtual_now_);
+  const double t0 = real_time();
+  io_->poll(to_timeout_ms(wait), ready_);
+  if (ready_.empty()) {
+    virtual_now_ = std::max(virtual_now_, next);
+  } else {
+    virtual_now_ = std::min(virtual_now_ + (real_time() - t0), std::max(virtual_now_, next));
+  }
+  return wait;
+}
+
+void EventLoop::run_once() {
+  poll_io(true);
+  // Timers whose deadline has passed join the ready queue in (when, seq) order.
+  const double end = time() + (options_.virtual_time ? 0.0 : 1e-9);
+  while (!timers_.empty() && timers_.top()->when <= end) timers_.pop()->on_timer();
+  // Run what was ready when this pass began; what it schedules waits for the next pass.
+  for (std::size_t n = ready_.size(); n > 0; --n) run_ready(ready_.pop());
+}
+
+void EventLoop::run_ready(detail::Runnable* r) {
+  if (!debug_) [[likely]] {
+    try {
+      r->run();
+    } catch (const KeyboardInterrupt&) {
+      throw;
+    } catch (...) {
+      call_exception_handler({"Exception in callback", std::current_exception(), {}, {}});
+    }
+    return;
+  }
+  std::string what = r->describe();
+  const double t0 = real_time();
+  try {
+    r->run();
+  } catch (const KeyboardInterrupt&) {
+    throw;
+  } catch (...) {
+    call_exception_handler({"Exception in callback " + what, std::current_exception(), {}, what});
+  }
+  const double dt = real_time() - t0;
+  if (dt >= slow_callback_duration) {
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.3f", dt);
+    call_exception_handler({"Executing " + what + " took " + secs + " seconds", {}, {}, what});
+  }
+}
+
+void EventLoop::register_task(detail::TaskState* t) {
+  tasks_.push_back(t);
+  t->wake();
+}
+
+void EventLoop::unregister_task(detail::TaskState* t) noexcept {
+  if (t->detail::ListHook::linked()) {
+    detail::IntrusiveList::unlink(t);
+    t->release();  // the loop's reference
+  }
+}
+
+std::vector<TaskRef> EventLoop::tasks() const {
+  std::vector<TaskRef> out;
+  for (const detail::ListHook* h = tasks_.first(); h != tasks_.end(); h = h->next) {
+    out.emplace_back(static_cast<detail::TaskState*>(const_cast<detail::ListHook*>(h)));
+  }
+  return out;
+}
+
+void EventLoop::drop_pending() noexcept {
+  while (!ready_.empty()) ready_.pop()->discard();
+  std::vector<detail::TimerNode*> timers = timers_.nodes();
+  timers_.clear();
+  for (detail::TimerNode* t : timers) t->on_discard();
+}
+
+void EventLoop::abandon_tasks() noexcept {
+  while (detail::ListHook* h = tasks_.pop_front()) {
+    auto* t = static_cast<detail::TaskState*>(h);
+    t->abandon();
+    t->release();
+  }
+}
+
+void EventLoop::close() {
+  if (running_) throw RuntimeError("Cannot close a running event loop");
+  if (closed_) return;
+  // Queued entries first (a queued task step would otherwise outlive its task), then the
+  // tasks' frames (whose destructors may queue more), then whatever they queued.
+  drop_pending();
+  abandon_tasks();
+  drop_pending();
+  closed_ = true;
+  io_->close();
+  if (default_executor_) default_executor_->shutdown(false);
+}
+
+void EventLoop::call_exception_handler(const ExceptionContext& context) noexcept {
+  if (!handler_) {
+    default_exception_handler(context);
+    return;
+  }
+  try {
+    handler_(*this, context);
+  } catch (...) {
+    ExceptionContext c;
+    c.message = "Unhandled error in exception handler";
+    c.exception = std::current_exception();
+    default_exception_handler(c);
+    default_exception_handler(context);
+  }
+}
+
+void EventLoop::default_exception_handler(const ExceptionContext& context) noexcept {
+  try {
+    std::string text = "asyncio: " + (context.message.empty() ? std::string("Unhandled error")
+                                                              : context.message);
+    if (context.task) text += "\n  task: " + context.task.get_name();
+    if (context.exception) text += "\n  exception: " + detail::describe(context.exception);
+    text += '\n';
+    std::fputs(text.c_str(), stderr);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): reporting must never throw
+  }
+}
+
+void EventLoop::add_fd_handle(int fd, bool write, detail::Ref<detail::HandleState> h) {
+  check_open();
+  io_->set_fd_handle(fd, write, std::move(h));
+}
+
+bool EventLoop::remove_fd_handle(int fd, bool write) {
+  if (closed_) return false;
+  return io_->clear_fd_handle(fd, write);
+}
+
+void EventLoop::add_signal_handle(int sig, detail::Ref<detail::HandleState> h) {
+  check_open();
+  io_->set_signal_handle(sig, std::move(h));
+}
+
+bool EventLoop::remove_signal_handler(int sig) {
+  if (closed_) return false;
+  return io_->clear_signal_handle(sig);
+}
+
+void EventLoop::post_threadsafe(detail::HandleState* st) { io_->post(st); }
+
+void EventLoop::set_default_executor(std::shared_ptr<Executor> executor) {
+  default_executor_ = std::move(executor);
+}
+
+Executor& EventLoop::default_executor() {
+  check_open();
+  if (executor_shutdown_called_) throw RuntimeError("Executor shutdown has been called");
+  if (!default_executor_) default_executor_ = std::make_shared<ThreadPoolExecutor>();
+  return *default_executor_;
+}
+
+Coro<void> EventLoop::shutdown_default_executor() {
+  executor_shutdown_called_ = true;
+  std::shared_ptr<Executor> ex = std::move(default_executor_);
+  if (!ex) co_return;
+  // Join in a helper thread so that work still posting back to this loop can finish.
+  Future<void> joined = create_future<void>();
+  hold_external();
+  std::thread joiner([this, ex, fut = joined]() mutable {
+    ex->shutdown(true);
+    (void)call_soon_threadsafe([this, fut = std::move(fut)]() mutable {
+      release_external();
+      if (!fut.done()) fut.set_result();
+    });
+  });
+  std::exception_ptr err;
+  try {
+    co_await joined;
+  } catch (...) {
+    err = std::current_exception();
+  }
+  joiner.join();
+  if (err) std::rethrow_exception(err);
+}
+
+Coro<void> EventLoop::shutdown_asyncgens() {
+  // Each finalizer unregisters itself when it closes.
+  while (detail::ListHook* h = asyncgens_.pop_front()) {
+    auto* g = static_cast<detail::AsyncGenFinalizer*>(h);
+    std::exception_ptr err;
+    try {
+      co_await g->finalize();
+    } catch (...) {
+      err = std::current_exception();
+    }
+    if (err) {
+      call_exception_handler(
+          {"an error occurred during closing of asynchronous generator", err, {}, {}});
+    }
+  }
+}
+
+EventLoop& get_running_loop() {
+  if (EventLoop* loop = detail::tls_running_loop) return *loop;
+  throw RuntimeError("no running event loop");
+}
+
+std::unique_ptr<EventLoop> new_event_loop(RunOptions options) {
+  return std::make_unique<EventLoop>(options);
+}
+
+}  // namespace asyncio

@@ -1,0 +1,134 @@
+// Future state transitions (Python: futures.py, Future.set_result/_schedule_callbacks...).
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "asyncio/detail/future_state.hpp"
+#include "asyncio/events.hpp"
+#include "asyncio/exceptions.hpp"
+#include "asyncio/futures.hpp"
+
+namespace asyncio::detail {
+
+namespace {
+const std::string kEmpty;
+
+const char* status_name(FutureStatus s) {
+  switch (s) {
+    case FutureStatus::pending:
+      return "PENDING";
+    case FutureStatus::finished:
+      return "FINISHED";
+    case FutureStatus::cancelled:
+      return "CANCELLED";
+  }
+  return "?";
+}
+}  // namespace
+
+std::uint64_t next_callback_id() noexcept {
+  static std::atomic<std::uint64_t> next{0};
+  return next.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+FutureStateBase::~FutureStateBase() {
+  // Done callbacks still waiting belong to this list; awaiters belong to their frames.
+  while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
+}
+
+bool FutureStateBase::cancel(const std::string& msg) {
+  retrieved_ = true;
+  if (done()) return false;
+  mark_cancelled(msg);
+  return true;
+}
+
+void FutureStateBase::check_settable() const {
+  if (is_task_) throw RuntimeError("Task does not support set_result operation");
+  if (done()) throw InvalidStateError(std::string(status_name(status_)) + ": the future is done");
+}
+
+void FutureStateBase::finish(void* result) {
+  result_ = result;
+  status_ = FutureStatus::finished;
+  schedule_callbacks();
+}
+
+void FutureStateBase::set_exception(std::exception_ptr e) {
+  if (is_task_) throw RuntimeError("Task does not support set_exception operation");
+  if (done()) throw InvalidStateError(std::string(status_name(status_)) + ": the future is done");
+  if (!e) throw ValueError("set_exception() needs an exception");
+  exception_ = std::move(e);
+  status_ = FutureStatus::finished;
+  retrieved_ = false;
+  schedule_callbacks();
+}
+
+void FutureStateBase::throw_if_not_result() {
+  switch (status_) {
+    case FutureStatus::pending:
+      throw InvalidStateError("Result is not ready.");
+    case FutureStatus::cancelled:
+      throw CancelledError(cancel_message());
+    case FutureStatus::finished:
+      if (exception_) {
+        retrieved_ = true;
+        std::rethrow_exception(exception_);
+      }
+      return;
+  }
+}
+
+std::exception_ptr FutureStateBase::exception() {
+  if (status_ == FutureStatus::pending) throw InvalidStateError("Exception is not set.");
+  if (status_ == FutureStatus::cancelled) throw CancelledError(cancel_message());
+  retrieved_ = true;
+  return exception_;
+}
+
+std::exception_ptr FutureStateBase::make_cancelled_error() const {
+  return std::make_exception_ptr(CancelledError(cancel_message()));
+}
+
+const std::string& FutureStateBase::cancel_message() const noexcept {
+  return cancel_msg_ ? *cancel_msg_ : kEmpty;
+}
+
+void FutureStateBase::set_cancel_message(const std::string& msg) {
+  if (msg.empty()) {
+    cancel_msg_.reset();
+  } else if (cancel_msg_) {
+    *cancel_msg_ = msg;
+  } else {
+    cancel_msg_ = std::make_unique<std::string>(msg);
+  }
+}
+
+void FutureStateBase::mark_cancelled(const std::string& msg) {
+  status_ = FutureStatus::cancelled;
+  set_cancel_message(msg);
+  schedule_callbacks();
+}
+
+void FutureStateBase::schedule_callbacks() {
+  if (waiters_.empty()) return;
+  loop_->check_open();  // Python: call_soon() on a closed loop raises
+  IntrusiveList due;
+  due.splice_back(waiters_);
+  while (ListHook* h = due.pop_front()) static_cast<Waiter*>(h)->on_future_done(*this);
+}
+
+std::size_t FutureStateBase::remove_callback(std::uint64_t id) noexcept {
+  for (ListHook* h = waiters_.first(); h != waiters_.end(); h = h->next) {
+    auto* w = static_cast<Waiter*>(h);
+    if (w->callback_id() == id) {
+      IntrusiveList::unlink(w);
+      w->on_abandon();
+      return 1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace asyncio::detail

@@ -1,0 +1,39 @@
+// The only place raw system calls are made: thin wrappers that map failures to
+// std::system_error carrying errno (one seam for error mapping and, later, fault injection).
+#pragma once
+
+#include <cerrno>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+
+struct epoll_event;
+
+namespace asyncio::sys {
+
+/// Throws std::system_error(errno, what) when rc < 0; returns rc otherwise.
+inline int check(int rc, const char* what) {
+  if (rc < 0) throw std::system_error(errno, std::generic_category(), what);
+  return rc;
+}
+
+int epoll_create();
+void epoll_ctl(int epfd, int op, int fd, std::uint32_t events);
+/// Waits; EINTR is reported as 0 events.
+int epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms);
+int eventfd_nonblocking();
+/// Adds one to an eventfd (async-signal-safe, never throws).
+void eventfd_signal(int fd) noexcept;
+/// Empties an eventfd (never throws).
+void eventfd_drain(int fd) noexcept;
+/// A non-blocking, close-on-exec pipe.
+void pipe_nonblocking(int fds[2]);
+void close(int fd) noexcept;
+/// read() that retries EINTR; returns -1 with errno on failure.
+long read_some(int fd, void* buf, std::size_t n) noexcept;
+/// write() that retries EINTR; async-signal-safe.
+long write_some(int fd, const void* buf, std::size_t n) noexcept;
+bool is_main_thread() noexcept;
+
+}  // namespace asyncio::sys

@@ -1,0 +1,210 @@
+// Task steps, completion and cancellation (Python: tasks.py, Task.__step / cancel / uncancel).
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "asyncio/detail/task_state.hpp"
+#include "asyncio/events.hpp"
+#include "asyncio/exceptions.hpp"
+#include "asyncio/futures.hpp"
+#include "asyncio/tasks.hpp"
+
+namespace asyncio {
+namespace detail {
+
+TaskState::TaskState(EventLoop* loop, ReadyQueue* ready, std::coroutine_handle<> root,
+                     PromiseBase* promise, std::string name)
+    : FutureStateBase(loop),
+      ready_(ready),
+      root_(root),
+      promise_(promise),
+      resume_(root),
+      leaf_(promise),
+      id_(loop->next_task_id()) {
+  is_task_ = true;
+  if (!name.empty()) name_ = std::make_unique<std::string>(std::move(name));
+  promise->task = this;
+}
+
+TaskState::~TaskState() {
+  if (root_) root_.destroy();
+}
+
+bool TaskState::cancel(const std::string& msg) {
+  retrieved_ = true;
+  if (done()) return false;
+  ++num_cancels_requested_;
+  set_cancel_message(msg);
+  // Leave waiting_on_ set: it may be a task that swallows the cancellation, to be cancelled
+  // again by a later request (as in Python).
+  if (waiting_on_ != nullptr && waiting_on_->cancel_wait(msg)) return true;
+  must_cancel_ = true;
+  return true;
+}
+
+int TaskState::uncancel() noexcept {
+  if (num_cancels_requested_ > 0) --num_cancels_requested_;
+  return num_cancels_requested_;
+}
+
+std::string TaskState::get_name() const {
+  return name_ ? *name_ : "Task-" + std::to_string(id_);
+}
+
+void TaskState::set_name(std::string name) { name_ = std::make_unique<std::string>(std::move(name)); }
+
+std::string TaskState::describe() const {
+  std::string s = "Task '" + get_name() + "'";
+  if (leaf_ != nullptr && leaf_->function != nullptr) s += std::string(" in ") + leaf_->function;
+  return s;
+}
+
+void TaskState::deliver_cancel() {
+  must_cancel_ = false;
+  throw CancelledError(cancel_message());
+}
+
+void TaskState::run() {
+  scheduled_ = false;
+  if (done() || !root_) return;
+  Ref<TaskState> keep(this);  // completion drops the loop's reference mid-step
+  waiting_on_ = nullptr;
+  if (!started_ && must_cancel_) {
+    // Cancelled before its first step: the body never runs (Python throws CancelledError into
+    // an unstarted coroutine, which closes it at once).
+    started_ = true;
+    must_cancel_ = false;
+    resume_ = {};
+    mark_cancelled(cancel_message());
+    loop_->unregister_task(this);
+    return;
+  }
+  started_ = true;
+  TaskState* prev_task = std::exchange(tls_current_task, this);
+  PromiseBase** prev_slot = std::exchange(tls_leaf_slot, &leaf_);
+  resume_.resume();
+  tls_current_task = prev_task;
+  tls_leaf_slot = prev_slot;
+  if (rethrow_) {
+    rethrow_ = false;
+    std::rethrow_exception(exception_);  // KeyboardInterrupt leaves the loop, as in Python
+  }
+}
+
+void TaskState::on_root_done() noexcept {
+  resume_ = {};
+  waiting_on_ = nullptr;
+  leaf_ = promise_;
+  PromiseBase& p = *promise_;
+  if (p.exception) {
+    switch (classify(p.exception)) {
+      case ErrorKind::cancelled:
+        must_cancel_ = false;
+        mark_cancelled(cancelled_message(p.exception));
+        break;
+      case ErrorKind::keyboard_interrupt:
+        rethrow_ = true;
+        [[fallthrough]];
+      default:
+        exception_ = p.exception;
+        status_ = FutureStatus::finished;
+        schedule_callbacks();
+        break;
+    }
+  } else if (must_cancel_) {
+    // Cancelled right before the coroutine returned: the task counts as cancelled (Python).
+    must_cancel_ = false;
+    mark_cancelled(cancel_message());
+  } else {
+    result_ = p.result;
+    status_ = FutureStatus::finished;
+    schedule_callbacks();
+  }
+  loop_->unregister_task(this);
+}
+
+void TaskState::abandon() noexcept {
+  if (root_) {
+    resume_ = {};
+    waiting_on_ = nullptr;
+    leaf_ = promise_;
+    std::exchange(root_, {}).destroy();  // runs the destructors of every frame in the chain
+  }
+  if (!done()) {
+    status_ = FutureStatus::cancelled;
+    set_cancel_message("event loop closed");
+    while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
+  }
+}
+
+TaskState& running_task(const char* what) {
+  if (TaskState* t = tls_current_task) return *t;
+  throw RuntimeError(std::string(what) + ": no running task (await it from a coroutine)");
+}
+
+void task_root_done(TaskState* task) noexcept { task->on_root_done(); }
+
+void report_never_awaited(const char* function) noexcept {
+  EventLoop* loop = tls_running_loop;
+  if (loop == nullptr || !loop->get_debug()) return;
+  try {
+    ExceptionContext ctx;
+    ctx.message = std::string("coroutine '") + function + "' was never awaited";
+    loop->call_exception_handler(ctx);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a warning must never throw from a destructor
+  }
+}
+
+namespace {
+/// Stops the loop one iteration after the future completes (Python's
+/// _run_until_complete_cb is a done callback, so it runs one iteration later).
+class StopWaiter final : public Waiter {
+ public:
+  explicit StopWaiter(EventLoop& loop) noexcept : loop_(loop) {}
+  StopWaiter(const StopWaiter&) = delete;
+  StopWaiter& operator=(const StopWaiter&) = delete;
+  ~StopWaiter() {
+    FutureStateBase::remove_waiter(this);
+    handle_.cancel();
+  }
+  void on_future_done(FutureStateBase& /*f*/) noexcept override {
+    try {
+      handle_ = loop_.call_soon([l = &loop_] { l->stop(); });
+    } catch (...) {
+      loop_.stop();
+    }
+  }
+
+ private:
+  EventLoop& loop_;
+  Handle handle_;
+};
+}  // namespace
+
+void run_until_done(EventLoop& loop, FutureStateBase* st) {
+  loop.check_open();
+  if (loop.is_running()) throw RuntimeError("This event loop is already running");
+  if (tls_running_loop != nullptr) {
+    throw RuntimeError("Cannot run the event loop while another loop is running");
+  }
+  if (st->loop_ptr() != &loop) {
+    throw ValueError("The future belongs to a different loop than the one given");
+  }
+  StopWaiter waiter(loop);
+  if (st->done()) {
+    waiter.on_future_done(*st);
+  } else {
+    st->add_waiter(&waiter);
+  }
+  loop.run_forever();
+  if (!st->done()) throw RuntimeError("Event loop stopped before Future completed.");
+}
+
+}  // namespace detail
+
+TaskRef current_task() noexcept { return TaskRef(detail::tls_current_task); }
+
+std::vector<TaskRef> all_tasks() { return get_running_loop().tasks(); }
+
+}  // namespace asyncio

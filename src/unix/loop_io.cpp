@@ -1,0 +1,196 @@
+// Readers/writers, thread-safe posts and signals for the epoll loop.
+#include "unix/loop_io.hpp"
+
+#include <signal.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "sys/sys.hpp"
+
+namespace asyncio::detail {
+namespace {
+
+/// For each signal, the write end of the pipe of the loop that handles it, plus one (0: none).
+std::atomic<int> g_signal_fd[NSIG];  // NOLINT: zero-initialised, touched by the signal handler
+
+void set_signal_fd(int sig, int fd) noexcept {
+  g_signal_fd[static_cast<std::size_t>(sig)].store(fd + 1);
+}
+
+extern "C" void asyncio_on_signal(int sig) {
+  const int saved = errno;
+  const int fd = g_signal_fd[static_cast<std::size_t>(sig)].load(std::memory_order_relaxed) - 1;
+  if (fd >= 0) {
+    const auto byte = static_cast<unsigned char>(sig);
+    (void)sys::write_some(fd, &byte, 1);
+  }
+  errno = saved;
+}
+
+}  // namespace
+
+LoopIo::LoopIo(Backend backend) {
+  if (backend == Backend::io_uring) {
+    throw RuntimeError("the io_uring backend is not available in this build; use Backend::epoll");
+  }
+  poller = make_epoll_poller();
+}
+
+LoopIo::~LoopIo() { close(); }
+
+void LoopIo::poll(int timeout_ms, ReadyQueue& ready) {
+  events_.clear();
+  poller->wait(timeout_ms, events_);
+  for (const IoEvent& ev : events_) {
+    if (ev.fd == sigpipe_[0]) {
+      drain_signals(ready);
+      continue;
+    }
+    const auto index = static_cast<std::size_t>(ev.fd);
+    if (index >= fds_.size()) continue;
+    FdWatch& w = fds_[index];
+    if (ev.readable && w.reader) {
+      w.reader->add_ref();
+      ready.push(w.reader.get());
+    }
+    if (ev.writable && w.writer) {
+      w.writer->add_ref();
+      ready.push(w.writer.get());
+    }
+  }
+  drain_posted(ready);
+}
+
+void LoopIo::post(HandleState* st) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) throw RuntimeError("Event loop is closed");
+    st->add_ref();  // the ready queue's reference
+    posted_.push_back(st);
+    has_posted_.store(true, std::memory_order_release);
+  }
+  poller->wakeup();
+}
+
+void LoopIo::drain_posted(ReadyQueue& ready) {
+  if (!has_posted_.load(std::memory_order_acquire)) return;
+  std::vector<HandleState*> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(posted_);
+    has_posted_.store(false, std::memory_order_relaxed);
+  }
+  for (HandleState* st : batch) ready.push(st);
+}
+
+void LoopIo::drain_signals(ReadyQueue& ready) {
+  std::array<unsigned char, 64> buf{};
+  for (;;) {
+    const long n = sys::read_some(sigpipe_[0], buf.data(), buf.size());
+    if (n <= 0) break;
+    for (long i = 0; i < n; ++i) {
+      auto it = signals_.find(buf[static_cast<std::size_t>(i)]);
+      if (it == signals_.end()) continue;
+      it->second->add_ref();
+      ready.push(it->second.get());
+    }
+  }
+}
+
+void LoopIo::set_fd_handle(int fd, bool write, Ref<HandleState> h) {
+  if (fd < 0) throw ValueError("Invalid file descriptor: " + std::to_string(fd));
+  const auto index = static_cast<std::size_t>(fd);
+  if (index >= fds_.size()) fds_.resize(index + 1);
+  FdWatch& w = fds_[index];
+  Ref<HandleState>& slot = write ? w.writer : w.reader;
+  poller->update(fd, write ? static_cast<bool>(w.reader) : true,
+                 write ? true : static_cast<bool>(w.writer));  // throws for a bad fd
+  if (slot) {
+    slot->cancel();  // replaced, as Python does
+  } else {
+    ++watchers;
+  }
+  slot = std::move(h);
+}
+
+bool LoopIo::clear_fd_handle(int fd, bool write) {
+  const auto index = static_cast<std::size_t>(fd);
+  if (fd < 0 || index >= fds_.size()) return false;
+  FdWatch& w = fds_[index];
+  Ref<HandleState>& slot = write ? w.writer : w.reader;
+  if (!slot) return false;
+  slot->cancel();
+  slot.reset();
+  --watchers;
+  poller->update(fd, static_cast<bool>(w.reader), static_cast<bool>(w.writer));
+  return true;
+}
+
+void LoopIo::set_signal_handle(int sig, Ref<HandleState> h) {
+  if (sig < 1 || sig >= NSIG) {
+    throw ValueError("sig " + std::to_string(sig) + " out of range(1, " + std::to_string(NSIG) +
+                     ")");
+  }
+  if (sigpipe_[0] < 0) {
+    sys::pipe_nonblocking(sigpipe_);
+    poller->update(sigpipe_[0], true, false);
+  }
+  struct sigaction sa {};
+  sa.sa_handler = asyncio_on_signal;  // NOLINT(cppcoreguidelines-pro-type-union-access)
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  set_signal_fd(sig, sigpipe_[1]);
+  if (::sigaction(sig, &sa, nullptr) != 0) {
+    const int err = errno;
+    if (signals_.find(sig) == signals_.end()) set_signal_fd(sig, -1);
+    throw RuntimeError("sig " + std::to_string(sig) + " cannot be caught: " + std::strerror(err));
+  }
+  Ref<HandleState>& slot = signals_[sig];
+  if (slot) slot->cancel();
+  slot = std::move(h);
+}
+
+bool LoopIo::clear_signal_handle(int sig) {
+  auto it = signals_.find(sig);
+  if (it == signals_.end()) return false;
+  it->second->cancel();
+  signals_.erase(it);
+  struct sigaction sa {};
+  sa.sa_handler = SIG_DFL;  // NOLINT(cppcoreguidelines-pro-type-union-access)
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(sig, &sa, nullptr);
+  set_signal_fd(sig, -1);
+  return true;
+}
+
+void LoopIo::close() noexcept {
+  std::vector<HandleState*> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    batch.swap(posted_);
+  }
+  for (HandleState* st : batch) st->discard();
+  while (!signals_.empty()) clear_signal_handle(signals_.begin()->first);
+  for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
+    for (Ref<HandleState>* slot : {&fds_[fd].reader, &fds_[fd].writer}) {
+      if (*slot) {
+        (*slot)->cancel();
+        slot->reset();
+      }
+    }
+  }
+  fds_.clear();
+  watchers = 0;
+  sys::close(sigpipe_[0]);
+  sys::close(sigpipe_[1]);
+  sigpipe_[0] = sigpipe_[1] = -1;
+}
+
+}  // namespace asyncio::detail

@@ -1,0 +1,56 @@
+// The platform part of an EventLoop: the poller, the fd table of readers and writers, the
+// queue of call_soon_threadsafe entries, and signal handlers (Python: selector_events.py,
+// unix_events.py).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "asyncio/events.hpp"
+#include "unix/poller.hpp"
+
+namespace asyncio::detail {
+
+struct LoopIo {
+  explicit LoopIo(Backend backend);
+  LoopIo(const LoopIo&) = delete;
+  LoopIo& operator=(const LoopIo&) = delete;
+  ~LoopIo();
+
+  /// Polls and moves what became ready (fd callbacks, signals, thread-safe posts) to `ready`.
+  void poll(int timeout_ms, ReadyQueue& ready);
+  /// Queues a handle from any thread; RuntimeError once closed.
+  void post(HandleState* st);
+  /// Drops everything (the loop is closing).
+  void close() noexcept;
+
+  void set_fd_handle(int fd, bool write, Ref<HandleState> h);
+  bool clear_fd_handle(int fd, bool write);
+  void set_signal_handle(int sig, Ref<HandleState> h);
+  bool clear_signal_handle(int sig);
+
+  std::unique_ptr<Poller> poller;
+  int watchers = 0;  // user fd directions being watched
+
+ private:
+  struct FdWatch {
+    Ref<HandleState> reader;
+    Ref<HandleState> writer;
+  };
+  void drain_posted(ReadyQueue& ready);
+  void drain_signals(ReadyQueue& ready);
+
+  std::vector<FdWatch> fds_;
+  std::vector<IoEvent> events_;
+  std::mutex mu_;
+  std::vector<HandleState*> posted_;  // each holds the reference the ready queue will own
+  std::atomic<bool> has_posted_{false};
+  bool closed_ = false;  // guarded by mu_
+  int sigpipe_[2] = {-1, -1};
+  std::map<int, Ref<HandleState>> signals_;
+};
+
+}  // namespace asyncio::detail
