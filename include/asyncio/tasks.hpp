@@ -236,3 +236,8 @@ T EventLoop::run_until_complete(Coro<T> coro) {
 }
 
 }  // namespace asyncio
+
+// gather, wait_for, wait, shield, as_completed (Python: the rest of tasks.py).
+#if __has_include("asyncio/composition.hpp")
+#include "asyncio/composition.hpp"
+#endif
