@@ -47,6 +47,7 @@ void HandleState::run() {
 
 void TimerHandleState::cancel() noexcept {
   HandleState::cancel();
+  drop();  // as Python's Handle.cancel(): the callback and its captures die at once
   if (in_heap()) {
     loop_->remove_timer(this);
     release();  // the heap's reference
@@ -118,7 +119,7 @@ double EventLoop::poll_io(bool can_block) {
     if (busy) {
       timeout = 0;
     } else if (!timers_.empty()) {
-      timeout = std::max(0.0, timers_.top()->when - time());
+      timeout = std::max(0.0, timers_.top_when() - time());
     }
     io_->poll(to_timeout_ms(timeout), ready_);
     return timeout;
@@ -130,7 +131,7 @@ double EventLoop::poll_io(bool can_block) {
     io_->poll(busy ? 0 : -1, ready_);
     return busy ? 0 : -1;
   }
-  const double next = timers_.top()->when;
+  const double next = timers_.top_when();
   const bool external = io_->watchers > 0 || external_.load(std::memory_order_relaxed) > 0;
   if (!external) {
     io_->poll(0, ready_);
@@ -152,7 +153,7 @@ void EventLoop::run_once() {
   poll_io(true);
   // Timers whose deadline has passed join the ready queue in (when, seq) order.
   const double end = time() + (options_.virtual_time ? 0.0 : 1e-9);
-  while (!timers_.empty() && timers_.top()->when <= end) timers_.pop()->on_timer();
+  while (!timers_.empty() && timers_.top_when() <= end) timers_.pop()->on_timer();
   // Run what was ready when this pass began; what it schedules waits for the next pass.
   for (std::size_t n = ready_.size(); n > 0; --n) run_ready(ready_.pop());
 }
@@ -207,9 +208,7 @@ std::vector<TaskRef> EventLoop::tasks() const {
 
 void EventLoop::drop_pending() noexcept {
   while (!ready_.empty()) ready_.pop()->discard();
-  std::vector<detail::TimerNode*> timers = timers_.nodes();
-  timers_.clear();
-  for (detail::TimerNode* t : timers) t->on_discard();
+  for (detail::TimerNode* t : timers_.take_all()) t->on_discard();
 }
 
 void EventLoop::abandon_tasks() noexcept {

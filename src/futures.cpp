@@ -65,19 +65,11 @@ void FutureStateBase::set_exception(std::exception_ptr e) {
   schedule_callbacks();
 }
 
-void FutureStateBase::throw_if_not_result() {
-  switch (status_) {
-    case FutureStatus::pending:
-      throw InvalidStateError("Result is not ready.");
-    case FutureStatus::cancelled:
-      throw CancelledError(cancel_message());
-    case FutureStatus::finished:
-      if (exception_) {
-        retrieved_ = true;
-        std::rethrow_exception(exception_);
-      }
-      return;
-  }
+void FutureStateBase::throw_not_result() {
+  if (status_ == FutureStatus::pending) throw InvalidStateError("Result is not ready.");
+  if (status_ == FutureStatus::cancelled) throw CancelledError(cancel_message());
+  retrieved_ = true;
+  std::rethrow_exception(exception_);
 }
 
 std::exception_ptr FutureStateBase::exception() {

@@ -14,7 +14,7 @@ namespace asyncio {
 namespace detail {
 
 TaskState::TaskState(EventLoop* loop, ReadyQueue* ready, std::coroutine_handle<> root,
-                     PromiseBase* promise, std::string name)
+                     PromiseBase* promise, std::string* name)
     : FutureStateBase(loop),
       ready_(ready),
       root_(root),
@@ -23,7 +23,7 @@ TaskState::TaskState(EventLoop* loop, ReadyQueue* ready, std::coroutine_handle<>
       leaf_(promise),
       id_(loop->next_task_id()) {
   is_task_ = true;
-  if (!name.empty()) name_ = std::make_unique<std::string>(std::move(name));
+  if (name != nullptr && !name->empty()) name_ = std::make_unique<std::string>(std::move(*name));
   promise->task = this;
 }
 

@@ -132,7 +132,10 @@ class TimerHandleState : public HandleState, public TimerNode {
   explicit TimerHandleState(EventLoop* loop) noexcept : loop_(loop) {}
   void cancel() noexcept override;
   void on_timer() noexcept override;
-  void on_discard() noexcept override { release(); }
+  void on_discard() noexcept override {
+    drop();  // captures die now, even if a TimerHandle outlives the loop
+    release();
+  }
 
  private:
   EventLoop* loop_;
@@ -280,9 +283,13 @@ class EventLoop {
 
   // -- Tasks and futures ---------------------------------------------------------------------
 
-  /// Schedules `coro` as a task; it starts at a later iteration. Python: loop.create_task()
+  /// Schedules `coro` as a task named `name`; it starts at a later iteration.
+  /// Python: loop.create_task(coro, name=name)
   template <class T>
-  Task<T> create_task(Coro<T> coro, std::string name = {});
+  Task<T> create_task(Coro<T> coro, std::string name);
+  /// Schedules `coro` as a task named "Task-N". Python: loop.create_task(coro)
+  template <class T>
+  Task<T> create_task(Coro<T> coro);
   /// A new pending future bound to this loop. Python: loop.create_future()
   template <class T = void>
   Future<T> create_future();
@@ -370,6 +377,8 @@ class EventLoop {
   void run_once();
 
  private:
+  template <class T>
+  Task<T> create_task_named(Coro<T> coro, std::string* name);
   template <class F>
   detail::Ref<detail::HandleState> make_handle(F&& f) {
     return detail::Ref<detail::HandleState>(

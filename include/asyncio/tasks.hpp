@@ -66,20 +66,36 @@ class Task : public Future<T> {
 
 template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
+  return create_task_named(std::move(coro), &name);
+}
+
+template <class T>
+Task<T> EventLoop::create_task(Coro<T> coro) {
+  return create_task_named(std::move(coro), nullptr);
+}
+
+template <class T>
+Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
   check_open();
   auto h = coro.release_for_task();
   if (!h) throw RuntimeError("cannot schedule an already awaited coroutine");
-  auto* st = new detail::TaskState(this, &ready_, h, &h.promise(), std::move(name));
+  auto* st = new detail::TaskState(this, &ready_, h, &h.promise(), name);
   Task<T> task(st);   // one reference for the handle...
   st->add_ref();      // ...and the loop's, held until the task is done
   register_task(st);
   return task;
 }
 
-/// Schedules `coro` on the running loop as a task. Python: asyncio.create_task(coro, name=)
+/// Schedules `coro` on the running loop as a task named `name`.
+/// Python: asyncio.create_task(coro, name=name)
 template <class T>
-Task<T> create_task(Coro<T> coro, std::string name = {}) {
+Task<T> create_task(Coro<T> coro, std::string name) {
   return get_running_loop().create_task(std::move(coro), std::move(name));
+}
+/// Schedules `coro` on the running loop as a task ("Task-N"). Python: asyncio.create_task(coro)
+template <class T>
+Task<T> create_task(Coro<T> coro) {
+  return get_running_loop().create_task(std::move(coro));
 }
 
 /// The task running now (false when called outside any task). Python: asyncio.current_task()
@@ -89,10 +105,11 @@ std::vector<TaskRef> all_tasks();
 
 namespace detail {
 
-/// The timer behind sleep(): it sits in the loop's heap; when due it runs once from the
-/// ready queue and wakes the task, which resumes in the following iteration (Python: the
-/// sleep future's result is set by a timer callback, then the task's wake-up is scheduled).
-class SleepTimer : public ParkedWaiter, public TimerNode, public Runnable {
+/// The timer behind sleep(): it sits in the loop's heap and, when due, wakes the task, which
+/// resumes in that same iteration, ordered with the other due timers by (when, seq).
+/// (CPython sets a future from a timer callback and resumes the task one iteration later;
+/// the loop time the task sees is the same.)
+class SleepTimer : public ParkedWaiter, public TimerNode {
  public:
   explicit SleepTimer(double delay) noexcept : delay_(delay) {}
   SleepTimer(const SleepTimer&) = delete;
@@ -109,8 +126,7 @@ class SleepTimer : public ParkedWaiter, public TimerNode, public Runnable {
     when = loop.time() + delay_;
     loop.add_timer(this);
   }
-  void on_timer() noexcept override { task()->loop().ready_queue().push(this); }
-  void run() override { wake_up(); }  // no-op if cancelled meanwhile
+  void on_timer() noexcept override { wake_up(); }
 
  protected:
   ~SleepTimer() {

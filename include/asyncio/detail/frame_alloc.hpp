@@ -1,11 +1,13 @@
 // Internal: the recycling allocator for coroutine frames and small runtime objects.
 //
-// Coroutine frames are allocated and freed at a high rate (every `co_await f()` makes one), so
-// they come from per-thread free lists of fixed size classes (32-byte steps up to 1 KiB), with
-// no locking and no header. A block freed on another thread simply joins that thread's lists.
-// Each list keeps at most kMaxCached blocks; the rest go back to the system. Sanitizer builds
-// (ASYNCIO_SANITIZED) and ASYNCIO_NO_FRAME_POOL use plain operator new so that ASan sees every
-// use-after-free.
+// Coroutine frames and task states are allocated and freed at a high rate (every
+// `co_await f()` makes one), so they come from per-thread free lists of fixed size classes
+// (32-byte steps up to 1 KiB), with no locking and no per-block header. An empty list is refilled
+// by carving a 64 KiB slab. A block freed on another thread simply joins that thread's lists,
+// so slabs are never returned to the system while the process runs: the pool keeps its
+// high-water mark (a thread's cached blocks are handed to the other threads when it exits).
+// Sanitizer builds (ASYNCIO_SANITIZED) and ASYNCIO_NO_FRAME_POOL use plain operator new so that
+// ASan sees every use-after-free.
 #pragma once
 
 #include <cstddef>
@@ -22,7 +24,6 @@ inline constexpr bool kFramePool = true;
 
 inline constexpr std::size_t kFrameGranule = 32;
 inline constexpr std::size_t kFrameClasses = 32;  // up to 1024 bytes
-inline constexpr std::uint32_t kMaxCached = 1U << 16;
 
 struct FreeBlock {
   FreeBlock* next;
@@ -31,14 +32,14 @@ struct FreeBlock {
 /// Per-thread free lists. Trivially constructible, so access needs no TLS guard.
 struct FrameLists {
   FreeBlock* head[kFrameClasses];
-  std::uint32_t count[kFrameClasses];
   bool registered;
 };
 
 inline thread_local FrameLists tls_frame_lists{};
 
-/// Slow path: registers the thread's clean-up and allocates a fresh block.
-void* frame_alloc_slow(std::size_t rounded);
+/// Slow path: refills size class `cls` (adopting blocks of exited threads, or carving a slab)
+/// and returns one block.
+void* frame_alloc_slow(std::size_t cls);
 
 /// Allocates `n` bytes for a coroutine frame or runtime object.
 inline void* frame_alloc(std::size_t n) {
@@ -48,10 +49,9 @@ inline void* frame_alloc(std::size_t n) {
       FrameLists& l = tls_frame_lists;
       if (FreeBlock* b = l.head[cls]) {
         l.head[cls] = b->next;
-        --l.count[cls];
         return b;
       }
-      return frame_alloc_slow((cls + 1) * kFrameGranule);
+      return frame_alloc_slow(cls);
     }
   }
   return ::operator new(n);
@@ -63,13 +63,10 @@ inline void frame_free(void* p, std::size_t n) noexcept {
     const std::size_t cls = (n - 1) / kFrameGranule;
     if (cls < kFrameClasses) {
       FrameLists& l = tls_frame_lists;
-      if (l.count[cls] < kMaxCached) {
-        auto* b = static_cast<FreeBlock*>(p);
-        b->next = l.head[cls];
-        l.head[cls] = b;
-        ++l.count[cls];
-        return;
-      }
+      auto* b = static_cast<FreeBlock*>(p);
+      b->next = l.head[cls];
+      l.head[cls] = b;
+      return;
     }
   }
   ::operator delete(p);

@@ -77,7 +77,10 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
 
   /// Python Future.result() minus the value: throws InvalidStateError / CancelledError / the
   /// stored exception; returns normally when a value is there.
-  void throw_if_not_result();
+  void throw_if_not_result() {
+    if (status_ != FutureStatus::finished || exception_) [[unlikely]]
+      throw_not_result();
+  }
   /// Python Future.exception(): null on success; throws CancelledError or InvalidStateError.
   std::exception_ptr exception();
   [[nodiscard]] void* result_ptr() const noexcept { return result_; }
@@ -93,6 +96,7 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   std::size_t remove_callback(std::uint64_t id) noexcept;
 
  protected:
+  [[noreturn]] void throw_not_result();
   void set_cancel_message(const std::string& msg);
   void mark_cancelled(const std::string& msg);
   void schedule_callbacks();

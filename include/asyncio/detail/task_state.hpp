@@ -33,8 +33,9 @@ inline thread_local TaskState* tls_current_task = nullptr;
 
 class TaskState final : public FutureStateBase, public Runnable, public ListHook {
  public:
+  /// `name` may be null ("Task-N").
   TaskState(EventLoop* loop, ReadyQueue* ready, std::coroutine_handle<> root, PromiseBase* promise,
-            std::string name);
+            std::string* name);
   ~TaskState() override;
 
   // Python Task API

@@ -1,6 +1,14 @@
-// Internal: the loop's timers, a binary min-heap keyed by (when, seq) whose nodes know their
-// index, so cancelling a timer removes it at once in O(log n) (no tombstones to sweep).
-// Equal deadlines fire in the order they were scheduled: deterministic, unlike CPython's heapq.
+// Internal: the loop's timers, ordered by (when, seq). Equal deadlines fire in the order they
+// were scheduled: deterministic, unlike CPython's heapq.
+//
+// Two structures share the work:
+//  * a sorted run: timers scheduled in deadline order (the common case: many sleeps or
+//    time-outs of one duration) are appended to a FIFO in O(1) and popped in O(1); a
+//    cancelled entry becomes a tombstone that is skipped;
+//  * a 4-ary min-heap for the rest, with keys stored inline (comparisons never chase node
+//    pointers, which matters with 100k timers); each node knows its index, so cancelling
+//    removes it at once in O(log n).
+// The earliest timer is the smaller of the run's front and the heap's top.
 #pragma once
 
 #include <cstddef>
@@ -13,77 +21,136 @@ namespace asyncio::detail {
 
 class TimerHeap {
  public:
-  [[nodiscard]] bool empty() const noexcept { return heap_.empty(); }
-  [[nodiscard]] std::size_t size() const noexcept { return heap_.size(); }
-  [[nodiscard]] TimerNode* top() const noexcept { return heap_.front(); }
+  [[nodiscard]] bool empty() const noexcept { return heap_.empty() && run_live_ == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return heap_.size() + run_live_; }
+  [[nodiscard]] TimerNode* top() const noexcept { return front().node; }
+  [[nodiscard]] double top_when() const noexcept { return front().when; }
 
   void push(TimerNode* n) {
     n->seq = next_seq_++;
-    n->heap_index = heap_.size();
-    heap_.push_back(n);
-    sift_up(n->heap_index);
+    const Entry e{n->when, n->seq, n};
+    if (run_live_ == 0 || !less(e, run_.back())) {
+      if (run_live_ == 0) {  // an empty run restarts from scratch
+        run_.clear();
+        run_head_ = 0;
+      }
+      n->heap_index = kRunFlag | (run_base_ + run_.size());
+      run_.push_back(e);
+      ++run_live_;
+      return;
+    }
+    heap_.push_back(e);
+    sift_up(heap_.size() - 1);
   }
-  /// Removes `n` if it is in the heap.
+  /// Removes `n` if it is scheduled.
   void remove(TimerNode* n) noexcept {
     if (!n->in_heap()) return;
     const std::size_t i = n->heap_index;
     n->heap_index = kNotInHeap;
-    TimerNode* last = heap_.back();
+    if ((i & kRunFlag) != 0) {
+      run_[(i & ~kRunFlag) - run_base_].node = nullptr;  // tombstone
+      --run_live_;
+      skip_tombstones();
+      return;
+    }
+    const Entry last = heap_.back();
     heap_.pop_back();
-    if (last == n) return;
-    heap_[i] = last;
-    last->heap_index = i;
-    if (i > 0 && less(last, heap_[(i - 1) / 2])) {
+    if (i == heap_.size()) return;  // it was the last entry
+    if (i > 0 && less(last, heap_[(i - 1) / kArity])) {
+      heap_[i] = last;
       sift_up(i);
     } else {
+      heap_[i] = last;
       sift_down(i);
     }
   }
   TimerNode* pop() noexcept {
-    TimerNode* n = heap_.front();
+    TimerNode* n = top();
     remove(n);
     return n;
   }
-  /// Forgets every node (the loop is closing); nodes are told nothing.
-  void clear() noexcept {
-    for (TimerNode* n : heap_) n->heap_index = kNotInHeap;
+  /// Forgets every node (the loop is closing) and returns them; nodes are told nothing.
+  std::vector<TimerNode*> take_all() {
+    std::vector<TimerNode*> out;
+    out.reserve(size());
+    for (const Entry& e : heap_) out.push_back(e.node);
+    for (std::size_t i = run_head_; i < run_.size(); ++i) {
+      if (run_[i].node != nullptr) out.push_back(run_[i].node);
+    }
+    for (TimerNode* n : out) n->heap_index = kNotInHeap;
     heap_.clear();
+    run_.clear();
+    run_head_ = 0;
+    run_live_ = 0;
+    return out;
   }
-  [[nodiscard]] const std::vector<TimerNode*>& nodes() const noexcept { return heap_; }
 
  private:
-  static bool less(const TimerNode* a, const TimerNode* b) noexcept {
-    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+  static constexpr std::size_t kArity = 4;
+  static constexpr std::size_t kRunFlag = std::size_t{1} << (sizeof(std::size_t) * 8 - 2);
+  struct Entry {
+    double when;
+    std::uint64_t seq;
+    TimerNode* node;
+  };
+  [[nodiscard]] const Entry& front() const noexcept {
+    if (run_live_ == 0) return heap_.front();
+    const Entry& r = run_[run_head_];
+    return heap_.empty() || less(r, heap_.front()) ? r : heap_.front();
   }
-  void place(std::size_t i, TimerNode* n) noexcept {
-    heap_[i] = n;
-    n->heap_index = i;
+  /// Keeps the run's front a live entry; compacts the consumed prefix now and then.
+  void skip_tombstones() noexcept {
+    while (run_head_ < run_.size() && run_[run_head_].node == nullptr) ++run_head_;
+    if (run_live_ == 0) {
+      run_base_ += run_.size();
+      run_.clear();
+      run_head_ = 0;
+    } else if (run_head_ >= 1024 && run_head_ * 2 >= run_.size()) {
+      run_.erase(run_.begin(), run_.begin() + static_cast<std::ptrdiff_t>(run_head_));
+      run_base_ += run_head_;
+      run_head_ = 0;
+    }
+  }
+  static bool less(const Entry& a, const Entry& b) noexcept {
+    return a.when < b.when || (a.when == b.when && a.seq < b.seq);
+  }
+  void place(std::size_t i, const Entry& e) noexcept {
+    heap_[i] = e;
+    e.node->heap_index = i;
   }
   void sift_up(std::size_t i) noexcept {
-    TimerNode* n = heap_[i];
+    const Entry e = heap_[i];
     while (i > 0) {
-      const std::size_t parent = (i - 1) / 2;
-      if (!less(n, heap_[parent])) break;
+      const std::size_t parent = (i - 1) / kArity;
+      if (!less(e, heap_[parent])) break;
       place(i, heap_[parent]);
       i = parent;
     }
-    place(i, n);
+    place(i, e);
   }
   void sift_down(std::size_t i) noexcept {
-    TimerNode* n = heap_[i];
+    const Entry e = heap_[i];
     const std::size_t size = heap_.size();
     for (;;) {
-      std::size_t child = 2 * i + 1;
-      if (child >= size) break;
-      if (child + 1 < size && less(heap_[child + 1], heap_[child])) ++child;
-      if (!less(heap_[child], n)) break;
-      place(i, heap_[child]);
-      i = child;
+      const std::size_t first = kArity * i + 1;
+      if (first >= size) break;
+      std::size_t best = first;
+      const std::size_t stop = first + kArity < size ? first + kArity : size;
+      for (std::size_t c = first + 1; c < stop; ++c) {
+        if (less(heap_[c], heap_[best])) best = c;
+      }
+      if (!less(heap_[best], e)) break;
+      place(i, heap_[best]);
+      i = best;
     }
-    place(i, n);
+    place(i, e);
   }
 
-  std::vector<TimerNode*> heap_;
+  std::vector<Entry> heap_;
+  std::vector<Entry> run_;      // sorted by (when, seq); entries before run_head_ are consumed
+  std::size_t run_head_ = 0;
+  std::size_t run_base_ = 0;    // absolute position of run_[0] (nodes store absolute positions)
+  std::size_t run_live_ = 0;    // live (non-tombstone) entries in the run
   std::uint64_t next_seq_ = 0;
 };
 
