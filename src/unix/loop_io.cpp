@@ -18,6 +18,9 @@ namespace {
 /// For each signal, the write end of the pipe of the loop that handles it, plus one (0: none).
 std::atomic<int> g_signal_fd[NSIG];  // NOLINT: zero-initialised, touched by the signal handler
 
+/// Set by the signal handler: lets a busy loop notice a signal without polling its pipe.
+std::atomic<bool> g_signal_pending[NSIG];  // NOLINT: zero-initialised
+
 void set_signal_fd(int sig, int fd) noexcept {
   g_signal_fd[static_cast<std::size_t>(sig)].store(fd + 1);
 }
@@ -26,6 +29,7 @@ extern "C" void asyncio_on_signal(int sig) {
   const int saved = errno;
   const int fd = g_signal_fd[static_cast<std::size_t>(sig)].load(std::memory_order_relaxed) - 1;
   if (fd >= 0) {
+    g_signal_pending[static_cast<std::size_t>(sig)].store(true, std::memory_order_release);
     const auto byte = static_cast<unsigned char>(sig);
     (void)sys::write_some(fd, &byte, 1);
   }
@@ -44,6 +48,11 @@ LoopIo::LoopIo(Backend backend) {
 LoopIo::~LoopIo() { close(); }
 
 void LoopIo::poll(int timeout_ms, ReadyQueue& ready) {
+  if (timeout_ms == 0 && watchers == 0) {
+    if (take_signal_flags()) drain_signals(ready);
+    drain_posted(ready);
+    return;
+  }
   events_.clear();
   poller->wait(timeout_ms, events_);
   for (const IoEvent& ev : events_) {
@@ -64,6 +73,15 @@ void LoopIo::poll(int timeout_ms, ReadyQueue& ready) {
     }
   }
   drain_posted(ready);
+}
+
+bool LoopIo::take_signal_flags() noexcept {
+  bool any = false;
+  for (const auto& entry : signals_) {
+    auto& flag = g_signal_pending[static_cast<std::size_t>(entry.first)];
+    if (flag.load(std::memory_order_relaxed)) any |= flag.exchange(false, std::memory_order_acquire);
+  }
+  return any;
 }
 
 void LoopIo::post(HandleState* st) {

@@ -21,6 +21,8 @@ struct LoopIo {
   ~LoopIo();
 
   /// Polls and moves what became ready (fd callbacks, signals, thread-safe posts) to `ready`.
+  /// A zero time-out with nothing to watch skips the system call: only the thread-safe queue
+  /// (an atomic flag) can have anything then.
   void poll(int timeout_ms, ReadyQueue& ready);
   /// Queues a handle from any thread; RuntimeError once closed.
   void post(HandleState* st);
@@ -41,6 +43,8 @@ struct LoopIo {
     Ref<HandleState> writer;
   };
   void drain_posted(ReadyQueue& ready);
+  /// True when a signal this loop handles arrived since the last check (clears the flags).
+  bool take_signal_flags() noexcept;
   void drain_signals(ReadyQueue& ready);
 
   std::vector<FdWatch> fds_;
