@@ -15,7 +15,9 @@ namespace asyncio {
 namespace {
 
 /// While the main task runs in the main thread with SIGINT at its default disposition,
-/// Ctrl-C cancels the main task; a second Ctrl-C restores the default and re-raises.
+/// Ctrl-C cancels the main task; a Ctrl-C that finds the main task already done, or a second
+/// one, throws KeyboardInterrupt out of the loop (Python's Runner._on_sigint). The callback
+/// runs on the loop, so a loop blocked inside a callback only sees it when that returns.
 class SigintGuard {
  public:
   SigintGuard(EventLoop& loop, detail::FutureStateBase* task) : loop_(loop), task_(task) {
@@ -40,9 +42,7 @@ class SigintGuard {
       task_->cancel({});
       return;
     }
-    loop_.remove_signal_handler(SIGINT);
-    installed_ = false;
-    ::raise(SIGINT);
+    throw KeyboardInterrupt();
   }
 
   EventLoop& loop_;

@@ -182,12 +182,16 @@ class StopWaiter final : public Waiter {
 };
 }  // namespace
 
-void run_until_done(EventLoop& loop, FutureStateBase* st) {
+void check_can_run(EventLoop& loop) {
   loop.check_open();
   if (loop.is_running()) throw RuntimeError("This event loop is already running");
   if (tls_running_loop != nullptr) {
     throw RuntimeError("Cannot run the event loop while another loop is running");
   }
+}
+
+void run_until_done(EventLoop& loop, FutureStateBase* st) {
+  check_can_run(loop);
   if (st->loop_ptr() != &loop) {
     throw ValueError("The future belongs to a different loop than the one given");
   }

@@ -223,6 +223,8 @@ template <class Rep, class Period, class T>
 // -- EventLoop::run_until_complete ---------------------------------------------------------------
 
 namespace detail {
+/// RuntimeError unless `loop` could run now (open, not running, no other loop running here).
+void check_can_run(EventLoop& loop);
 /// Runs `loop` until `st` is done (the body of run_until_complete).
 void run_until_done(EventLoop& loop, FutureStateBase* st);
 }  // namespace detail
@@ -243,6 +245,7 @@ T EventLoop::run_until_complete(Future<T> future) {
 
 template <class T>
 T EventLoop::run_until_complete(Coro<T> coro) {
+  detail::check_can_run(*this);  // before the coroutine becomes a task (Python's order)
   Task<T> task = create_task(std::move(coro));
   detail::run_until_done(*this, task.state());
   task.state()->throw_if_not_result();
