@@ -1,0 +1,243 @@
+// asyncio_test.hpp - small, header-only helpers shared by every test suite.
+//
+//   run_virtual(coro)         asyncio::run with virtual time (sleep(1h) returns at once)
+//   RecordingHandler          installs itself as a loop's exception handler, records contexts
+//   FdGuard, Pipe, SocketPair RAII fds for readiness tests (non-blocking, close-on-exec)
+//   LogLines                  a thread-safe list of strings, to check the order things happened
+//   wait_until(pred, limit)   real-time polling for work on other threads, always bounded
+//
+// Everything here is deliberately dumb: no hidden loops, no global state.
+#pragma once
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <asyncio.hpp>
+
+namespace asyncio_test {
+
+using namespace std::chrono_literals;
+
+/// Options for a loop whose clock jumps to the next timer when nothing else can happen.
+inline asyncio::RunOptions virtual_options(bool debug = false) {
+  return asyncio::RunOptions{.debug = debug, .virtual_time = true};
+}
+
+/// asyncio::run(main) with virtual time: sleeps and time-outs cost no real time, and
+/// loop.time() advances by exactly the slept amounts.
+template <class T>
+T run_virtual(asyncio::Coro<T> main) {
+  return asyncio::run(std::move(main), virtual_options());
+}
+
+/// Records every context given to a loop's exception handler. Install it in the loop (the
+/// constructor taking a loop), or in the running loop (the default constructor, which must be
+/// called inside a coroutine). The records live in shared state, so the handler stays valid
+/// even if this object dies before the loop does (e.g. leftover tasks reported at the end of
+/// asyncio::run, after main has returned). The destructor does not touch the loop.
+/// Records hold TaskRefs (keeping those tasks' states alive); clear() drops them.
+class RecordingHandler {
+ public:
+  RecordingHandler() : RecordingHandler(asyncio::get_running_loop()) {}
+  explicit RecordingHandler(asyncio::EventLoop& loop) : records_(std::make_shared<Records>()) {
+    loop.set_exception_handler(
+        [records = records_](asyncio::EventLoop&, const asyncio::ExceptionContext& ctx) {
+          std::lock_guard lock(records->mu);
+          records->contexts.push_back(ctx);
+        });
+  }
+
+  /// How many contexts were reported.
+  [[nodiscard]] std::size_t size() const {
+    std::lock_guard lock(records_->mu);
+    return records_->contexts.size();
+  }
+  [[nodiscard]] bool empty() const { return size() == 0; }
+  /// A copy of every reported context, in report order.
+  [[nodiscard]] std::vector<asyncio::ExceptionContext> contexts() const {
+    std::lock_guard lock(records_->mu);
+    return records_->contexts;
+  }
+  /// The i-th reported context (copied).
+  [[nodiscard]] asyncio::ExceptionContext at(std::size_t i) const {
+    std::lock_guard lock(records_->mu);
+    return records_->contexts.at(i);
+  }
+  /// The messages, in report order.
+  [[nodiscard]] std::vector<std::string> messages() const {
+    std::lock_guard lock(records_->mu);
+    std::vector<std::string> out;
+    for (const auto& c : records_->contexts) out.push_back(c.message);
+    return out;
+  }
+  /// True if some message contains `part`.
+  [[nodiscard]] bool has_message(const std::string& part) const {
+    for (const auto& m : messages()) {
+      if (m.find(part) != std::string::npos) return true;
+    }
+    return false;
+  }
+  void clear() {
+    std::lock_guard lock(records_->mu);
+    records_->contexts.clear();
+  }
+
+ private:
+  struct Records {
+    mutable std::mutex mu;
+    std::vector<asyncio::ExceptionContext> contexts;
+  };
+  std::shared_ptr<Records> records_;
+};
+
+/// The what() of an exception_ptr's std::exception, "" when it holds something else or nothing.
+inline std::string what_of(const std::exception_ptr& e) {
+  if (!e) return {};
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return {};
+  }
+}
+
+/// True when `e` holds an exception of type E (or derived from it).
+template <class E>
+bool holds(const std::exception_ptr& e) {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+/// Owns a file descriptor; closes it on destruction. -1 means none.
+class FdGuard {
+ public:
+  FdGuard() noexcept = default;
+  explicit FdGuard(int fd) noexcept : fd_(fd) {}
+  FdGuard(FdGuard&& o) noexcept : fd_(o.release()) {}
+  FdGuard& operator=(FdGuard o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
+  }
+  ~FdGuard() { reset(); }
+
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  /// Gives the fd up without closing it.
+  int release() noexcept { return std::exchange(fd_, -1); }
+  /// Closes the fd now (and optionally adopts another).
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+/// A non-blocking, close-on-exec pipe: write to `w`, read from `r`.
+struct Pipe {
+  FdGuard r, w;
+  Pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      throw std::system_error(errno, std::generic_category(), "pipe2");
+    }
+    r.reset(fds[0]);
+    w.reset(fds[1]);
+  }
+};
+
+/// A connected, non-blocking, close-on-exec AF_UNIX stream socket pair.
+struct SocketPair {
+  FdGuard a, b;
+  SocketPair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+      throw std::system_error(errno, std::generic_category(), "socketpair");
+    }
+    a.reset(fds[0]);
+    b.reset(fds[1]);
+  }
+};
+
+/// Writes all of `data` to a non-blocking fd (which must have room); the bytes written.
+inline std::size_t write_str(int fd, const std::string& data) {
+  ssize_t n = ::write(fd, data.data(), data.size());
+  return n < 0 ? 0 : static_cast<std::size_t>(n);
+}
+
+/// Reads whatever is available (up to `max` bytes) from a non-blocking fd; "" when none.
+inline std::string read_some(int fd, std::size_t max = 4096) {
+  std::string buf(max, '\0');
+  ssize_t n = ::read(fd, buf.data(), buf.size());
+  buf.resize(n < 0 ? 0 : static_cast<std::size_t>(n));
+  return buf;
+}
+
+/// A thread-safe, ordered list of strings: push what happened, compare with what should have.
+///   LogLines log; ... log.add("a"); ... EXPECT_EQ(log.lines(), (std::vector<std::string>{"a"}));
+class LogLines {
+ public:
+  void add(std::string line) {
+    std::lock_guard lock(mu_);
+    lines_.push_back(std::move(line));
+  }
+  [[nodiscard]] std::vector<std::string> lines() const {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
+  [[nodiscard]] std::size_t size() const {
+    std::lock_guard lock(mu_);
+    return lines_.size();
+  }
+  /// All lines joined by `sep` ("a b c"): compact in EXPECT_EQ messages.
+  [[nodiscard]] std::string joined(const std::string& sep = " ") const {
+    std::lock_guard lock(mu_);
+    std::string out;
+    for (std::size_t i = 0; i < lines_.size(); ++i) out += (i ? sep : "") + lines_[i];
+    return out;
+  }
+  void clear() {
+    std::lock_guard lock(mu_);
+    lines_.clear();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+/// Polls `pred` (on this thread, every millisecond) until it holds or `limit` of real time has
+/// passed; returns its last value. Only for work happening on other threads: never use it where
+/// virtual time would do.
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds limit = 5s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+}  // namespace asyncio_test
