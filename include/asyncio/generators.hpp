@@ -1,0 +1,256 @@
+// asyncio/generators.hpp - generators (Python: generator functions, `yield`, `yield from`).
+//
+//     asyncio::Generator<int> count_to(int n) {          // def count_to(n):
+//       for (int i = 1; i <= n; ++i) co_yield i;          //     for i in range(1, n + 1): yield i
+//     }
+//     for (int i : count_to(3)) std::cout << i;           // for i in count_to(3): print(i)
+//
+//     asyncio::Generator<int, int> generator_coroutine() {  // def generator_coroutine():
+//       std::puts("callee 1");                               //     print('callee 1')
+//       int x = co_yield 1;                                  //     x = yield 1
+//       std::printf("callee 2: %d\n", x);                    //     print('callee 2: %d' % x)
+//       x = co_yield 2;                                      //     x = yield 2
+//     }
+//     auto task = generator_coroutine();
+//     auto i = task.next();      // i == 1, prints "callee 1"
+//     i = task.send(10);         // i == 2, prints "callee 2: 10"
+//
+//     co_yield asyncio::elements_of(inner());                // yield from inner()
+//
+// Synchronous generators live here; the engine is in detail/generator.hpp. How Python's
+// generator API maps, and what does not: docs/howto/generators.md.
+#pragma once
+
+#include <cassert>
+#include <concepts>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <optional>
+#include <ranges>
+#include <type_traits>
+#include <utility>
+
+#include <asyncio/detail/generator.hpp>
+#include <asyncio/exceptions.hpp>
+
+namespace asyncio {
+
+/// A synchronous generator: a lazily started coroutine that produces values with `co_yield`
+/// and, when S is not void, receives values with `S x = co_yield y;` (Python's generator
+/// and generator-based coroutine).
+///
+/// Y is what is yielded: an object type (next() returns std::optional<Y>, moved out of the
+/// generator), or an lvalue reference `T&` / `const T&` (no copy at all; next() returns
+/// std::optional<std::reference_wrapper<T>>). S is what send() delivers; void for none.
+/// S must be default-constructible: S{} plays Python's None (what next() sends).
+///
+/// Move-only. Destroying (or close()-ing) a suspended generator destroys its frame, which runs
+/// the destructors of everything alive at the `co_yield` where it stopped, innermost delegated
+/// generator first (Python's GeneratorExit, as RAII). Nothing runs before the first next().
+/// A generator cannot `co_await`; that is AsyncGenerator.
+/// Python: generator (types.GeneratorType)
+template <class Y, class S = void>
+class [[nodiscard]] Generator {
+  static_assert(!std::is_rvalue_reference_v<Y>, "Generator<T&&>: yield T (moved) or T& instead");
+  static_assert(std::is_lvalue_reference_v<Y> || (std::is_object_v<Y> && !std::is_array_v<Y> &&
+                                                  !std::is_const_v<Y> && !std::is_volatile_v<Y>),
+                "Generator<Y>: Y must be a non-const object type or an lvalue reference");
+  static_assert(std::is_void_v<S> || (std::is_object_v<S> && !std::is_const_v<S> &&
+                                      std::default_initializable<S> && std::move_constructible<S>),
+                "Generator<Y, S>: S must be void or a default-constructible, movable object type "
+                "(S{} stands for Python's None)");
+
+  using Handle = detail::gen::Handle<Y, S>;
+
+ public:
+  using promise_type = detail::gen::Promise<Y, S>;
+  using value_type = std::remove_cvref_t<Y>;
+  /// What the iterator gives: the yielded object itself (no copy).
+  using reference = std::remove_reference_t<Y>&;
+  /// What next()/send()/throw_() return inside the optional.
+  using next_type = std::conditional_t<std::is_reference_v<Y>,
+                                       std::reference_wrapper<std::remove_reference_t<Y>>, Y>;
+  /// send()'s parameter (an uninhabited type when S is void).
+  using send_type = std::conditional_t<std::is_void_v<S>, detail::gen::NoSend, S>;
+
+  class iterator;
+
+  /// An empty generator, like a moved-from one: using it throws RuntimeError.
+  Generator() noexcept = default;
+  Generator(Generator&& other) noexcept
+      : handle_(std::exchange(other.handle_, nullptr)),
+        closed_(std::exchange(other.closed_, false)) {}
+  Generator& operator=(Generator&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      handle_ = std::exchange(other.handle_, nullptr);
+      closed_ = std::exchange(other.closed_, false);
+    }
+    return *this;
+  }
+  ~Generator() { destroy(); }
+
+  /// Runs the generator to its next `co_yield` and returns the value; empty once it has
+  /// finished (and on every later call). With a non-void S, the `co_yield` receives S{}.
+  /// Throws: what the body throws (once; the generator is then finished), RuntimeError
+  ///   (moved-from), ValueError (called from the generator's own body).
+  /// Python: next(gen), gen.send(None)
+  std::optional<next_type> next() {
+    if (!handle_) return empty_or_throw();
+    return take(step(handle_));
+  }
+
+  /// Resumes the generator with `value` as the result of the `co_yield` where it is suspended;
+  /// returns the next yielded value, empty once finished.
+  /// Throws: RuntimeError if the generator has not started (start it with next()) or is
+  ///   moved-from, ValueError (called from its own body), what the body throws.
+  /// Python: gen.send(value)
+  std::optional<next_type> send(send_type value) requires(!std::is_void_v<S>) {
+    if (!handle_) return empty_or_throw();
+    if (handle_.promise().own_root.state == detail::gen::State::created)
+      throw RuntimeError("can't send non-None value to a just-started generator");
+    return take(detail::gen::resume(handle_, std::addressof(value)));
+  }
+
+  /// Raises `e` inside the generator at the `co_yield` where it is suspended (in the innermost
+  /// delegated generator). If the body catches it and yields again, returns that value; if it
+  /// returns, returns empty; otherwise `e` (or whatever escapes) propagates from here and the
+  /// generator is finished. A not yet started or finished generator rethrows `e` at once (a
+  /// not yet started one is closed first).
+  /// Throws: `e` or what the body throws, ValueError (null `e`, or called from its own body),
+  ///   RuntimeError (moved-from).
+  /// Python: gen.throw(e)
+  // A sink: `e` is moved into the generator's frame (clang-tidy 14 misses the move).
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
+  std::optional<next_type> throw_(std::exception_ptr e) {
+    if (!e) throw ValueError("throw_() needs an exception, not a null exception_ptr");
+    if (!handle_) {
+      if (!closed_) throw_empty();
+      std::rethrow_exception(e);
+    }
+    using detail::gen::State;
+    detail::gen::Root<Y, S>& r = handle_.promise().own_root;
+    switch (r.state) {
+      case State::running:
+      case State::handoff:
+        throw ValueError("generator already executing");
+      case State::created:  // Python: raised where the body would start; the generator is done
+        close();
+        std::rethrow_exception(e);
+      case State::finished:
+        std::rethrow_exception(e);
+      case State::suspended:
+        break;
+    }
+    r.top.promise().pending = std::move(e);  // raised by the innermost frame's co_yield
+    return take(step(handle_));
+  }
+  /// throw_(std::make_exception_ptr(e)): `gen.throw_(asyncio::ValueError("bad"))`.
+  template <detail::gen::NotExceptionPtr E>
+  std::optional<next_type> throw_(E&& e) {
+    return throw_(std::make_exception_ptr(std::forward<E>(e)));
+  }
+
+  /// Finishes the generator now: destroys its frame, running the destructors of everything
+  /// alive at the `co_yield` where it is suspended. Later next()/send() return empty. A no-op
+  /// on a finished, closed or empty generator. (Python runs `except GeneratorExit:` and
+  /// `finally:` blocks here; C++ runs destructors, so put such clean-up in RAII objects.)
+  /// Throws: ValueError if called from the generator's own body.
+  /// Python: gen.close()
+  void close() {
+    if (!handle_) return;
+    if (handle_.promise().own_root.state == detail::gen::State::running)
+      throw ValueError("generator already executing");
+    detail::gen::destroy_chain(handle_);
+    handle_ = nullptr;
+    closed_ = true;
+  }
+
+  /// Resumes the generator to its first (next) value: `for (auto& v : gen)` continues a
+  /// partly consumed generator, as Python's `for` does. Input iterator, single pass.
+  /// Throws: RuntimeError (moved-from), and as next().
+  iterator begin() {
+    if (!handle_) {
+      if (!closed_) throw_empty();
+      return iterator{};
+    }
+    return step(handle_) ? iterator{handle_} : iterator{};
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  friend struct detail::gen::Access;
+  explicit Generator(Handle h) noexcept : handle_(h) {}
+
+  /// Resumes with S{} (Python's None) as the value of the `co_yield`.
+  static bool step(Handle h) {
+    if constexpr (std::is_void_v<S>) {
+      return detail::gen::resume(h, nullptr);
+    } else {
+      S none{};
+      return detail::gen::resume(h, std::addressof(none));
+    }
+  }
+  std::optional<next_type> take(bool yielded) const {
+    if (!yielded) return std::nullopt;
+    if constexpr (std::is_reference_v<Y>) {
+      return std::ref(*handle_.promise().own_root.value);
+    } else {
+      return std::optional<Y>(std::in_place, std::move(*handle_.promise().own_root.value));
+    }
+  }
+  std::optional<next_type> empty_or_throw() const {
+    if (!closed_) throw_empty();
+    return std::nullopt;
+  }
+  [[noreturn]] static void throw_empty() {
+    throw RuntimeError("Generator is empty (moved from or default-constructed)");
+  }
+  void destroy() noexcept {
+    if (!handle_) return;
+    assert(handle_.promise().own_root.state != detail::gen::State::running &&
+           "a Generator destroyed from its own body");
+    detail::gen::destroy_chain(handle_);
+  }
+
+  Handle handle_;
+  bool closed_ = false;  ///< close()d (or closed by throw_()): empty, not moved-from
+};
+
+/// The iterator of Generator: `*it` is the object the generator yielded (valid until the next
+/// increment; it may be moved from). Compares equal to std::default_sentinel once finished.
+template <class Y, class S>
+class Generator<Y, S>::iterator {
+ public:
+  using value_type = Generator::value_type;
+  using difference_type = std::ptrdiff_t;
+
+  iterator() noexcept = default;
+  reference operator*() const noexcept { return *h_.promise().own_root.value; }
+  /// Throws: what the generator body throws; ValueError (called from its own body).
+  iterator& operator++() {
+    if (!step(h_)) h_ = nullptr;
+    return *this;
+  }
+  void operator++(int) { ++*this; }
+  friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return !it.h_; }
+
+ private:
+  friend class Generator;
+  explicit iterator(Handle h) noexcept : h_(h) {}
+  Handle h_;
+};
+
+}  // namespace asyncio
+
+/// A Generator is a (move-only, single-pass) view: `std::move(gen) | std::views::take(3)`.
+template <class Y, class S>
+inline constexpr bool std::ranges::enable_view<asyncio::Generator<Y, S>> = true;
+
+namespace asyncio {
+
+// AsyncGenerator<Y> (part 2) goes below; its engine will be detail/async_generator.hpp.
+
+}  // namespace asyncio
