@@ -2,10 +2,14 @@
 #pragma once
 
 #include "asyncio/coroutines.hpp"
+#include "asyncio/debug.hpp"
 #include "asyncio/events.hpp"
 #include "asyncio/exceptions.hpp"
 #include "asyncio/executors.hpp"
 #include "asyncio/futures.hpp"
+#include "asyncio/generators.hpp"
 #include "asyncio/runners.hpp"
 #include "asyncio/task_ref.hpp"
+#include "asyncio/taskgroups.hpp"
 #include "asyncio/tasks.hpp"
+#include "asyncio/timeouts.hpp"

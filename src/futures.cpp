@@ -8,6 +8,7 @@
 #include "asyncio/events.hpp"
 #include "asyncio/exceptions.hpp"
 #include "asyncio/futures.hpp"
+#include "asyncio/task_ref.hpp"
 
 namespace asyncio::detail {
 
@@ -30,6 +31,28 @@ const char* status_name(FutureStatus s) {
 std::uint64_t next_callback_id() noexcept {
   static std::atomic<std::uint64_t> next{0};
   return next.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+void FutureStateBase::last_release() noexcept {
+  // Report only from the loop's own thread while it runs: a state can outlive its loop, and
+  // then loop_ must not be touched. The handler may keep a TaskRef: then the state lives on.
+  EventLoop* loop = tls_running_loop;
+  if (status_ == FutureStatus::finished && exception_ && !retrieved_ && loop == loop_ &&
+      loop != nullptr && loop->get_debug()) {
+    retrieved_ = true;
+    ++refs_;
+    try {
+      ExceptionContext ctx;
+      ctx.message = is_task_ ? "Task exception was never retrieved"
+                             : "Future exception was never retrieved";
+      ctx.exception = exception_;
+      if (is_task_) ctx.task = TaskRef(static_cast<TaskState*>(this));
+      loop->call_exception_handler(ctx);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a report must never throw
+    }
+    if (--refs_ != 0) return;
+  }
+  delete this;
 }
 
 FutureStateBase::~FutureStateBase() {

@@ -56,7 +56,50 @@ void TaskState::set_name(std::string name) { name_ = std::make_unique<std::strin
 
 std::string TaskState::describe() const {
   std::string s = "Task '" + get_name() + "'";
-  if (leaf_ != nullptr && leaf_->function != nullptr) s += std::string(" in ") + leaf_->function;
+  if (leaf_ != nullptr && leaf_->function != nullptr) {
+    s += " in " + function_display_name(leaf_->function);
+  }
+  return s;
+}
+
+namespace {
+/// Where the text after the last "::" outside <...> and (...) starts.
+std::size_t last_component(const std::string& s) {
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '<' || c == '(') ++depth;
+    if ((c == '>' || c == ')') && depth > 0) --depth;
+    if (depth == 0 && c == ':' && i + 1 < s.size() && s[i + 1] == ':') start = i + 2;
+    if (depth == 0 && c == ' ') start = i + 1;  // after the return type
+  }
+  return start;
+}
+}  // namespace
+
+std::string function_display_name(const char* recorded) {
+  if (recorded == nullptr || *recorded == '\0') return "<coroutine>";
+  std::string s(recorded);
+  if (const std::size_t with = s.find(" [with "); with != std::string::npos) s.erase(with);
+  for (const char* q : {" const", " volatile", " &&", " &", " noexcept"}) {
+    const std::string suffix(q);
+    if (s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      s.erase(s.size() - suffix.size());
+    }
+  }
+  if (!s.empty() && s.back() == ')') {  // the parameter list
+    int depth = 0;
+    for (std::size_t i = s.size(); i-- > 0;) {
+      if (s[i] == ')') ++depth;
+      if (s[i] == '(' && --depth == 0) {
+        s.erase(i);
+        break;
+      }
+    }
+  }
+  s.erase(0, last_component(s));
+  if (s.rfind("<lambda", 0) == 0) return "<lambda>";
   return s;
 }
 
@@ -83,7 +126,12 @@ void TaskState::run() {
   started_ = true;
   TaskState* prev_task = std::exchange(tls_current_task, this);
   PromiseBase** prev_slot = std::exchange(tls_leaf_slot, &leaf_);
-  resume_.resume();
+  // The trampoline: awaiters hand the next frame to `next` (detail::transfer_to) and return,
+  // so every resume starts from this loop at the same stack depth.
+  std::coroutine_handle<> next = resume_;
+  std::coroutine_handle<>* prev_next = std::exchange(tls_trampoline, &next);
+  while (next) std::exchange(next, {}).resume();
+  tls_trampoline = prev_next;
   tls_current_task = prev_task;
   tls_leaf_slot = prev_slot;
   if (rethrow_) {
@@ -150,7 +198,7 @@ void report_never_awaited(const char* function) noexcept {
   if (loop == nullptr || !loop->get_debug()) return;
   try {
     ExceptionContext ctx;
-    ctx.message = std::string("coroutine '") + function + "' was never awaited";
+    ctx.message = "coroutine '" + function_display_name(function) + "' was never awaited";
     loop->call_exception_handler(ctx);
   } catch (...) {  // NOLINT(bugprone-empty-catch): a warning must never throw from a destructor
   }

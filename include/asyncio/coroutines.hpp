@@ -14,6 +14,9 @@
 #include <optional>
 #include <type_traits>
 #include <utility>
+#if defined(__GNUC__) && !defined(__clang__)
+#include <source_location>
+#endif
 
 #include "asyncio/detail/frame_alloc.hpp"
 #include "asyncio/exceptions.hpp"
@@ -72,6 +75,33 @@ struct PromiseBase;
 /// While a task runs: where it records the innermost Coro frame (for the task tree).
 inline thread_local PromiseBase** tls_leaf_slot = nullptr;
 
+/// While a task step runs: the driver's "resume this next" slot (null otherwise).
+inline thread_local std::coroutine_handle<>* tls_trampoline = nullptr;
+
+/// Whether awaits go through the task step's trampoline. Symmetric transfer keeps the stack flat
+/// only when the compiler makes it a tail call: clang always does; g++ 12 only with
+/// optimisation and without ASan. Elsewhere the trampoline does it (same execution order, a
+/// few more instructions per await). ASYNCIO_FORCE_TRAMPOLINE turns it on everywhere.
+#if defined(ASYNCIO_FORCE_TRAMPOLINE) ||                                        \
+    (!defined(__clang__) && (!defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__)))
+inline constexpr bool kTrampoline = true;
+#else
+inline constexpr bool kTrampoline = false;
+#endif
+
+/// What an await_suspend returns to transfer control to `h`. With the trampoline, inside a task
+/// step `h` is handed to the step's driver loop and the current resume() returns, so the stack
+/// depth stays constant however long the await chain. Otherwise: plain symmetric transfer.
+inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> h) noexcept {
+  if constexpr (kTrampoline) {
+    if (std::coroutine_handle<>* next = tls_trampoline) {
+      *next = h;
+      return std::noop_coroutine();
+    }
+  }
+  return h;
+}
+
 /// Called by a task's root frame when it finishes (final suspend point).
 void task_root_done(TaskState* task) noexcept;
 /// Debug mode: a Coro was destroyed without ever being awaited or scheduled.
@@ -82,6 +112,20 @@ void report_never_awaited(const char* function) noexcept;
 struct FunctionName {
   const char* name;
 };
+
+/// How a promise learns its coroutine function's name: from a default argument evaluated where
+/// the coroutine is called. Clang's __builtin_FUNCTION() gives the name ("fetch"); g++ 12 gives
+/// "" there, but a std::source_location parameter defaulted to current() gives the signature
+/// ("asyncio::Coro<int> fetch(int)"), which diagnostics shorten (detail::function_display_name).
+#if defined(__GNUC__) && !defined(__clang__)
+#define ASYNCIO_DETAIL_PROMISE_CTOR(Name)                                                    \
+  explicit Name(std::source_location where = std::source_location::current()) noexcept     \
+      : PromiseBase(where.function_name()) {}
+#else
+#define ASYNCIO_DETAIL_PROMISE_CTOR(Name)                                                    \
+  explicit Name(FunctionName fn = FunctionName{__builtin_FUNCTION()}) noexcept               \
+      : PromiseBase(fn.name) {}
+#endif
 
 /// The part of every Coro promise that the runtime reads without knowing T.
 struct PromiseBase : PoolAllocated {
@@ -103,7 +147,7 @@ struct PromiseBase : PoolAllocated {
       PromiseBase& p = h.promise();
       if (p.continuation) {
         if (PromiseBase** slot = tls_leaf_slot) *slot = p.parent;
-        return p.continuation;
+        return transfer_to(p.continuation);
       }
       if (p.task) task_root_done(p.task);
       return std::noop_coroutine();
@@ -115,8 +159,7 @@ struct PromiseBase : PoolAllocated {
 
 template <class T>
 struct CoroPromise : PromiseBase {
-  explicit CoroPromise(FunctionName fn = FunctionName{__builtin_FUNCTION()}) noexcept
-      : PromiseBase(fn.name) {}
+  ASYNCIO_DETAIL_PROMISE_CTOR(CoroPromise)
   Coro<T> get_return_object() noexcept;
   void return_value(T v) {
     value.emplace(std::move(v));
@@ -127,8 +170,7 @@ struct CoroPromise : PromiseBase {
 
 template <>
 struct CoroPromise<void> : PromiseBase {
-  explicit CoroPromise(FunctionName fn = FunctionName{__builtin_FUNCTION()}) noexcept
-      : PromiseBase(fn.name) {}
+  ASYNCIO_DETAIL_PROMISE_CTOR(CoroPromise)
   Coro<void> get_return_object() noexcept;
   void return_void() noexcept {}
 };
@@ -183,7 +225,7 @@ class [[nodiscard]] Coro {
       child.continuation = caller;
       if constexpr (std::is_base_of_v<detail::PromiseBase, P>) child.parent = &caller.promise();
       if (detail::PromiseBase** slot = detail::tls_leaf_slot) *slot = &child;
-      return self->h_;
+      return detail::transfer_to(self->h_);
     }
     T await_resume() {
       promise_type& p = self->h_.promise();

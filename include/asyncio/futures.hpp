@@ -149,28 +149,28 @@ class [[nodiscard]] Future {
       : st_(detail::Ref<detail::FutureStateBase>(new detail::FutureState<T>(&loop))) {}
 
   /// Python: Future.done()
-  [[nodiscard]] bool done() const noexcept { return st_->done(); }
+  [[nodiscard]] bool done() const { return st().done(); }
   /// Python: Future.cancelled()
-  [[nodiscard]] bool cancelled() const noexcept { return st_->cancelled(); }
+  [[nodiscard]] bool cancelled() const { return st().cancelled(); }
   /// Cancels a pending future (a task: requests cancellation). Python: Future.cancel(msg)
-  bool cancel(const std::string& msg = {}) { return st_->cancel(msg); }
+  bool cancel(const std::string& msg = {}) { return st().cancel(msg); }
 
   /// The result; InvalidStateError if pending, CancelledError if cancelled, or the stored
   /// exception. Python: Future.result()
   T result() const {
-    st_->throw_if_not_result();
+    st().throw_if_not_result();
     if constexpr (!std::is_void_v<T>) return *static_cast<const T*>(st_->result_ptr());
   }
   /// The stored exception (null if the future has a result). CancelledError if cancelled,
   /// InvalidStateError if pending. Python: Future.exception()
-  [[nodiscard]] std::exception_ptr exception() const { return st_->exception(); }
+  [[nodiscard]] std::exception_ptr exception() const { return st().exception(); }
 
   /// Calls `f(Future<T>&)` from the loop soon after completion (at once-ish if already done),
   /// in registration order. Python: Future.add_done_callback(fn)
   template <class F>
     requires std::is_invocable_v<F&, Future<T>&>
   CallbackId add_done_callback(F f) {
-    st_->loop().check_open();
+    st().loop().check_open();
     auto* node = new detail::DoneCallback<T, F>(std::move(f));
     const CallbackId id = node->id_;
     if (st_->done()) {
@@ -182,14 +182,14 @@ class [[nodiscard]] Future {
   }
   /// Removes a callback that has not been scheduled yet; returns how many were removed.
   /// Python: Future.remove_done_callback(fn)
-  std::size_t remove_done_callback(CallbackId id) noexcept { return st_->remove_callback(id); }
+  std::size_t remove_done_callback(CallbackId id) { return st().remove_callback(id); }
 
   /// Completes the future with a value; InvalidStateError if already done.
   /// Python: Future.set_result(result)
   template <class U = T>
     requires(!std::is_void_v<U>)
   void set_result(U value) {
-    st_->check_settable();
+    st().check_settable();
     auto& s = static_cast<detail::FutureState<T>&>(*st_);
     s.value.emplace(std::move(value));
     st_->finish(&*s.value);
@@ -198,20 +198,21 @@ class [[nodiscard]] Future {
   template <class U = T>
     requires std::is_void_v<U>
   void set_result() {
-    st_->check_settable();
+    st().check_settable();
     st_->finish(nullptr);
   }
   /// Completes the future with an exception; InvalidStateError if already done.
   /// Python: Future.set_exception(exception)
-  void set_exception(std::exception_ptr e) { st_->set_exception(std::move(e)); }
+  void set_exception(std::exception_ptr e) { st().set_exception(std::move(e)); }
 
   /// The loop the future is bound to. Python: Future.get_loop()
-  [[nodiscard]] EventLoop& get_loop() const noexcept { return st_->loop(); }
+  [[nodiscard]] EventLoop& get_loop() const { return st().loop(); }
 
   /// Suspends until done; returns a copy of the result or rethrows.
-  auto operator co_await() const& noexcept { return detail::FutureAwaiter<T, false>(st_.get()); }
-  /// Suspends until done; moves the result out (for move-only results).
-  auto operator co_await() && noexcept { return detail::FutureAwaiter<T, true>(st_.get()); }
+  auto operator co_await() const& { return detail::FutureAwaiter<T, false>(&st()); }
+  /// Suspends until done; moves the result out (for move-only results, and for copyable ones:
+  /// other handles then see a moved-from value).
+  auto operator co_await() && { return detail::FutureAwaiter<T, true>(&st()); }
 
   friend bool operator==(const Future& a, const Future& b) noexcept { return a.st_ == b.st_; }
 
@@ -224,6 +225,12 @@ class [[nodiscard]] Future {
   }
 
  protected:
+  /// The state; InvalidStateError for an empty handle (a default-constructed Task).
+  [[nodiscard]] detail::FutureStateBase& st() const {
+    if (!st_) [[unlikely]]
+      throw InvalidStateError("empty Task/Future handle");
+    return *st_;
+  }
   struct Adopt {};
   Future(Adopt /*tag*/, detail::FutureStateBase* st) noexcept
       : st_(detail::Ref<detail::FutureStateBase>::adopt(st)) {}

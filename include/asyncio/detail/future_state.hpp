@@ -55,7 +55,7 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
 
   void add_ref() noexcept { ++refs_; }
   void release() noexcept {
-    if (--refs_ == 0) delete this;
+    if (--refs_ == 0) last_release();
   }
 
   [[nodiscard]] EventLoop& loop() const noexcept { return *loop_; }
@@ -96,6 +96,9 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   std::size_t remove_callback(std::uint64_t id) noexcept;
 
  protected:
+  /// The last reference went: in debug mode, reports an exception nobody retrieved (Python's
+  /// Future.__del__, "Task exception was never retrieved"), then deletes the state.
+  void last_release() noexcept;
   [[noreturn]] void throw_not_result();
   void set_cancel_message(const std::string& msg);
   void mark_cancelled(const std::string& msg);

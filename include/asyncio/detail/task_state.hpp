@@ -106,6 +106,10 @@ class TaskState final : public FutureStateBase, public Runnable, public ListHook
 /// The running task, or RuntimeError naming `what` needed one.
 TaskState& running_task(const char* what);
 
+/// A coroutine function's name for messages, from what its promise recorded: g++ records the
+/// signature ("asyncio::Coro<int> {anonymous}::fetch(int)"), shortened here to "fetch".
+std::string function_display_name(const char* recorded);
+
 /// An awaiter base for "park the running task until somebody wakes it": the building block
 /// of sleep, locks, queues and events. Derive, override on_cancel() to unlink from whatever
 /// list the waiter sits in, and call wake_up() to resume it normally. Lives in the awaiting

@@ -1,0 +1,921 @@
+// asyncio/composition.hpp - running awaitables together (Python: the rest of tasks.py):
+// ensure_future, gather, wait_for, shield, wait, as_completed.
+//
+//   auto [a, b] = co_await asyncio::gather(fetch(1), fetch(2));      // concurrently, in order
+//   int n = co_await asyncio::wait_for(fetch(3), 500ms);              // TimeoutError after 0.5 s
+//   auto [done, pending] = co_await asyncio::wait(tasks, {.timeout = 1s});
+//
+// Every combinator accepts any awaitable, as Python's ensure_future() does: a Coro becomes a task
+// (started at a later loop iteration), a Task or Future is used as it is, anything else is
+// wrapped in a coroutine and scheduled as a task. Waiting is done with intrusive waiter nodes
+// (detail::Waiter) living in the awaiter objects, so wait_for and shield allocate nothing;
+// gather keeps all its per-child bookkeeping in one block, wait in one array. The cancellation
+// contract of each is written on it and drawn in docs/design/cancellation.md.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "asyncio/coroutines.hpp"
+#include "asyncio/detail/future_state.hpp"
+#include "asyncio/detail/task_state.hpp"
+#include "asyncio/events.hpp"
+#include "asyncio/exceptions.hpp"
+#include "asyncio/futures.hpp"
+#include "asyncio/tasks.hpp"
+
+namespace asyncio {
+
+/// Tag for gather(return_exceptions, ...): children's errors become Outcome values instead of
+/// propagating. Python: gather(..., return_exceptions=True)
+struct return_exceptions_t {
+  explicit return_exceptions_t() = default;
+};
+inline constexpr return_exceptions_t return_exceptions{};
+
+namespace detail {
+
+// ---- what an awaitable is, and turning it into a future ----------------------------------------
+
+template <class T>
+struct future_traits {
+  static constexpr bool is_future = false;
+  static constexpr bool is_coro = false;
+};
+template <class T>
+struct future_traits<Future<T>> {
+  static constexpr bool is_future = true;
+  static constexpr bool is_coro = false;
+  using value_type = T;
+};
+template <class T>
+struct future_traits<Task<T>> : future_traits<Future<T>> {};
+template <class T>
+struct future_traits<Coro<T>> {
+  static constexpr bool is_future = false;
+  static constexpr bool is_coro = true;
+  using value_type = T;
+};
+
+template <class A>
+using plain_t = std::remove_cvref_t<A>;
+/// A Future<T> or Task<T> handle (used as it is).
+template <class A>
+concept FutureHandle = future_traits<plain_t<A>>::is_future;
+/// A Coro<T> (becomes a task; an lvalue is consumed, as `co_await c` consumes it).
+template <class A>
+concept CoroObject = future_traits<plain_t<A>>::is_coro;
+/// What gather/wait_for/shield accept. Other awaitables must be movable, because they are
+/// moved into the coroutine that runs them as a task (an awaiter that cannot move, such as
+/// sleep()'s, can be wrapped in a coroutine).
+template <class A>
+concept MovableAwaitable = std::move_constructible<A> && Awaitable<A>;
+template <class A>
+concept Childlike = FutureHandle<A> || CoroObject<A> || MovableAwaitable<plain_t<A>>;
+
+// SFINAE-friendly (no `type` for what is not awaitable): clang 14 substitutes into a function's
+// return type before it checks the function's constraints.
+template <class A>
+struct result_of {};
+template <class A>
+requires(FutureHandle<A> || CoroObject<A>) struct result_of<A> {
+  using type = typename future_traits<plain_t<A>>::value_type;
+};
+template <class A>
+requires(!FutureHandle<A> && !CoroObject<A> && Awaitable<plain_t<A>>) struct result_of<A> {
+  using type = std::remove_cvref_t<await_result_t<plain_t<A>>>;
+};
+/// The value an awaitable produces (void stays void; references decay, as Python copies none).
+template <class A>
+using result_of_t = typename result_of<A>::type;
+
+/// Python's _wrap_awaitable: a coroutine that awaits `aw`, so that a task can run it.
+template <class R, class A>
+Coro<R> wrap_awaitable(A aw) {
+  if constexpr (std::is_void_v<R>) {
+    co_await std::move(aw);
+  } else {
+    co_return co_await std::move(aw);
+  }
+}
+
+/// The awaitable as a combinator stores it until it is awaited: a Coro is moved out even from
+/// an lvalue (awaiting consumes it anyway); anything else is copied or moved as given.
+template <class A>
+plain_t<A> stored(A&& aw) {
+  if constexpr (CoroObject<A>) {
+    return plain_t<A>(std::move(aw));
+  } else {
+    return plain_t<A>(std::forward<A>(aw));
+  }
+}
+
+/// How a stored awaitable is awaited: a Future/Task handle as an lvalue (its result is copied:
+/// others may share the state), anything else as an rvalue (a Coro is consumed anyway).
+template <class A>
+decltype(auto) as_awaited(A& aw) noexcept {
+  if constexpr (FutureHandle<A>) {
+    return (aw);
+  } else {
+    return std::move(aw);
+  }
+}
+
+/// One child of a combinator: its state, and whether the combinator created it (then nobody
+/// else can read its result, which may be moved out).
+struct Child {
+  Ref<FutureStateBase> state;
+  bool owned = false;
+};
+
+/// Python's ensure_future, type-erased: a Coro/awaitable becomes a task on the running loop.
+template <class A>
+Child to_child(A&& aw) {
+  using P = plain_t<A>;
+  if constexpr (FutureHandle<P>) {
+    if (aw.state() == nullptr) throw InvalidStateError("empty Task handle");
+    return Child{Ref<FutureStateBase>(aw.state()), false};
+  } else if constexpr (CoroObject<P>) {
+    P coro = std::move(aw);  // consumes an lvalue too; a consumed Coro makes create_task throw
+    auto task = create_task(std::move(coro));
+    return Child{Ref<FutureStateBase>(task.state()), true};
+  } else {
+    auto task = create_task(wrap_awaitable<result_of_t<A>>(P(std::forward<A>(aw))));
+    return Child{Ref<FutureStateBase>(task.state()), true};
+  }
+}
+
+/// The child's value: moved out of a task the combinator owns, copied otherwise.
+template <class T>
+value_or_unit_t<T> take_result(FutureStateBase* st, bool owned) {
+  if constexpr (std::is_void_v<T>) {
+    return Unit{};
+  } else {
+    T* value = static_cast<T*>(st->result_ptr());
+    if constexpr (!std::is_copy_constructible_v<T>) {
+      return std::move(*value);
+    } else {
+      if (owned) return std::move(*value);
+      return *value;
+    }
+  }
+}
+
+/// A done child as an Outcome (gather with return_exceptions): value, error or CancelledError.
+/// Looking at the error marks it retrieved.
+template <class T>
+Outcome<value_or_unit_t<T>> outcome_of(FutureStateBase* st, bool owned) {
+  using O = Outcome<value_or_unit_t<T>>;
+  if (st->cancelled()) return O(st->make_cancelled_error());
+  if (std::exception_ptr e = st->exception()) return O(std::move(e));
+  return O(take_result<T>(st, owned));
+}
+
+/// Python 3.13's Task.uncancel(): withdraws one cancellation request, and when none is left
+/// also drops a request still waiting to be delivered (so that a cancellation the caller
+/// withdrew cannot surprise the task at its next suspension point). Used by timeout() and
+/// task groups, which withdraw the cancellations they made themselves.
+inline int withdraw_cancel(TaskState& task) noexcept {
+  const int left = task.uncancel();
+  if (left == 0) (void)task.consume_must_cancel();
+  return left;
+}
+
+/// Marks `st`'s exception retrieved once it completes (Python: the combinators' done
+/// callbacks call fut.exception() on children whose result nobody will read any more).
+void retrieve_when_done(FutureStateBase* st) noexcept;
+
+/// Implemented by the wait targets of combinators: the futures a parked task waits for, so that
+/// format_task_tree() can draw who awaits whom.
+class AwaitsFutures {
+ public:
+  virtual void awaited_futures(std::vector<FutureStateBase*>& out) const = 0;
+
+ protected:
+  AwaitsFutures() = default;
+  AwaitsFutures(const AwaitsFutures&) = default;
+  AwaitsFutures& operator=(const AwaitsFutures&) = default;
+  ~AwaitsFutures() = default;
+};
+
+// ---- gather ------------------------------------------------------------------------------------
+
+/// The state of one gather() call: a header and one Slot per child, in one allocation.
+/// States: pending -> done (first error, or every child finished); never back.
+/// Python: _GatheringFuture and gather's _done_callback.
+class GatherState final : public WaitTarget, public AwaitsFutures {
+ public:
+  /// Waits on one child; knows its index by its place in the array.
+  class Slot final : public Waiter {
+   public:
+    void on_future_done(FutureStateBase& f) noexcept override;
+    GatherState* owner = nullptr;
+    FutureStateBase* child = nullptr;  // a reference is held
+    bool owned = false;
+  };
+
+  static GatherState* create(std::size_t n, bool return_exceptions);
+  static void destroy(GatherState* st) noexcept;
+
+  /// Adds child `i`; children are added in order, 0 first. ValueError if it belongs to another
+  /// loop than child 0.
+  void set_child(std::size_t i, Child child);
+  [[nodiscard]] std::size_t size() const noexcept { return n_; }
+  [[nodiscard]] Slot& slot(std::size_t i) noexcept { return slots()[i]; }
+  [[nodiscard]] bool done() const noexcept { return done_; }
+
+  /// Cancels every child; true if any could be. Python: _GatheringFuture.cancel(msg)
+  bool cancel(const std::string& msg);
+  bool cancel_wait(const std::string& msg) override { return cancel(msg); }
+
+  bool await_ready();
+  void await_suspend(std::coroutine_handle<> h);
+  /// After completion: delivers a pending cancellation, or rethrows the error that completed the
+  /// gather (the first child error, or CancelledError when the gather itself was cancelled).
+  void check_result();
+
+  void awaited_futures(std::vector<FutureStateBase*>& out) const override;
+
+ private:
+  GatherState(std::size_t n, bool return_exceptions) noexcept
+      : n_(n), return_exceptions_(return_exceptions) {}
+  Slot* slots() noexcept { return reinterpret_cast<Slot*>(this + 1); }
+  const Slot* slots() const noexcept { return reinterpret_cast<const Slot*>(this + 1); }
+  void on_child_done(Slot& s) noexcept;
+  void complete() noexcept;
+
+  std::size_t n_;
+  std::size_t constructed_ = 0;  // slots [0, constructed_) are live (set_child goes in order)
+  std::size_t finished_ = 0;
+  TaskState* parent_ = nullptr;  // the parked awaiter
+  std::exception_ptr error_;
+  bool return_exceptions_;
+  bool cancel_requested_ = false;
+  bool done_ = false;
+  bool awaited_ = false;
+};
+
+/// What gather() returns before the result type is known: owns the state.
+class GatherHandle {
+ public:
+  GatherHandle() noexcept = default;
+  explicit GatherHandle(GatherState* st) noexcept : st_(st) {}
+  GatherHandle(GatherHandle&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+  GatherHandle& operator=(GatherHandle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      st_ = std::exchange(o.st_, nullptr);
+    }
+    return *this;
+  }
+  GatherHandle(const GatherHandle&) = delete;
+  GatherHandle& operator=(const GatherHandle&) = delete;
+  ~GatherHandle() { reset(); }
+
+  /// True once the result (or the error) is known. Python: Future.done()
+  [[nodiscard]] bool done() const noexcept { return st_ == nullptr || st_->done(); }
+  /// Cancels every child still running; false when the gather is done or no child could be
+  /// cancelled. Python: _GatheringFuture.cancel(msg)
+  bool cancel(const std::string& msg = {}) { return st_ != nullptr && st_->cancel(msg); }
+
+  [[nodiscard]] bool await_ready() { return st_ == nullptr || st_->await_ready(); }
+  void await_suspend(std::coroutine_handle<> h) { st_->await_suspend(h); }
+
+  /// Internal.
+  [[nodiscard]] GatherState* state() const noexcept { return st_; }
+
+ private:
+  void reset() noexcept {
+    if (st_ != nullptr) GatherState::destroy(std::exchange(st_, nullptr));
+  }
+  GatherState* st_ = nullptr;
+};
+
+template <class... A>
+GatherState* gather_children(bool return_exceptions, GatherHandle& owner, A&&... aws) {
+  owner = GatherHandle(GatherState::create(sizeof...(A), return_exceptions));
+  std::size_t i = 0;
+  (owner.state()->set_child(i++, to_child(std::forward<A>(aws))), ...);  // left to right
+  return owner.state();
+}
+
+}  // namespace detail
+
+/// The awaitable gather(aws...) returns: awaiting it yields a std::tuple of the results in
+/// argument order (with Rex: a tuple of Outcome). Await it once. Movable until awaited.
+/// Cancellation: as gather(); cancel() cancels the children without awaiting.
+/// Python: the _GatheringFuture returned by asyncio.gather()
+template <bool Rex, class... R>
+class [[nodiscard]] Gathering : public detail::GatherHandle {
+ public:
+  using result_type = std::conditional_t<Rex, std::tuple<Outcome<detail::value_or_unit_t<R>>...>,
+                                         std::tuple<detail::value_or_unit_t<R>...>>;
+  using detail::GatherHandle::GatherHandle;
+
+  result_type await_resume() {
+    if constexpr (sizeof...(R) == 0) {
+      return result_type{};
+    } else {
+      state()->check_result();
+      return assemble(std::index_sequence_for<R...>{});
+    }
+  }
+
+ private:
+  template <std::size_t... I>
+  result_type assemble(std::index_sequence<I...> /*unused*/) {
+    detail::GatherState& st = *state();
+    if constexpr (Rex) {
+      return result_type{detail::outcome_of<R>(st.slot(I).child, st.slot(I).owned)...};
+    } else {
+      return result_type{detail::take_result<R>(st.slot(I).child, st.slot(I).owned)...};
+    }
+  }
+};
+
+/// The awaitable gather(std::vector<...>) returns: awaiting it yields a std::vector of the
+/// results in order (with Rex: of Outcome). Await it once. Movable until awaited.
+/// Cancellation: as gather().   Python: the _GatheringFuture returned by asyncio.gather()
+template <bool Rex, class T>
+class [[nodiscard]] GatheringVector : public detail::GatherHandle {
+ public:
+  using element_type =
+      std::conditional_t<Rex, Outcome<detail::value_or_unit_t<T>>, detail::value_or_unit_t<T>>;
+  using result_type = std::vector<element_type>;
+  using detail::GatherHandle::GatherHandle;
+
+  result_type await_resume() {
+    result_type out;
+    if (state() == nullptr) return out;
+    detail::GatherState& st = *state();
+    st.check_result();
+    out.reserve(st.size());
+    for (std::size_t i = 0; i < st.size(); ++i) {
+      if constexpr (Rex) {
+        out.push_back(detail::outcome_of<T>(st.slot(i).child, st.slot(i).owned));
+      } else {
+        out.push_back(detail::take_result<T>(st.slot(i).child, st.slot(i).owned));
+      }
+    }
+    return out;
+  }
+};
+
+/// Runs the awaitables concurrently and returns their results in argument order, as a tuple
+/// (a void result is Unit). Coroutines become tasks now, in argument order; Tasks and Futures
+/// are used as they are. The first child to fail (or to be cancelled) completes the gather with
+/// its error; the other children keep running. No arguments: an empty tuple at once.
+/// A Coro given twice, or already awaited: RuntimeError.
+/// Cancellation: cancelling the awaiting task cancels every child that is still running; the
+///   awaiter then gets CancelledError once a child has finished cancelling. A child cancelled on
+///   its own completes the gather with CancelledError (the gather itself is not cancelled).
+/// Throws: the first child error, CancelledError.   Python: asyncio.gather(*aws)
+template <class... A>
+requires(detail::Childlike<A>&&...) Gathering<false, detail::result_of_t<A>...> gather(A&&... aws) {
+  Gathering<false, detail::result_of_t<A>...> g;
+  if constexpr (sizeof...(A) > 0) {
+    detail::gather_children(false, g, std::forward<A>(aws)...);
+  }
+  return g;
+}
+
+/// As gather(aws...), but a child's error (or cancellation) becomes its Outcome instead of
+/// propagating: the gather completes when every child has.
+/// Cancellation: as gather(); once every child is done, a cancelled gather still throws
+///   CancelledError (Python issue 32684).
+/// Python: asyncio.gather(*aws, return_exceptions=True)
+template <class... A>
+requires(detail::Childlike<A>&&...) Gathering<true, detail::result_of_t<A>...> gather(
+    return_exceptions_t /*tag*/, A&&... aws) {
+  Gathering<true, detail::result_of_t<A>...> g;
+  if constexpr (sizeof...(A) > 0) {
+    detail::gather_children(true, g, std::forward<A>(aws)...);
+  }
+  return g;
+}
+
+namespace detail {
+template <bool Rex, class X>
+GatheringVector<Rex, result_of_t<X>> gather_vector(std::vector<X> aws) {
+  GatheringVector<Rex, result_of_t<X>> g;
+  if (aws.empty()) return g;
+  g = GatheringVector<Rex, result_of_t<X>>(GatherState::create(aws.size(), Rex));
+  for (std::size_t i = 0; i < aws.size(); ++i) g.state()->set_child(i, to_child(std::move(aws[i])));
+  return g;
+}
+}  // namespace detail
+
+/// gather() over a vector of Coro<T>, Task<T> or Future<T>: a std::vector<T> of the results in
+/// order (Unit for void). An empty vector gives an empty result at once. Cancellation and
+/// errors: as gather(aws...).   Python: asyncio.gather(*aws)
+template <class X>
+requires(detail::FutureHandle<X> || detail::CoroObject<X>)
+    GatheringVector<false, detail::result_of_t<X>> gather(std::vector<X> aws) {
+  return detail::gather_vector<false>(std::move(aws));
+}
+
+/// gather(return_exceptions, vector): a std::vector<Outcome<T>>.
+/// Python: asyncio.gather(*aws, return_exceptions=True)
+template <class X>
+requires(detail::FutureHandle<X> || detail::CoroObject<X>)
+    GatheringVector<true, detail::result_of_t<X>> gather(return_exceptions_t /*tag*/,
+                                                         std::vector<X> aws) {
+  return detail::gather_vector<true>(std::move(aws));
+}
+
+// ---- ensure_future -----------------------------------------------------------------------------
+
+/// A future for any awaitable: a Future or Task is returned as it is; a Coro is scheduled as a
+/// Task (consuming it); any other awaitable is wrapped in a coroutine and scheduled.
+/// Python: asyncio.ensure_future(aw)
+template <class A>
+requires detail::Childlike<A>
+auto ensure_future(A&& aw) {
+  using P = detail::plain_t<A>;
+  if constexpr (detail::FutureHandle<P>) {
+    return P(aw);
+  } else if constexpr (detail::CoroObject<P>) {
+    P coro = std::move(aw);
+    return create_task(std::move(coro));
+  } else {
+    return create_task(detail::wrap_awaitable<detail::result_of_t<A>>(P(std::forward<A>(aw))));
+  }
+}
+
+// ---- wait_for ----------------------------------------------------------------------------------
+
+namespace detail {
+
+/// The engine of wait_for(): waits on the inner future and a timer without resuming the
+/// awaiting task until the inner future is done.
+///   waiting --inner done--> resolved
+///   waiting --timer, then two hops through the ready queue--> cancelling --inner done--> resolved
+///   waiting --outer cancel--> forwarded to inner --inner done--> resolved
+/// The time-out decision waits for what the deadline's iteration already set in motion:
+///     iteration k:    timer due; a callback sets the future the inner task awaits (inner woken)
+///     iteration k+1:  the inner task runs and returns its value   <- must win
+///                     the decision (hop 2): the inner is done, return its value
+/// Python 3.11 decides at the same point: the time-out handle releases a waiter future, and the
+/// awaiting task checks fut.done() one iteration later. Deciding at the timer (as 3.12's
+/// timeout-based wait_for does) would cancel the woken inner task and lose its result.
+class WaitForCore final : public Waiter,
+                          public WaitTarget,
+                          public TimerNode,
+                          public Runnable,
+                          public AwaitsFutures {
+ public:
+  WaitForCore(FutureStateBase* inner, double timeout) noexcept : inner_(inner), timeout_(timeout) {}
+  WaitForCore(const WaitForCore&) = delete;
+  WaitForCore& operator=(const WaitForCore&) = delete;
+  ~WaitForCore();
+
+  [[nodiscard]] bool ready() const noexcept { return inner_->done(); }
+  void suspend(std::coroutine_handle<> h);
+  /// After the wait: CancelledError (a cancellation that came too late to forward),
+  /// TimeoutError, or the inner's error; returns normally when the inner has a value.
+  void finish();
+
+  void on_future_done(FutureStateBase& f) noexcept override;
+  bool cancel_wait(const std::string& msg) override;
+  void on_timer() noexcept override;
+  void run() override;
+  void discard() noexcept override { queued_ = false; }
+  [[nodiscard]] std::string describe() const override { return "wait_for time-out"; }
+  void awaited_futures(std::vector<FutureStateBase*>& out) const override { out.push_back(inner_); }
+
+  /// What wait_for() has done about the inner awaitable; the inner's completion (resolved_)
+  /// can come in any phase and ends the wait.
+  ///   waiting --deadline, hop 1--> deadline --hop 2--> timed_out (the inner is cancelled)
+  ///   {waiting | deadline | timed_out} --the awaiter is cancelled--> forwarded
+  enum class Phase : std::uint8_t { waiting, deadline, timed_out, forwarded };
+
+ private:
+  FutureStateBase* inner_;
+  double timeout_;
+  TaskState* parent_ = nullptr;
+  Phase phase_ = Phase::waiting;
+  bool resolved_ = false;  // the inner is done; the parent is (being) woken
+  bool queued_ = false;    // this Runnable sits in the ready queue
+};
+
+}  // namespace detail
+
+/// What wait_for() returns: awaiting it yields the inner awaitable's result. Movable until
+/// awaited; await it once. Cancellation: see wait_for().   Python: the wait_for() coroutine
+template <class A>
+class [[nodiscard]] WaitFor {
+ public:
+  using result_type = detail::result_of_t<A>;
+
+  WaitFor(A aw, double timeout) : aw_(std::move(aw)), timeout_(timeout) {}
+  WaitFor(WaitFor&& o) noexcept(std::is_nothrow_move_constructible_v<A>)
+      : aw_(std::move(o.aw_)), timeout_(o.timeout_) {}
+  WaitFor& operator=(WaitFor&&) = delete;
+  WaitFor(const WaitFor&) = delete;
+  WaitFor& operator=(const WaitFor&) = delete;
+  ~WaitFor() = default;
+
+  bool await_ready() {
+    if (child_.state) throw RuntimeError("wait_for() awaitable awaited twice");
+    child_ = detail::to_child(std::move(aw_));
+    core_.emplace(child_.state.get(), timeout_);
+    return core_->ready();
+  }
+  void await_suspend(std::coroutine_handle<> h) { core_->suspend(h); }
+  result_type await_resume() {
+    core_->finish();
+    return result();
+  }
+
+ private:
+  result_type result() {
+    if constexpr (!std::is_void_v<result_type>) {
+      return detail::take_result<result_type>(child_.state.get(), child_.owned);
+    }
+  }
+
+  A aw_;
+  double timeout_;
+  detail::Child child_;
+  std::optional<detail::WaitForCore> core_;
+};
+
+/// Waits for `aw` for at most `timeout` seconds and returns its result. A Coro runs as a new
+/// task. On time-out the inner awaitable is cancelled and wait_for waits until it has finished
+/// cancelling, then throws TimeoutError; if it swallows the cancellation and returns a value (or
+/// its result arrives in the same loop iteration as the time-out), that value is returned.
+/// A time-out <= 0 times out at once unless `aw` is already done (then its result is returned).
+/// Cancellation: cancelling the awaiting task cancels `aw` and waits for it to finish; the
+///   awaiter then sees what `aw` ended with (normally CancelledError), as when awaiting a task.
+///   A cancellation that arrives after `aw` finished is delivered as CancelledError (the result
+///   is dropped, never the cancellation).
+/// Throws: TimeoutError, CancelledError, or the error of `aw`.   Python: asyncio.wait_for(aw, t)
+template <class A, class Rep, class Period>
+requires detail::Childlike<A> WaitFor<detail::plain_t<A>> wait_for(
+    A&& aw, std::chrono::duration<Rep, Period> timeout) {
+  return WaitFor<detail::plain_t<A>>(detail::stored(std::forward<A>(aw)),
+                                     detail::to_seconds(timeout));
+}
+/// wait_for with the time-out in seconds. Python: asyncio.wait_for(aw, timeout)
+template <class A, class S>
+requires detail::Childlike<A> && std::is_arithmetic_v<S> WaitFor<detail::plain_t<A>> wait_for(
+    A&& aw, S seconds) {
+  return WaitFor<detail::plain_t<A>>(detail::stored(std::forward<A>(aw)),
+                                     detail::checked_delay(static_cast<double>(seconds)));
+}
+
+// ---- shield ------------------------------------------------------------------------------------
+
+namespace detail {
+
+/// The engine of shield(): parks the awaiting task on the inner future; a cancellation of the
+/// awaiter detaches it and leaves the inner running.   idle -> parked -> {woken | cancelled}
+class ShieldCore final : public ParkedWaiter, public Waiter, public AwaitsFutures {
+ public:
+  explicit ShieldCore(FutureStateBase* inner) noexcept : inner_(inner) {}
+  ShieldCore(const ShieldCore&) = delete;
+  ShieldCore& operator=(const ShieldCore&) = delete;
+  ~ShieldCore() { FutureStateBase::remove_waiter(this); }
+
+  [[nodiscard]] bool ready() const noexcept { return inner_->done(); }
+  void suspend(std::coroutine_handle<> h);
+  void finish() {
+    resume_check();
+    inner_->throw_if_not_result();
+  }
+  void on_future_done(FutureStateBase& /*f*/) noexcept override { wake_up(); }
+  void awaited_futures(std::vector<FutureStateBase*>& out) const override { out.push_back(inner_); }
+
+ private:
+  void on_cancel() noexcept override;
+  FutureStateBase* inner_;
+};
+
+}  // namespace detail
+
+/// What shield() returns: awaiting it yields the inner result. Movable until awaited.
+/// Cancellation: see shield().   Python: the outer future asyncio.shield() returns
+template <class R>
+class [[nodiscard]] Shielded {
+ public:
+  explicit Shielded(detail::Child child) noexcept : child_(std::move(child)) {}
+  Shielded(Shielded&& o) noexcept : child_(std::move(o.child_)) {}
+  Shielded& operator=(Shielded&&) = delete;
+  Shielded(const Shielded&) = delete;
+  Shielded& operator=(const Shielded&) = delete;
+  ~Shielded() = default;
+
+  bool await_ready() {
+    if (core_) throw RuntimeError("shield() awaitable awaited twice");
+    core_.emplace(child_.state.get());
+    return core_->ready();
+  }
+  void await_suspend(std::coroutine_handle<> h) { core_->suspend(h); }
+  R await_resume() {
+    core_->finish();
+    if constexpr (!std::is_void_v<R>)
+      return detail::take_result<R>(child_.state.get(), child_.owned);
+  }
+
+ private:
+  detail::Child child_;
+  std::optional<detail::ShieldCore> core_;
+};
+
+/// Awaits `aw` but protects it from cancellation: cancelling the awaiting task makes the await
+/// throw CancelledError at once while `aw` (a task) keeps running. A Coro becomes a task now.
+/// If `aw` itself is cancelled by other means, the await throws CancelledError too.
+/// Cancellation: the awaiter is cancelled, `aw` is not. (Keep a handle to `aw` if you need its
+///   result later; the loop keeps the task alive either way.)
+/// Python: asyncio.shield(aw)
+template <class A>
+requires detail::Childlike<A> Shielded<detail::result_of_t<A>> shield(A&& aw) {
+  return Shielded<detail::result_of_t<A>>(detail::to_child(std::forward<A>(aw)));
+}
+
+// ---- wait --------------------------------------------------------------------------------------
+
+/// When wait() returns. Python: FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED
+enum class ReturnWhen { first_completed, first_exception, all_completed };
+
+/// Options of wait(): both optional. Python: wait(fs, timeout=None, return_when=ALL_COMPLETED)
+struct WaitOptions {
+  /// Give up after this long (no TimeoutError: the rest is in `pending`); empty: no limit.
+  std::optional<std::chrono::duration<double>> timeout = std::nullopt;
+  ReturnWhen return_when = ReturnWhen::all_completed;
+};
+
+/// The result of wait(): the futures that are done and those that are not, each in the order
+/// they were given. `auto [done, pending] = co_await wait(...)`.
+template <class F>
+struct WaitResult {
+  std::vector<F> done;
+  std::vector<F> pending;
+};
+
+namespace detail {
+
+inline FutureStateBase* state_of(const TaskRef& t) {
+  return t.get();
+}
+template <class T>
+FutureStateBase* state_of(const Future<T>& f) {
+  return f.state();
+}
+
+/// The engine of wait(): one Waiter per future, a timer, the awaiting task parked on itself.
+class WaitCore final : public ParkedWaiter, public TimerNode, public AwaitsFutures {
+ public:
+  WaitCore(std::vector<FutureStateBase*> futures, std::optional<double> timeout, ReturnWhen when);
+  WaitCore(const WaitCore&) = delete;
+  WaitCore& operator=(const WaitCore&) = delete;
+  ~WaitCore();
+
+  /// True when the condition already holds (no need to suspend).
+  bool ready();
+  void suspend(std::coroutine_handle<> h);
+  void finish();
+  void on_timer() noexcept override { wake_up(); }
+  void awaited_futures(std::vector<FutureStateBase*>& out) const override;
+
+ private:
+  class Node final : public Waiter {
+   public:
+    void on_future_done(FutureStateBase& f) noexcept override;
+    WaitCore* owner = nullptr;
+  };
+  void on_done(FutureStateBase& f) noexcept;
+  void detach() noexcept;
+  void on_cancel() noexcept override { detach(); }
+
+  std::vector<FutureStateBase*> futures_;
+  std::unique_ptr<Node[]> nodes_;
+  std::size_t pending_ = 0;
+  std::optional<double> timeout_;
+  ReturnWhen when_;
+};
+
+/// Checks wait()'s arguments (ValueError) and drops duplicates (Python makes a set).
+template <class F>
+std::vector<F> unique_futures(std::vector<F> fs, ReturnWhen when) {
+  if (fs.empty()) throw ValueError("Set of Tasks/Futures is empty.");
+  if (when != ReturnWhen::first_completed && when != ReturnWhen::first_exception &&
+      when != ReturnWhen::all_completed) {
+    throw ValueError("Invalid return_when value");
+  }
+  std::vector<F> out;
+  out.reserve(fs.size());
+  for (F& f : fs) {
+    FutureStateBase* st = state_of(f);
+    if (st == nullptr) throw InvalidStateError("wait(): empty handle");
+    bool seen = false;
+    for (const F& g : out) seen = seen || state_of(g) == st;
+    if (!seen) out.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// What wait() returns: awaiting it yields a WaitResult. Movable until awaited.
+/// Cancellation: see wait().   Python: the asyncio.wait() coroutine
+template <class F>
+class [[nodiscard]] Waiting {
+ public:
+  Waiting(std::vector<F> fs, WaitOptions options)
+      : fs_(detail::unique_futures(std::move(fs), options.return_when)), options_(options) {}
+  Waiting(Waiting&& o) noexcept : fs_(std::move(o.fs_)), options_(o.options_) {}
+  Waiting& operator=(Waiting&&) = delete;
+  Waiting(const Waiting&) = delete;
+  Waiting& operator=(const Waiting&) = delete;
+  ~Waiting() = default;
+
+  bool await_ready() {
+    std::vector<detail::FutureStateBase*> states;
+    states.reserve(fs_.size());
+    for (const F& f : fs_) states.push_back(detail::state_of(f));
+    std::optional<double> timeout;
+    if (options_.timeout) timeout = options_.timeout->count();
+    core_.emplace(std::move(states), timeout, options_.return_when);
+    return core_->ready();
+  }
+  void await_suspend(std::coroutine_handle<> h) { core_->suspend(h); }
+  WaitResult<F> await_resume() {
+    core_->finish();
+    WaitResult<F> r;
+    for (F& f : fs_) (detail::state_of(f)->done() ? r.done : r.pending).push_back(std::move(f));
+    return r;
+  }
+
+ private:
+  std::vector<F> fs_;
+  WaitOptions options_;
+  std::optional<detail::WaitCore> core_;
+};
+
+/// Waits until the futures/tasks meet `options.return_when` (default: all done) or the time-out
+/// passes; returns {done, pending}. Never throws TimeoutError and never cancels the futures.
+/// Duplicates count once. Coroutines are not accepted (schedule them with create_task first).
+/// An empty vector: ValueError.
+/// Cancellation: safe; the awaiter gets CancelledError, the futures are left untouched.
+/// Python: asyncio.wait(fs, timeout=, return_when=)
+template <class F>
+requires(detail::FutureHandle<F> ||
+         std::same_as<F, TaskRef>) Waiting<F> wait(std::vector<F> fs, WaitOptions options = {}) {
+  return Waiting<F>(std::move(fs), options);
+}
+
+// ---- as_completed ------------------------------------------------------------------------------
+
+namespace detail {
+
+/// Shared by an as_completed() range and the coroutines it yields: completed futures queue up
+/// in completion order (-1 marks the time-out); consumers wait in FIFO order and re-check on
+/// wake-up (never take delivery). Python: as_completed's `done` Queue and `todo` set.
+class AsCompletedCore final : public TimerNode {
+ public:
+  AsCompletedCore(EventLoop& loop, std::vector<Child> children, std::optional<double> timeout);
+  AsCompletedCore(const AsCompletedCore&) = delete;
+  AsCompletedCore& operator=(const AsCompletedCore&) = delete;
+  ~AsCompletedCore();
+  void add_ref() noexcept { ++refs_; }
+  void release() noexcept {
+    if (--refs_ == 0) delete this;
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return children_.size(); }
+  [[nodiscard]] bool has_item() const noexcept { return !queue_.empty(); }
+  /// The next completed child's index, or -1 after the time-out.
+  std::ptrdiff_t pop() noexcept;
+  [[nodiscard]] const Child& child(std::size_t i) const noexcept { return children_[i]; }
+
+  /// Parks the awaiting task until an item is queued. idle -> parked -> {woken | cancelled}
+  class Getter final : public ParkedWaiter, public ListHook, public AwaitsFutures {
+   public:
+    explicit Getter(AsCompletedCore* core) noexcept : core_(core) {}
+    Getter(const Getter&) = delete;
+    Getter& operator=(const Getter&) = delete;
+    ~Getter() {
+      if (ListHook::linked()) IntrusiveList::unlink(this);
+    }
+    [[nodiscard]] bool await_ready() const noexcept { return core_->has_item(); }
+    void await_suspend(std::coroutine_handle<> h);
+    void await_resume();
+    void awaited_futures(std::vector<FutureStateBase*>& out) const override;
+
+   private:
+    void on_cancel() noexcept override;
+    AsCompletedCore* core_;
+  };
+  Getter next_item() noexcept { return Getter(this); }
+
+  void on_timer() noexcept override;
+
+ private:
+  class Node final : public Waiter {
+   public:
+    void on_future_done(FutureStateBase& f) noexcept override;
+    AsCompletedCore* owner = nullptr;
+    std::size_t index = 0;
+  };
+  void push(std::ptrdiff_t item) noexcept;
+  void wake_next() noexcept;
+
+  EventLoop& loop_;
+  std::uint32_t refs_ = 0;
+  std::vector<Child> children_;
+  std::unique_ptr<Node[]> nodes_;
+  std::size_t todo_ = 0;
+  std::deque<std::ptrdiff_t> queue_;
+  IntrusiveList getters_;
+};
+
+/// One element of as_completed(): the next result in completion order. Python: _wait_for_one
+template <class T>
+Coro<T> wait_for_one(Ref<AsCompletedCore> core) {
+  while (!core->has_item()) co_await core->next_item();
+  const std::ptrdiff_t i = core->pop();
+  if (i < 0) throw TimeoutError();
+  const Child& c = core->child(static_cast<std::size_t>(i));
+  c.state->throw_if_not_result();
+  if constexpr (!std::is_void_v<T>) co_return take_result<T>(c.state.get(), c.owned);
+}
+
+}  // namespace detail
+
+/// The range as_completed() returns: exactly size() elements, each a Coro<T> that, awaited
+/// (`co_await std::move(elem)`), yields the next result in completion order. Dereference each
+/// position once. Cancellation: see as_completed().
+/// Python: the iterator of _wait_for_one() coroutines from asyncio.as_completed()
+template <class T>
+class [[nodiscard]] AsCompleted {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = Coro<T>;
+    using reference = Coro<T>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    iterator() noexcept = default;
+    iterator(detail::AsCompletedCore* core, std::size_t i) noexcept : core_(core), i_(i) {}
+    Coro<T> operator*() const { return detail::wait_for_one<T>(detail::Ref(core_)); }
+    iterator& operator++() noexcept {
+      ++i_;
+      return *this;
+    }
+    void operator++(int) noexcept { ++i_; }
+    friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.i_ == b.i_; }
+
+   private:
+    detail::AsCompletedCore* core_ = nullptr;
+    std::size_t i_ = 0;
+  };
+
+  explicit AsCompleted(detail::AsCompletedCore* core) noexcept : core_(core) {}
+  [[nodiscard]] iterator begin() const noexcept { return iterator(core_.get(), 0); }
+  [[nodiscard]] iterator end() const noexcept { return iterator(core_.get(), size()); }
+  [[nodiscard]] std::size_t size() const noexcept { return core_->size(); }
+
+ private:
+  detail::Ref<detail::AsCompletedCore> core_;
+};
+
+/// Iterates over the results of `fs` in the order they complete: each element, awaited, yields
+/// the next result (or rethrows that child's error). Coroutines become tasks now; duplicate
+/// tasks count once. After `timeout`, every element not yet resolved throws TimeoutError (the
+/// futures are not cancelled).
+/// Cancellation: safe; a cancelled element takes nothing, so the next element gets the result.
+/// Python: asyncio.as_completed(fs, timeout=)
+template <class X>
+requires(detail::FutureHandle<X> || detail::CoroObject<X>)
+    AsCompleted<detail::result_of_t<X>> as_completed(
+        std::vector<X> fs, std::optional<std::chrono::duration<double>> timeout = std::nullopt) {
+  std::vector<detail::Child> children;
+  children.reserve(fs.size());
+  for (X& f : fs) {
+    detail::Child c = detail::to_child(std::move(f));
+    bool seen = false;
+    for (const detail::Child& d : children) seen = seen || d.state == c.state;
+    if (!seen) children.push_back(std::move(c));
+  }
+  std::optional<double> t;
+  if (timeout) t = timeout->count();
+  return AsCompleted<detail::result_of_t<X>>(
+      new detail::AsCompletedCore(get_running_loop(), std::move(children), t));
+}
+
+}  // namespace asyncio
