@@ -112,6 +112,9 @@ namespace detail {
 class SleepTimer : public ParkedWaiter, public TimerNode {
  public:
   explicit SleepTimer(double delay) noexcept : delay_(delay) {}
+  /// Movable until awaited (so sleep(1) can be passed to gather()).
+  SleepTimer(SleepTimer&& other) noexcept
+      : ParkedWaiter(std::move(other)), TimerNode(), delay_(other.delay_) {}
   SleepTimer(const SleepTimer&) = delete;
   SleepTimer& operator=(const SleepTimer&) = delete;
 
@@ -145,6 +148,7 @@ template <class T>
 class SleepAwaiter final : public SleepTimer {
  public:
   SleepAwaiter(double delay, T value) : SleepTimer(delay), value_(std::move(value)) {}
+  SleepAwaiter(SleepAwaiter&&) noexcept(std::is_nothrow_move_constructible_v<T>) = default;
   T await_resume() {
     resume_check();
     return std::move(value_);
@@ -158,6 +162,7 @@ template <>
 class SleepAwaiter<void> final : public SleepTimer {
  public:
   explicit SleepAwaiter(double delay) noexcept : SleepTimer(delay) {}
+  SleepAwaiter(SleepAwaiter&&) noexcept = default;
   void await_resume() { resume_check(); }
 };
 

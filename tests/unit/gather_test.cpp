@@ -529,6 +529,16 @@ TEST(Gather, FuturesOfDifferentLoopsThrowValueError) {
   }(other.get()));
 }
 
+// gather(asyncio.sleep(1), asyncio.sleep(2, result=5)): sleep's awaiter is moved into gather.
+TEST(Gather, AcceptsSleepAwaitablesDirectly) {
+  run_virtual([]() -> Coro<void> {
+    auto [first, second] = co_await asyncio::gather(asyncio::sleep(1), asyncio::sleep(2, 5));
+    EXPECT_EQ(first, Unit{});
+    EXPECT_EQ(second, 5);
+    EXPECT_DOUBLE_EQ(asyncio::get_running_loop().time(), 2.0);
+  }());
+}
+
 TEST(Gather, OutsideALoopThrowsRuntimeError) {
   EXPECT_THROW((void)asyncio::gather(sleeper(0, 1)), asyncio::RuntimeError);
 }

@@ -14,6 +14,7 @@
 //   A task cancelled before its first step never runs its body.
 #pragma once
 
+#include <cassert>
 #include <coroutine>
 #include <cstdint>
 #include <memory>
@@ -156,6 +157,11 @@ class ParkedWaiter : public WaitTarget {
 
  protected:
   ParkedWaiter() = default;
+  /// Moving is allowed before the wait starts (an awaitable handed to gather() and the like).
+  ParkedWaiter(ParkedWaiter&& other) noexcept : WaitTarget() {
+    (void)other;
+    assert(other.state_ == State::idle && "moving a ParkedWaiter that is waiting");
+  }
   ParkedWaiter(const ParkedWaiter&) = delete;
   ParkedWaiter& operator=(const ParkedWaiter&) = delete;
   ~ParkedWaiter() = default;
