@@ -228,6 +228,10 @@ void EventLoop::close() {
   abandon_tasks();
   drop_pending();
   closed_ = true;
+  // Async generators still registered (no shutdown_asyncgens()) forget this loop, so that one
+  // destroyed later does not touch it.
+  while (asyncgens_.pop_front() != nullptr) {
+  }
   io_->close();
   if (default_executor_) default_executor_->shutdown(false);
 }

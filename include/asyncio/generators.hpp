@@ -32,6 +32,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <asyncio/detail/async_generator.hpp>
 #include <asyncio/detail/generator.hpp>
 #include <asyncio/exceptions.hpp>
 
@@ -251,6 +252,119 @@ inline constexpr bool std::ranges::enable_view<asyncio::Generator<Y, S>> = true;
 
 namespace asyncio {
 
-// AsyncGenerator<Y> (part 2) goes below; its engine will be detail/async_generator.hpp.
+// ---- AsyncGenerator<Y> ------------------------------------------------------------------------
+// Engine: detail/async_generator.hpp. Guide: docs/howto/generators.md ("Async generators").
+
+/// An asynchronous generator: a lazily started coroutine that may both `co_await` and
+/// `co_yield` (Python's `async def` with `yield`, PEP 525).
+///
+///     asyncio::AsyncGenerator<int> ticker(double delay, int to) {
+///       for (int i = 0; i < to; ++i) { co_yield i; co_await asyncio::sleep(delay); }
+///     }
+///     auto ticks = ticker(1, 2);
+///     while (std::optional<int> i = co_await ticks.next()) use(*i);   // async for i in ...
+///
+/// The body runs inside the task that awaits next() (no task of its own): what it awaits parks
+/// that task, and cancelling that task raises CancelledError at the body's await, unwinds the
+/// body and then propagates out of next(). Y is a non-const object type (move-only is fine);
+/// `co_yield rvalue` is moved once into next()'s optional, `co_yield lvalue` is copied once.
+///
+/// Move-only. Destroying one that has not finished destroys its frame: the destructors of
+/// everything alive at its `co_yield` run, but catch blocks do not and nothing can be awaited.
+/// For a clean-up that catches or awaits, `co_await gen.aclose()` first; one left unfinished
+/// when the loop shuts down (asyncio::run, Runner::close, loop.shutdown_asyncgens()) is
+/// aclose()d there. Nothing runs before the first next().
+/// Python: async generator (types.AsyncGeneratorType)
+template <class Y>
+class [[nodiscard]] AsyncGenerator {
+  static_assert(std::is_object_v<Y> && !std::is_array_v<Y> && !std::is_const_v<Y> &&
+                    !std::is_volatile_v<Y>,
+                "AsyncGenerator<Y>: Y must be a non-const object type");
+  using Handle = detail::agen::Handle<Y>;
+
+ public:
+  using promise_type = detail::agen::Promise<Y>;
+  using value_type = Y;
+
+  /// An empty generator, like a moved-from one: next() throws RuntimeError.
+  AsyncGenerator() noexcept = default;
+  AsyncGenerator(AsyncGenerator&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+  AsyncGenerator& operator=(AsyncGenerator&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      h_ = std::exchange(other.h_, nullptr);
+    }
+    return *this;
+  }
+  ~AsyncGenerator() { destroy(); }
+
+  /// Runs the generator, inside the awaiting task, to its next `co_yield` and returns the
+  /// value; empty once it has finished, on that await and every later one.
+  /// Cancellation: while the body awaits, cancelling the awaiting task raises CancelledError
+  ///   there; the body unwinds (its clean-up runs) and the error propagates from here; the
+  ///   generator is then finished. A value already yielded is never lost: there is no
+  ///   suspension point between the `co_yield` and the return of next().
+  /// Throws: what the body throws (once; the generator is then finished), CancelledError,
+  ///   RuntimeError (moved-from, or another next()/aclose() is still running the body).
+  /// Python: await anext(agen), agen.__anext__()
+  [[nodiscard]] detail::agen::NextAwaiter<Y> next() noexcept { return {h_}; }
+
+  /// Closes the generator: if it is suspended at a `co_yield`, that `co_yield` throws
+  /// GeneratorExit, so its catch blocks and destructors run, and it may co_await while it
+  /// unwinds; GeneratorExit itself is swallowed here. A no-op on a generator that is finished,
+  /// already closed or empty; one never started is just marked finished. Later next() is empty.
+  /// Cancellation: if the body's clean-up awaits and the task is cancelled there, the
+  ///   CancelledError propagates from here and the generator is finished.
+  /// Throws: what the clean-up throws, RuntimeError ("async generator ignored GeneratorExit":
+  ///   the body yielded again; it stays suspended until destroyed), RuntimeError (running).
+  /// Python: await agen.aclose()
+  [[nodiscard]] detail::agen::ACloseAwaiter<Y> aclose() noexcept { return {h_}; }
+
+ private:
+  friend promise_type;
+  explicit AsyncGenerator(Handle h) noexcept : h_(h) {}
+  void destroy() noexcept {
+    if (h_) detail::agen::destroy(std::exchange(h_, nullptr));
+  }
+
+  Handle h_;
+};
+
+/// `async for v in gen: fn(v)`: awaits each value of `gen` and calls `fn(std::move(value))`.
+/// `fn` may return void, bool (false = `break`), Coro<void> or Coro<bool> (awaited).
+/// When the loop ends (exhausted, `break`, or an exception from `fn` or `gen`), the generator
+/// is aclose()d, so its clean-up runs before this returns (Python's `async with aclosing(gen)`
+/// around the loop); an exception from that clean-up replaces the one that ended the loop.
+/// Takes `gen` by value: pass `ticker(1, 2)` or `std::move(gen)`.
+/// Cancellation: as next() and aclose().   Python: async for (+ contextlib.aclosing)
+template <class Y, detail::agen::LoopBody<Y> F>
+Coro<void> async_for(AsyncGenerator<Y> gen, F fn) {
+  using R = std::invoke_result_t<F&, Y&&>;
+  std::exception_ptr err;
+  try {
+    while (std::optional<Y> v = co_await gen.next()) {
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(fn, std::move(*v));
+      } else if constexpr (std::is_same_v<R, bool>) {
+        if (!std::invoke(fn, std::move(*v))) break;
+      } else if constexpr (std::is_same_v<R, Coro<void>>) {
+        co_await std::invoke(fn, std::move(*v));
+      } else {
+        if (!co_await std::invoke(fn, std::move(*v))) break;
+      }
+    }
+  } catch (...) {
+    err = std::current_exception();
+  }
+  co_await gen.aclose();
+  if (err) std::rethrow_exception(err);
+}
+
+namespace detail::agen {
+template <class Y>
+AsyncGenerator<Y> Promise<Y>::get_return_object() noexcept {
+  return AsyncGenerator<Y>(Handle<Y>::from_promise(*this));
+}
+}  // namespace detail::agen
 
 }  // namespace asyncio
