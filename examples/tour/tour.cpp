@@ -1,0 +1,117 @@
+// asyncio-tour: every seed example, in the order of the tutorial (docs/tutorial/), in real time.
+//
+//   asyncio-tour                 run them all (about 28 s: the articles' own 1-3 s sleeps)
+//   asyncio-tour --list          name, title and article of each linked example
+//   asyncio-tour NAME...         run only these, in the order given
+//   asyncio-tour --virtual ...   under virtual time: the same output and loop times, at once
+//
+// Each line shows the loop time at which it was printed, relative to the example's start:
+//   [+1.00s] hello
+// Lines printed after the example's loop stopped show "[no loop]".
+//
+// Time budget: everything runs in real time, unscaled, because watching "world" arrive two
+// seconds after "hello" is the point. The examples keep the articles' sleeps (1-3 s; the
+// cancellation example polls for 6 s), which adds up to about 28 s; new examples must keep
+// the total under 30 s (seeds_test checks the sum of the loop times).
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <exception>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "../seeds/seeds.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void list() {
+  for (const seeds::Seed& seed : seeds::registry()) {
+    std::cout << std::left << std::setw(24) << seed.name << ' ' << seed.title << "\n"
+              << std::setw(24) << ""
+              << " article " << seed.article << '\n';
+  }
+}
+
+/// Runs one seed, printing its header, its lines and its duration. False if it threw.
+bool run_one(const seeds::Seed& seed, std::size_t index, std::size_t count,
+             const asyncio::RunOptions& options) {
+  std::cout << "\n== " << index << '/' << count << ' ' << seed.name << ": " << seed.title << '\n'
+            << "   article " << seed.article << "\n   source  examples/seeds/" << seed.name
+            << ".cpp (program seed_" << seed.name << ")\n";
+  std::optional<double> last;  // loop time of the last line printed inside a loop
+  seeds::set_sink([&last](double t, std::string_view line) {
+    if (!std::isnan(t)) {
+      last = t;
+    }
+    std::cout << std::left << std::setw(9) << ('[' + seeds::format_time(t) + ']') << ' ' << line
+              << '\n'
+              << std::flush;
+  });
+  Clock::time_point start = Clock::now();
+  bool ok = true;
+  try {
+    seeds::run(seed, options);
+  } catch (const asyncio::CancelledError& error) {
+    std::cout << "!! cancelled: " << error.what() << '\n';
+    ok = false;
+  } catch (const std::exception& error) {
+    std::cout << "!! failed: " << error.what() << '\n';
+    ok = false;
+  }
+  std::cout << "   " << (last ? "last line at loop time " + seeds::format_time(*last) + ", " : "")
+            << "wall time " << std::fixed << std::setprecision(2) << seconds_since(start) << " s\n"
+            << std::defaultfloat;
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  asyncio::RunOptions options;
+  std::vector<const seeds::Seed*> chosen;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--list") {
+      list();
+      return 0;
+    }
+    if (arg == "--virtual") {
+      options.virtual_time = true;
+    } else if (arg == "--help" || arg == "-h") {
+      std::cout << "usage: " << argv[0] << " [--list] [--virtual] [NAME...]\n";
+      return 0;
+    } else if (const seeds::Seed* seed = seeds::find(arg)) {
+      chosen.push_back(seed);
+    } else {
+      std::cerr << argv[0] << ": no example named '" << arg << "'; --list shows them\n";
+      return 2;
+    }
+  }
+  if (chosen.empty()) {
+    for (const seeds::Seed& seed : seeds::registry()) {
+      chosen.push_back(&seed);
+    }
+  }
+
+  std::cout << "asyncio-cpp tour: " << chosen.size()
+            << " examples from the seed articles (docs/tutorial/), "
+            << (options.virtual_time ? "virtual time" : "real time") << '\n';
+  Clock::time_point start = Clock::now();
+  int failures = 0;
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    failures += run_one(*chosen[i], i + 1, chosen.size(), options) ? 0 : 1;
+  }
+  std::cout << "\ntour finished: " << chosen.size() << " examples, " << failures
+            << " failed, total wall time " << std::fixed << std::setprecision(2)
+            << seconds_since(start) << " s\n";
+  return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
