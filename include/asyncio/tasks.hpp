@@ -262,6 +262,4 @@ T EventLoop::run_until_complete(Coro<T> coro) {
 }  // namespace asyncio
 
 // gather, wait_for, wait, shield, as_completed (Python: the rest of tasks.py).
-#if __has_include("asyncio/composition.hpp")
-#include "asyncio/composition.hpp"
-#endif
+#include "asyncio/composition.hpp"  // IWYU pragma: export
