@@ -151,9 +151,12 @@ double EventLoop::poll_io(bool can_block) {
 
 void EventLoop::run_once() {
   poll_io(true);
-  // Timers whose deadline has passed join the ready queue in (when, seq) order.
-  const double end = time() + (options_.virtual_time ? 0.0 : 1e-9);
-  while (!timers_.empty() && timers_.top_when() <= end) timers_.pop()->on_timer();
+  // Timers whose deadline has passed join the ready queue in (when, seq) order. (No timer, no
+  // clock read.)
+  if (!timers_.empty()) {
+    const double end = time() + (options_.virtual_time ? 0.0 : 1e-9);
+    while (!timers_.empty() && timers_.top_when() <= end) timers_.pop()->on_timer();
+  }
   // Run what was ready when this pass began; what it schedules waits for the next pass.
   for (std::size_t n = ready_.size(); n > 0; --n) run_ready(ready_.pop());
 }
@@ -211,12 +214,22 @@ void EventLoop::drop_pending() noexcept {
   for (detail::TimerNode* t : timers_.take_all()) t->on_discard();
 }
 
-void EventLoop::abandon_tasks() noexcept {
+std::vector<detail::TaskState*> EventLoop::abandon_tasks() noexcept {
+  // Destroying one task's frames may wake another (a lock guard released, a future set), so
+  // nothing is released here: the caller drops the queue first, then the references.
+  std::vector<detail::TaskState*> abandoned;
   while (detail::ListHook* h = tasks_.pop_front()) {
     auto* t = static_cast<detail::TaskState*>(h);
+    try {
+      abandoned.push_back(t);
+    } catch (...) {  // out of memory: release at once rather than leak
+      t->abandon();
+      t->release();
+      continue;
+    }
     t->abandon();
-    t->release();
   }
+  return abandoned;
 }
 
 void EventLoop::close() {
@@ -225,8 +238,9 @@ void EventLoop::close() {
   // Queued entries first (a queued task step would otherwise outlive its task), then the
   // tasks' frames (whose destructors may queue more), then whatever they queued.
   drop_pending();
-  abandon_tasks();
+  std::vector<detail::TaskState*> abandoned = abandon_tasks();
   drop_pending();
+  for (detail::TaskState* t : abandoned) t->release();
   closed_ = true;
   // Async generators still registered (no shutdown_asyncgens()) forget this loop, so that one
   // destroyed later does not touch it.

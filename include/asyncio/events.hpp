@@ -390,7 +390,7 @@ class EventLoop {
   void post_threadsafe(detail::HandleState* st);
   void run_ready(detail::Runnable* r);
   double poll_io(bool can_block);
-  void abandon_tasks() noexcept;
+  std::vector<detail::TaskState*> abandon_tasks() noexcept;
   void drop_pending() noexcept;
   [[nodiscard]] double real_time() const noexcept;
 

@@ -464,6 +464,35 @@ TEST(EventLoopRun, GetRunningLoopInCallbacksAndTasksIsTheRunningLoop) {
 // ---- close -------------------------------------------------------------------------------------
 
 // test_close: closing is idempotent and is_closed() reports it.
+// Regression (issue 4 report): close() destroys the frames of pending tasks; a destructor in one
+// frame that wakes another pending task must not leave a freed task in the ready queue.
+struct SetFutureOnDestroy {
+  asyncio::Future<int> fut;
+  ~SetFutureOnDestroy() {
+    if (!fut.done()) fut.set_result(1);
+  }
+};
+Coro<void> hold_until_destroyed(asyncio::Future<int> fut) {
+  SetFutureOnDestroy guard{std::move(fut)};
+  co_await asyncio::sleep(3600);
+}
+Coro<int> wait_for_future(asyncio::Future<int> fut) { co_return co_await fut; }
+Coro<void> pause(double seconds) { co_await asyncio::sleep(seconds); }
+
+TEST(EventLoopClose, AFrameDestructorWakingAnotherPendingTaskIsSafe) {
+  auto loop = asyncio::new_event_loop(virtual_options());
+  asyncio::Future<int> fut = loop->create_future<int>();
+  // No handles kept: the loop holds the only references, as with fire-and-forget tasks. The
+  // holder is created first, so close() destroys its frame first and that wakes the waiter.
+  (void)loop->create_task(hold_until_destroyed(fut));
+  (void)loop->create_task(wait_for_future(fut));
+  loop->run_until_complete(pause(1.0));
+  EXPECT_EQ(loop->tasks().size(), 2U);
+  loop->close();  // ASan (frame pool off) reported a heap-use-after-free here
+  EXPECT_TRUE(fut.done());
+  EXPECT_TRUE(loop->tasks().empty());
+}
+
 TEST(EventLoopClose, CloseIsIdempotent) {
   auto loop = asyncio::new_event_loop();
   EXPECT_FALSE(loop->is_closed());
