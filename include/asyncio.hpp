@@ -8,6 +8,8 @@
 #include "asyncio/executors.hpp"
 #include "asyncio/futures.hpp"
 #include "asyncio/generators.hpp"
+#include "asyncio/locks.hpp"
+#include "asyncio/queues.hpp"
 #include "asyncio/runners.hpp"
 #include "asyncio/task_ref.hpp"
 #include "asyncio/taskgroups.hpp"
