@@ -4,6 +4,7 @@
 //   asyncio-tour --list          name, title and article of each linked example
 //   asyncio-tour NAME...         run only these, in the order given
 //   asyncio-tour --virtual ...   under virtual time: the same output and loop times, at once
+// The whole tour ends with the stand-alone programs of examples/*.cpp, run under virtual time.
 //
 // Each line shows the loop time at which it was printed, relative to the example's start:
 //   [+1.00s] hello
@@ -20,6 +21,7 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -73,6 +75,31 @@ bool run_one(const seeds::Seed& seed, std::size_t index, std::size_t count,
   return ok;
 }
 
+/// The stand-alone programs of examples/*.cpp (issue 4's queue and semaphore examples), run as
+/// child processes under virtual time: in real time they would take the tour past 30 s.
+int run_example_programs() {
+  struct Program {
+    const char* name;
+    const char* title;
+  };
+  const Program programs[] = {
+      {"queue_pipeline", "producer/consumer: a bounded Queue, 3 workers, join(), then cancel"},
+      {"rate_limiter", "a Semaphore lets at most 3 requests run at once"},
+  };
+  int failures = 0;
+  for (const Program& p : programs) {
+    std::cout << "\n== " << p.name << ": " << p.title << "\n   source  examples/" << p.name
+              << ".cpp (program " << p.name << ", run here with --virtual)\n"
+              << std::flush;
+    const std::string command = std::string(ASYNCIO_EXAMPLES_BIN_DIR) + '/' + p.name + " --virtual";
+    if (std::system(command.c_str()) != 0) {  // NOLINT(cert-env33-c): our own program
+      std::cout << "!! failed: " << p.name << '\n';
+      ++failures;
+    }
+  }
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -96,6 +123,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  const bool run_programs = chosen.empty();  // the whole tour, not a chosen subset
   if (chosen.empty()) {
     for (const seeds::Seed& seed : seeds::registry()) {
       chosen.push_back(&seed);
@@ -109,6 +137,9 @@ int main(int argc, char** argv) {
   int failures = 0;
   for (std::size_t i = 0; i < chosen.size(); ++i) {
     failures += run_one(*chosen[i], i + 1, chosen.size(), options) ? 0 : 1;
+  }
+  if (run_programs) {
+    failures += run_example_programs();
   }
   std::cout << "\ntour finished: " << chosen.size() << " examples, " << failures
             << " failed, total wall time " << std::fixed << std::setprecision(2)
