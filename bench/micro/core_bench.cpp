@@ -1,29 +1,18 @@
 // Micro-benchmarks of the core hot paths: scheduling, task spawn, coroutine await chains,
 // futures, timers. Each reports allocs/iter: the global operator new is counted, so "0" proves
 // that a warm step allocates nothing.
-#include <benchmark/benchmark.h>
-
-#include <asyncio.hpp>
-
 #include <atomic>
 #include <cstdlib>
 #include <new>
 #include <vector>
 
-namespace {
-std::atomic<long> g_allocs{0};
-}  // namespace
+#include <benchmark/benchmark.h>
 
-// Counting replacements of the global allocation functions (malloc/free underneath).
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#include <asyncio.hpp>
 
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t /*n*/) noexcept { std::free(p); }
+#include "alloc_counter.hpp"
+
+using bench::g_allocs;
 
 namespace {
 
@@ -36,11 +25,13 @@ void run_bench(benchmark::State& state, Body body) {
 }
 
 void report_allocs(benchmark::State& state, long before) {
-  state.counters["allocs/iter"] = benchmark::Counter(
-      static_cast<double>(g_allocs.load() - before) / static_cast<double>(state.iterations()));
+  state.counters["allocs/iter"] = benchmark::Counter(static_cast<double>(g_allocs.load() - before) /
+                                                     static_cast<double>(state.iterations()));
 }
 
-Coro<int> one() { co_return 1; }
+Coro<int> one() {
+  co_return 1;
+}
 
 // co_await of a coroutine that returns at once (the anchors' "chain").
 void BM_AwaitCoroutine(benchmark::State& state) {

@@ -16,23 +16,9 @@
 
 #include <asyncio.hpp>
 
-namespace {
-std::atomic<long> g_allocs{0};
-}  // namespace
+#include "alloc_counter.hpp"
 
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t /*n*/) noexcept {
-  std::free(p);
-}
+using bench::g_allocs;
 
 namespace {
 
