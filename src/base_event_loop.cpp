@@ -110,10 +110,10 @@ void EventLoop::run_forever() {
   }
 }
 
-double EventLoop::poll_io(bool can_block) {
+void EventLoop::poll_io() {
   // How long to block: not at all if something is ready or we are stopping, else until the
   // earliest timer, else until I/O or a thread-safe post arrives.
-  const bool busy = !ready_.empty() || stopping_ || !can_block;
+  const bool busy = !ready_.empty() || stopping_;
   if (!options_.virtual_time) {
     double timeout = -1;
     if (busy) {
@@ -122,21 +122,21 @@ double EventLoop::poll_io(bool can_block) {
       timeout = std::max(0.0, timers_.top_when() - time());
     }
     io_->poll(to_timeout_ms(timeout), ready_);
-    return timeout;
+    return;
   }
   // Virtual time: jump to the next timer when nothing else can happen first. With real I/O
   // or thread work in flight, wait for it in real time (up to the timer's delay) and let the
   // clock follow the real time that passed.
   if (busy || timers_.empty()) {
     io_->poll(busy ? 0 : -1, ready_);
-    return busy ? 0 : -1;
+    return;
   }
   const double next = timers_.top_when();
   const bool external = io_->watchers > 0 || external_.load(std::memory_order_relaxed) > 0;
   if (!external) {
     io_->poll(0, ready_);
     if (ready_.empty()) virtual_now_ = std::max(virtual_now_, next);
-    return 0;
+    return;
   }
   const double wait = std::max(0.0, next - virtual_now_);
   const double t0 = real_time();
@@ -146,11 +146,10 @@ double EventLoop::poll_io(bool can_block) {
   } else {
     virtual_now_ = std::min(virtual_now_ + (real_time() - t0), std::max(virtual_now_, next));
   }
-  return wait;
 }
 
 void EventLoop::run_once() {
-  poll_io(true);
+  poll_io();
   // Timers whose deadline has passed join the ready queue in (when, seq) order. (No timer, no
   // clock read.)
   if (!timers_.empty()) {

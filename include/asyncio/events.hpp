@@ -94,7 +94,6 @@ class HandleState : public Runnable, public PoolAllocated {
     drop();
     release();
   }
-  [[nodiscard]] std::string describe() const override { return "callback"; }
 
  protected:
   virtual void invoke() = 0;
@@ -389,7 +388,7 @@ class EventLoop {
   void add_signal_handle(int sig, detail::Ref<detail::HandleState> h);
   void post_threadsafe(detail::HandleState* st);
   void run_ready(detail::Runnable* r);
-  double poll_io(bool can_block);
+  void poll_io();
   std::vector<detail::TaskState*> abandon_tasks() noexcept;
   void drop_pending() noexcept;
   [[nodiscard]] double real_time() const noexcept;

@@ -240,4 +240,20 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit = 5s) {
   return true;
 }
 
+/// Sets *flag when destroyed: shows that a coroutine frame (or a callback) was destroyed.
+class SetOnDestroy {
+ public:
+  explicit SetOnDestroy(bool* flag) : flag_(flag) {}
+  SetOnDestroy(SetOnDestroy&& o) noexcept : flag_(std::exchange(o.flag_, nullptr)) {}
+  SetOnDestroy(const SetOnDestroy&) = delete;
+  SetOnDestroy& operator=(const SetOnDestroy&) = delete;
+  SetOnDestroy& operator=(SetOnDestroy&&) = delete;
+  ~SetOnDestroy() {
+    if (flag_ != nullptr) *flag_ = true;
+  }
+
+ private:
+  bool* flag_;
+};
+
 }  // namespace asyncio_test

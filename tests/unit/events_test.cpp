@@ -45,21 +45,7 @@ Coro<int> fail_with(std::string message) {
   co_return 0;
 }
 
-/// Sets *flag when destroyed: shows that a coroutine frame (or a callback) was destroyed.
-class SetOnDestroy {
- public:
-  explicit SetOnDestroy(bool* flag) : flag_(flag) {}
-  SetOnDestroy(SetOnDestroy&& o) noexcept : flag_(std::exchange(o.flag_, nullptr)) {}
-  SetOnDestroy(const SetOnDestroy&) = delete;
-  SetOnDestroy& operator=(const SetOnDestroy&) = delete;
-  SetOnDestroy& operator=(SetOnDestroy&&) = delete;
-  ~SetOnDestroy() {
-    if (flag_ != nullptr) *flag_ = true;
-  }
-
- private:
-  bool* flag_;
-};
+using asyncio_test::SetOnDestroy;
 
 // ---- call_soon and handles ---------------------------------------------------------------------
 

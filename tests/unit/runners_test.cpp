@@ -42,21 +42,7 @@ Coro<void> raise_value_error(std::string message) {
   throw asyncio::ValueError(message);
 }
 
-/// Sets *flag when destroyed.
-class SetOnDestroy {
- public:
-  explicit SetOnDestroy(bool* flag) : flag_(flag) {}
-  SetOnDestroy(SetOnDestroy&& o) noexcept : flag_(std::exchange(o.flag_, nullptr)) {}
-  SetOnDestroy(const SetOnDestroy&) = delete;
-  SetOnDestroy& operator=(const SetOnDestroy&) = delete;
-  SetOnDestroy& operator=(SetOnDestroy&&) = delete;
-  ~SetOnDestroy() {
-    if (flag_ != nullptr) *flag_ = true;
-  }
-
- private:
-  bool* flag_;
-};
+using asyncio_test::SetOnDestroy;
 
 /// A leftover task: sleeps "forever"; when cancelled, awaits a clean-up step (a sleep, to show
 /// that clean-up may await), logs it and lets the cancellation go on.
