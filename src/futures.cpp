@@ -33,11 +33,18 @@ std::uint64_t next_callback_id() noexcept {
   return next.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
+const std::exception_ptr FutureStateBase::kNoException;
+
+FutureStateBase::Extras& FutureStateBase::extras() {
+  if (!extras_) extras_ = std::make_unique<Extras>();
+  return *extras_;
+}
+
 void FutureStateBase::last_release() noexcept {
   // Report only from the loop's own thread while it runs: a state can outlive its loop, and
   // then loop_ must not be touched. The handler may keep a TaskRef: then the state lives on.
   EventLoop* loop = tls_running_loop;
-  if (status_ == FutureStatus::finished && exception_ && !retrieved_ && loop == loop_ &&
+  if (status_ == FutureStatus::finished && has_exception_ && !retrieved_ && loop == loop_ &&
       loop != nullptr && loop->get_debug()) {
     retrieved_ = true;
     ++refs_;
@@ -45,7 +52,7 @@ void FutureStateBase::last_release() noexcept {
       ExceptionContext ctx;
       ctx.message = is_task_ ? "Task exception was never retrieved"
                              : "Future exception was never retrieved";
-      ctx.exception = exception_;
+      ctx.exception = outcome_.exception;
       if (is_task_) ctx.task = TaskRef(static_cast<TaskState*>(this));
       loop->call_exception_handler(ctx);
     } catch (...) {  // NOLINT(bugprone-empty-catch): a report must never throw
@@ -58,6 +65,7 @@ void FutureStateBase::last_release() noexcept {
 FutureStateBase::~FutureStateBase() {
   // Done callbacks still waiting belong to this list; awaiters belong to their frames.
   while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
+  if (has_exception_) outcome_.exception.~exception_ptr();
 }
 
 bool FutureStateBase::cancel(const std::string& msg) {
@@ -73,7 +81,7 @@ void FutureStateBase::check_settable() const {
 }
 
 void FutureStateBase::finish(void* result) {
-  result_ = result;
+  if (!has_exception_) outcome_.result = result;
   status_ = FutureStatus::finished;
   schedule_callbacks();
 }
@@ -82,7 +90,7 @@ void FutureStateBase::set_exception(std::exception_ptr e) {
   if (is_task_) throw RuntimeError("Task does not support set_exception operation");
   if (done()) throw InvalidStateError(std::string(status_name(status_)) + ": the future is done");
   if (!e) throw ValueError("set_exception() needs an exception");
-  exception_ = std::move(e);
+  store_exception(std::move(e));
   status_ = FutureStatus::finished;
   retrieved_ = false;
   schedule_callbacks();
@@ -92,14 +100,14 @@ void FutureStateBase::throw_not_result() {
   if (status_ == FutureStatus::pending) throw InvalidStateError("Result is not ready.");
   if (status_ == FutureStatus::cancelled) throw CancelledError(cancel_message());
   retrieved_ = true;
-  std::rethrow_exception(exception_);
+  std::rethrow_exception(outcome_.exception);
 }
 
 std::exception_ptr FutureStateBase::exception() {
   if (status_ == FutureStatus::pending) throw InvalidStateError("Exception is not set.");
   if (status_ == FutureStatus::cancelled) throw CancelledError(cancel_message());
   retrieved_ = true;
-  return exception_;
+  return stored_exception();
 }
 
 std::exception_ptr FutureStateBase::make_cancelled_error() const {
@@ -107,16 +115,14 @@ std::exception_ptr FutureStateBase::make_cancelled_error() const {
 }
 
 const std::string& FutureStateBase::cancel_message() const noexcept {
-  return cancel_msg_ ? *cancel_msg_ : kEmpty;
+  return extras_ ? extras_->cancel_msg : kEmpty;
 }
 
 void FutureStateBase::set_cancel_message(const std::string& msg) {
-  if (msg.empty()) {
-    cancel_msg_.reset();
-  } else if (cancel_msg_) {
-    *cancel_msg_ = msg;
-  } else {
-    cancel_msg_ = std::make_unique<std::string>(msg);
+  if (!msg.empty()) {
+    extras().cancel_msg = msg;
+  } else if (extras_) {
+    extras_->cancel_msg.clear();
   }
 }
 

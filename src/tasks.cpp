@@ -1,4 +1,5 @@
 // Task steps, completion and cancellation (Python: tasks.py, Task.__step / cancel / uncancel).
+#include <cassert>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,18 +14,19 @@
 namespace asyncio {
 namespace detail {
 
-TaskState::TaskState(EventLoop* loop, ReadyQueue* ready, std::coroutine_handle<> root,
-                     PromiseBase* promise, std::string* name)
+TaskState::TaskState(EventLoop* loop, std::coroutine_handle<> root, PromiseBase* promise,
+                     std::string* name)
     : FutureStateBase(loop),
-      ready_(ready),
       root_(root),
-      promise_(promise),
       resume_(root),
       leaf_(promise),
-      id_(loop->next_task_id()) {
+      id_(loop->next_task_id()),
+      promise_offset_(static_cast<std::uint8_t>(reinterpret_cast<char*>(promise) -
+                                                static_cast<char*>(root.address()))) {
+  assert(root_promise() == promise);
   is_task_ = true;
-  if (name != nullptr && !name->empty()) name_ = std::make_unique<std::string>(std::move(*name));
-  promise->task = this;
+  if (name != nullptr && !name->empty()) set_name(std::move(*name));
+  promise->set_task(this);
 }
 
 TaskState::~TaskState() {
@@ -49,10 +51,15 @@ int TaskState::uncancel() noexcept {
 }
 
 std::string TaskState::get_name() const {
-  return name_ ? *name_ : "Task-" + std::to_string(id_);
+  if (extras_ && extras_->named) return extras_->name;
+  return "Task-" + std::to_string(id_);
 }
 
-void TaskState::set_name(std::string name) { name_ = std::make_unique<std::string>(std::move(name)); }
+void TaskState::set_name(std::string name) {
+  Extras& e = extras();
+  e.name = std::move(name);
+  e.named = true;
+}
 
 std::string TaskState::describe() const {
   std::string s = "Task '" + get_name() + "'";
@@ -136,15 +143,15 @@ void TaskState::run() {
   tls_leaf_slot = prev_slot;
   if (rethrow_) {
     rethrow_ = false;
-    std::rethrow_exception(exception_);  // KeyboardInterrupt leaves the loop, as in Python
+    std::rethrow_exception(stored_exception());  // KeyboardInterrupt leaves the loop (Python)
   }
 }
 
-void TaskState::on_root_done() noexcept {
+void TaskState::on_root_done(void* result) noexcept {
   resume_ = {};
   waiting_on_ = nullptr;
-  leaf_ = promise_;
-  PromiseBase& p = *promise_;
+  PromiseBase& p = *root_promise();
+  leaf_ = &p;
   if (p.exception) {
     switch (classify(p.exception)) {
       case ErrorKind::cancelled:
@@ -155,7 +162,7 @@ void TaskState::on_root_done() noexcept {
         rethrow_ = true;
         [[fallthrough]];
       default:
-        exception_ = p.exception;
+        store_exception(p.exception);
         status_ = FutureStatus::finished;
         schedule_callbacks();
         break;
@@ -165,9 +172,7 @@ void TaskState::on_root_done() noexcept {
     must_cancel_ = false;
     mark_cancelled(cancel_message());
   } else {
-    result_ = p.result;
-    status_ = FutureStatus::finished;
-    schedule_callbacks();
+    finish(result);
   }
   loop_->unregister_task(this);
 }
@@ -176,7 +181,7 @@ void TaskState::abandon() noexcept {
   if (root_) {
     resume_ = {};
     waiting_on_ = nullptr;
-    leaf_ = promise_;
+    leaf_ = nullptr;
     std::exchange(root_, {}).destroy();  // runs the destructors of every frame in the chain
   }
   if (!done()) {
@@ -191,7 +196,7 @@ TaskState& running_task(const char* what) {
   throw RuntimeError(std::string(what) + ": no running task (await it from a coroutine)");
 }
 
-void task_root_done(TaskState* task) noexcept { task->on_root_done(); }
+void task_root_done(TaskState* task, void* result) noexcept { task->on_root_done(result); }
 
 void report_never_awaited(const char* function) noexcept {
   EventLoop* loop = tls_running_loop;

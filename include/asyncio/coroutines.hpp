@@ -10,6 +10,7 @@
 
 #include <concepts>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -102,8 +103,9 @@ inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> h) noexcept {
   return h;
 }
 
-/// Called by a task's root frame when it finishes (final suspend point).
-void task_root_done(TaskState* task) noexcept;
+/// Called by a task's root frame when it finishes (final suspend point); `result` points at
+/// the returned value (null for void, or when the body threw).
+void task_root_done(TaskState* task, void* result) noexcept;
 /// Debug mode: a Coro was destroyed without ever being awaited or scheduled.
 void report_never_awaited(const char* function) noexcept;
 
@@ -129,14 +131,24 @@ struct FunctionName {
 
 /// The part of every Coro promise that the runtime reads without knowing T.
 struct PromiseBase : PoolAllocated {
-  std::coroutine_handle<> continuation;  ///< who awaits this frame (null for a task's root)
-  std::exception_ptr exception;          ///< what escaped the body
-  TaskState* task = nullptr;             ///< set in a task's root frame only
-  PromiseBase* parent = nullptr;         ///< the Coro frame awaiting this one (task tree)
-  void* result = nullptr;                ///< points at the returned value once there is one
-  const char* function;                  ///< the coroutine function's name
+  std::exception_ptr exception;   ///< what escaped the body
+  PromiseBase* parent = nullptr;  ///< the Coro frame awaiting this one (task tree)
+  const char* function;           ///< the coroutine function's name
 
   explicit PromiseBase(const char* fn) noexcept : function(fn) {}
+
+  /// This frame is awaited by `h`, which resumes when it finishes.
+  void set_continuation(std::coroutine_handle<> h) noexcept {
+    link_ = reinterpret_cast<std::uintptr_t>(h.address());
+  }
+  /// The awaiting frame given to set_continuation() (null when there is none).
+  [[nodiscard]] std::coroutine_handle<> continuation() const noexcept {
+    if ((link_ & 1) != 0) return {};
+    return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link_));
+  }
+  /// This frame is the root of task `t`.
+  void set_task(TaskState* t) noexcept { link_ = reinterpret_cast<std::uintptr_t>(t) | 1; }
+
   std::suspend_always initial_suspend() noexcept { return {}; }
   void unhandled_exception() noexcept { exception = std::current_exception(); }
 
@@ -145,26 +157,33 @@ struct PromiseBase : PoolAllocated {
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       PromiseBase& p = h.promise();
-      if (p.continuation) {
+      const std::uintptr_t link = p.link_;
+      if ((link & 1) == 0) {
+        if (link == 0) return std::noop_coroutine();  // neither awaited nor a task
         if (PromiseBase** slot = tls_leaf_slot) *slot = p.parent;
-        return transfer_to(p.continuation);
+        return transfer_to(std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link)));
       }
-      if (p.task) task_root_done(p.task);
+      task_root_done(reinterpret_cast<TaskState*>(link - 1), h.promise().result_ptr());
       return std::noop_coroutine();
     }
     void await_resume() noexcept {}
   };
   FinalAwaiter final_suspend() noexcept { return {}; }
+
+ private:
+  // Who takes over when the frame finishes: the awaiting frame (a nested Coro) or, bit 0 set,
+  // the task whose root this is. Never both, so one word holds either (one word less in every
+  // frame; frames and TaskState pointers are at least 8-aligned).
+  std::uintptr_t link_ = 0;
 };
 
 template <class T>
 struct CoroPromise : PromiseBase {
   ASYNCIO_DETAIL_PROMISE_CTOR(CoroPromise)
   Coro<T> get_return_object() noexcept;
-  void return_value(T v) {
-    value.emplace(std::move(v));
-    result = &*value;
-  }
+  void return_value(T v) { value.emplace(std::move(v)); }
+  /// The returned value, or null when the body has not returned one.
+  void* result_ptr() noexcept { return value ? &*value : nullptr; }
   std::optional<T> value;
 };
 
@@ -173,6 +192,7 @@ struct CoroPromise<void> : PromiseBase {
   ASYNCIO_DETAIL_PROMISE_CTOR(CoroPromise)
   Coro<void> get_return_object() noexcept;
   void return_void() noexcept {}
+  static void* result_ptr() noexcept { return nullptr; }
 };
 
 }  // namespace detail
@@ -222,7 +242,7 @@ class [[nodiscard]] Coro {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
       self->awaited_ = true;
       promise_type& child = self->h_.promise();
-      child.continuation = caller;
+      child.set_continuation(caller);
       if constexpr (std::is_base_of_v<detail::PromiseBase, P>) child.parent = &caller.promise();
       if (detail::PromiseBase** slot = detail::tls_leaf_slot) *slot = &child;
       return detail::transfer_to(self->h_);

@@ -416,4 +416,8 @@ EventLoop& get_running_loop();
 /// A new loop (not running, not set anywhere). Python: asyncio.new_event_loop()
 std::unique_ptr<EventLoop> new_event_loop(RunOptions options = {});
 
+namespace detail {
+inline ReadyQueue& ready_queue_of(EventLoop& loop) noexcept { return loop.ready_queue(); }
+}  // namespace detail
+
 }  // namespace asyncio

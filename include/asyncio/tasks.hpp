@@ -77,9 +77,11 @@ Task<T> EventLoop::create_task(Coro<T> coro) {
 template <class T>
 Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
   check_open();
+  static_assert(alignof(typename Coro<T>::promise_type) <= 64,
+                "a task's result type may be aligned to at most 64 bytes");
   auto h = coro.release_for_task();
   if (!h) throw RuntimeError("cannot schedule an already awaited coroutine");
-  auto* st = new detail::TaskState(this, &ready_, h, &h.promise(), name);
+  auto* st = new detail::TaskState(this, h, &h.promise(), name);
   Task<T> task(st);   // one reference for the handle...
   st->add_ref();      // ...and the loop's, held until the task is done
   register_task(st);
@@ -109,24 +111,26 @@ namespace detail {
 /// resumes in that same iteration, ordered with the other due timers by (when, seq).
 /// (CPython sets a future from a timer callback and resumes the task one iteration later;
 /// the loop time the task sees is the same.)
+/// Until it is awaited, `when` holds the delay (one field less in every sleeping frame).
 class SleepTimer : public ParkedWaiter, public TimerNode {
  public:
-  explicit SleepTimer(double delay) noexcept : delay_(delay) {}
+  explicit SleepTimer(double delay) noexcept { when = delay; }
   /// Movable until awaited (so sleep(1) can be passed to gather()).
-  SleepTimer(SleepTimer&& other) noexcept
-      : ParkedWaiter(std::move(other)), TimerNode(), delay_(other.delay_) {}
+  SleepTimer(SleepTimer&& other) noexcept : ParkedWaiter(std::move(other)), TimerNode() {
+    when = other.when;
+  }
   SleepTimer(const SleepTimer&) = delete;
   SleepTimer& operator=(const SleepTimer&) = delete;
 
   [[nodiscard]] bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     park_running(h, "sleep");
-    if (delay_ <= 0) {  // sleep(0): yield one iteration (a bare yield in Python)
+    if (when <= 0) {  // sleep(0): yield one iteration (a bare yield in Python)
       wake_up();
       return;
     }
     EventLoop& loop = task()->loop();
-    when = loop.time() + delay_;
+    when += loop.time();
     loop.add_timer(this);
   }
   void on_timer() noexcept override { wake_up(); }
@@ -140,7 +144,6 @@ class SleepTimer : public ParkedWaiter, public TimerNode {
   void on_cancel() noexcept override {
     if (in_heap()) task()->loop().remove_timer(this);
   }
-  double delay_;
 };
 
 /// sleep(delay, value): returns `value` after the delay.

@@ -130,13 +130,13 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
   std::coroutine_handle<> suspend_to_consumer(State s) noexcept {
     state = s;
     if (PromiseBase** slot = tls_leaf_slot) *slot = parent;
-    return transfer_to(continuation);
+    return transfer_to(continuation());
   }
 
   /// From a consumer's await_suspend: run the body until it yields or ends.
   template <class P>
   std::coroutine_handle<> resume_from(std::coroutine_handle<P> caller) noexcept {
-    continuation = caller;
+    set_continuation(caller);
     state = State::running;
     if constexpr (std::is_base_of_v<PromiseBase, P>) {
       parent = &caller.promise();

@@ -2,7 +2,7 @@
 //
 // Coroutine frames and task states are allocated and freed at a high rate (every
 // `co_await f()` makes one), so they come from per-thread free lists of fixed size classes
-// (32-byte steps up to 1 KiB), with no locking and no per-block header. An empty list is refilled
+// (16-byte steps up to 1 KiB), with no locking and no per-block header. An empty list is refilled
 // by carving a 64 KiB slab. A block freed on another thread simply joins that thread's lists,
 // so slabs are never returned to the system while the process runs: the pool keeps its
 // high-water mark (a thread's cached blocks are handed to the other threads when it exits).
@@ -22,8 +22,8 @@ inline constexpr bool kFramePool = false;
 inline constexpr bool kFramePool = true;
 #endif
 
-inline constexpr std::size_t kFrameGranule = 32;
-inline constexpr std::size_t kFrameClasses = 32;  // up to 1024 bytes
+inline constexpr std::size_t kFrameGranule = 16;  // the alignment operator new promises
+inline constexpr std::size_t kFrameClasses = 64;  // up to 1024 bytes
 
 struct FreeBlock {
   FreeBlock* next;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "asyncio/detail/frame_alloc.hpp"
@@ -78,12 +79,14 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   /// Python Future.result() minus the value: throws InvalidStateError / CancelledError / the
   /// stored exception; returns normally when a value is there.
   void throw_if_not_result() {
-    if (status_ != FutureStatus::finished || exception_) [[unlikely]]
+    if (status_ != FutureStatus::finished || has_exception_) [[unlikely]]
       throw_not_result();
   }
   /// Python Future.exception(): null on success; throws CancelledError or InvalidStateError.
   std::exception_ptr exception();
-  [[nodiscard]] void* result_ptr() const noexcept { return result_; }
+  [[nodiscard]] void* result_ptr() const noexcept {
+    return has_exception_ ? nullptr : outcome_.result;
+  }
   [[nodiscard]] std::exception_ptr make_cancelled_error() const;
   /// The cancel message ("" when none).
   [[nodiscard]] const std::string& cancel_message() const noexcept;
@@ -104,14 +107,48 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   void mark_cancelled(const std::string& msg);
   void schedule_callbacks();
 
+  /// The stored exception (null when there is none).
+  [[nodiscard]] const std::exception_ptr& stored_exception() const noexcept {
+    return has_exception_ ? outcome_.exception : kNoException;
+  }
+  /// Stores the exception the future finishes with (nothing else is stored then).
+  void store_exception(std::exception_ptr e) noexcept {
+    if (has_exception_) {
+      outcome_.exception = std::move(e);
+    } else {
+      new (&outcome_.exception) std::exception_ptr(std::move(e));
+      has_exception_ = true;
+    }
+  }
+  /// Rarely set data, allocated on first use: a cancel message, a task's name.
+  struct Extras {
+    std::string cancel_msg;
+    std::string name;
+    bool named = false;
+  };
+  Extras& extras();
+
   EventLoop* loop_;
   std::uint32_t refs_ = 0;
   FutureStatus status_ = FutureStatus::pending;
   bool is_task_ = false;
-  bool retrieved_ = false;  // the exception was looked at (Python's __log_traceback)
-  std::exception_ptr exception_;
-  std::unique_ptr<std::string> cancel_msg_;
-  void* result_ = nullptr;
+  bool retrieved_ = false;      // the exception was looked at (Python's __log_traceback)
+  bool has_exception_ = false;  // which member of outcome_ is live
+
+ private:
+  static const std::exception_ptr kNoException;
+  /// A future ends with a value or an exception, never both: one word holds either.
+  union Outcome {
+    void* result;  ///< points at the value the typed layer stored
+    std::exception_ptr exception;
+    Outcome() noexcept : result(nullptr) {}
+    Outcome(const Outcome&) = delete;
+    Outcome& operator=(const Outcome&) = delete;
+    ~Outcome() {}  // NOLINT(modernize-use-equals-default): the owner destroys the live member
+  } outcome_;
+
+ protected:
+  std::unique_ptr<Extras> extras_;
   IntrusiveList waiters_;
 };
 

@@ -31,11 +31,11 @@ class Runnable {
 
 inline constexpr std::size_t kNotInHeap = static_cast<std::size_t>(-1);
 
-/// An entry of the loop's timer heap. Equal deadlines fire in scheduling order (seq).
+/// An entry of the loop's timer heap. Equal deadlines fire in scheduling order (the heap keeps
+/// the sequence number beside the key; the node only knows where it sits).
 class TimerNode {
  public:
   double when = 0;
-  std::uint64_t seq = 0;
   std::size_t heap_index = kNotInHeap;
   [[nodiscard]] bool in_heap() const noexcept { return heap_index != kNotInHeap; }
   /// The deadline passed: the node was removed from the heap; typically it pushes a Runnable.

@@ -29,14 +29,17 @@ namespace asyncio::detail {
 
 class TaskState;
 
+/// The loop's ready queue. Defined in events.hpp (included at the end of this file), where
+/// EventLoop is complete; a task reaches its queue through its loop rather than keep a pointer.
+inline ReadyQueue& ready_queue_of(EventLoop& loop) noexcept;
+
 /// The task whose step is running on this thread (null between steps).
 inline thread_local TaskState* tls_current_task = nullptr;
 
 class TaskState final : public FutureStateBase, public Runnable, public ListHook {
  public:
-  /// `name` may be null ("Task-N").
-  TaskState(EventLoop* loop, ReadyQueue* ready, std::coroutine_handle<> root, PromiseBase* promise,
-            std::string* name);
+  /// `name` may be null ("Task-N"). `promise` is the PromiseBase inside `root`'s frame.
+  TaskState(EventLoop* loop, std::coroutine_handle<> root, PromiseBase* promise, std::string* name);
   ~TaskState() override;
 
   // Python Task API
@@ -64,7 +67,7 @@ class TaskState final : public FutureStateBase, public Runnable, public ListHook
   void wake() {
     if (!scheduled_) {
       scheduled_ = true;
-      ready_->push(this);
+      ready_queue_of(*loop_).push(this);
     }
   }
   /// Called first in await_resume after a real suspension: delivers a cancellation that
@@ -76,32 +79,36 @@ class TaskState final : public FutureStateBase, public Runnable, public ListHook
   /// Clears a pending cancellation request; true if there was one.
   bool consume_must_cancel() noexcept { return std::exchange(must_cancel_, false); }
 
-  /// The root frame finished (from its final suspend point).
-  void on_root_done() noexcept;
+  /// The root frame finished (from its final suspend point); `result` points at its value.
+  void on_root_done(void* result) noexcept;
   /// The loop is closing with this task still pending: destroy its frames, no callbacks.
   void abandon() noexcept;
 
   [[nodiscard]] bool started() const noexcept { return started_; }
-  [[nodiscard]] PromiseBase* root_promise() const noexcept { return promise_; }
+  /// The root frame's promise (null once the frames are destroyed).
+  [[nodiscard]] PromiseBase* root_promise() const noexcept {
+    if (!root_) return nullptr;
+    return reinterpret_cast<PromiseBase*>(static_cast<char*>(root_.address()) + promise_offset_);
+  }
   [[nodiscard]] PromiseBase* leaf() const noexcept { return leaf_; }
   [[nodiscard]] WaitTarget* waiting_on() const noexcept { return waiting_on_; }
 
  private:
   [[noreturn]] void deliver_cancel();
 
-  ReadyQueue* ready_;
+  // Every field counts: a TaskState is 128 bytes, the largest part of an idle task's memory
+  // (bench/RESULTS.md). The root promise is found from the frame's address (root_promise()).
   std::coroutine_handle<> root_;
-  PromiseBase* promise_;
   std::coroutine_handle<> resume_;
   WaitTarget* waiting_on_ = nullptr;
   PromiseBase* leaf_;
   std::uint64_t id_;
-  std::unique_ptr<std::string> name_;
   int num_cancels_requested_ = 0;
   bool must_cancel_ = false;
   bool started_ = false;
   bool scheduled_ = false;
-  bool rethrow_ = false;  // a KeyboardInterrupt escaped the body: rethrow out of the loop
+  std::uint8_t promise_offset_ : 7;  // where the PromiseBase sits in the root frame (< 128)
+  bool rethrow_ : 1 = false;  // a KeyboardInterrupt escaped the body: rethrow out of the loop
 };
 
 /// The running task, or RuntimeError naming `what` needed one.
@@ -174,3 +181,6 @@ class ParkedWaiter : public WaitTarget {
 };
 
 }  // namespace asyncio::detail
+
+// ready_queue_of() is defined there.
+#include "asyncio/events.hpp"  // IWYU pragma: keep

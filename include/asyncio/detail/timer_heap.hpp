@@ -4,7 +4,8 @@
 // Two structures share the work:
 //  * a sorted run: timers scheduled in deadline order (the common case: many sleeps or
 //    time-outs of one duration) are appended to a FIFO in O(1) and popped in O(1); a
-//    cancelled entry becomes a tombstone that is skipped;
+//    cancelled entry becomes a tombstone that is skipped. Its entries are 16 bytes (the
+//    deadline is read from the node: only the two ends of the run are ever compared);
 //  * a 4-ary min-heap for the rest, with keys stored inline (comparisons never chase node
 //    pointers, which matters with 100k timers); each node knows its index, so cancelling
 //    removes it at once in O(log n).
@@ -27,19 +28,20 @@ class TimerHeap {
   [[nodiscard]] double top_when() const noexcept { return front().when; }
 
   void push(TimerNode* n) {
-    n->seq = next_seq_++;
-    const Entry e{n->when, n->seq, n};
-    if (run_live_ == 0 || !less(e, run_.back())) {
+    const std::uint64_t seq = next_seq_++;
+    // A later seq never sorts before the run's last entry unless its deadline is earlier.
+    if (run_live_ == 0 || !(n->when < run_back_when_)) {
       if (run_live_ == 0) {  // an empty run restarts from scratch
         run_.clear();
         run_head_ = 0;
       }
       n->heap_index = kRunFlag | (run_base_ + run_.size());
-      run_.push_back(e);
+      run_.push_back(RunEntry{n, seq});
+      run_back_when_ = n->when;
       ++run_live_;
       return;
     }
-    heap_.push_back(e);
+    heap_.push_back(Entry{n->when, seq, n});
     sift_up(heap_.size() - 1);
   }
   /// Removes `n` if it is scheduled.
@@ -93,10 +95,15 @@ class TimerHeap {
     std::uint64_t seq;
     TimerNode* node;
   };
-  [[nodiscard]] const Entry& front() const noexcept {
+  struct RunEntry {
+    TimerNode* node;  // null: a tombstone
+    std::uint64_t seq;
+  };
+  [[nodiscard]] Entry front() const noexcept {
     if (run_live_ == 0) return heap_.front();
-    const Entry& r = run_[run_head_];
-    return heap_.empty() || less(r, heap_.front()) ? r : heap_.front();
+    const RunEntry& r = run_[run_head_];
+    const Entry e{r.node->when, r.seq, r.node};
+    return heap_.empty() || less(e, heap_.front()) ? e : heap_.front();
   }
   /// Keeps the run's front a live entry; compacts the consumed prefix now and then.
   void skip_tombstones() noexcept {
@@ -147,10 +154,11 @@ class TimerHeap {
   }
 
   std::vector<Entry> heap_;
-  std::vector<Entry> run_;      // sorted by (when, seq); entries before run_head_ are consumed
+  std::vector<RunEntry> run_;   // sorted by (when, seq); entries before run_head_ are consumed
   std::size_t run_head_ = 0;
   std::size_t run_base_ = 0;    // absolute position of run_[0] (nodes store absolute positions)
   std::size_t run_live_ = 0;    // live (non-tombstone) entries in the run
+  double run_back_when_ = 0;    // the deadline of the run's last entry (even a tombstone)
   std::uint64_t next_seq_ = 0;
 };
 
