@@ -63,8 +63,8 @@ void TaskState::set_name(std::string name) {
 
 std::string TaskState::describe() const {
   std::string s = "Task '" + get_name() + "'";
-  if (leaf_ != nullptr && leaf_->function != nullptr) {
-    s += " in " + function_display_name(leaf_->function);
+  if (const PromiseBase* leaf = this->leaf(); leaf != nullptr && leaf->function != nullptr) {
+    s += " in " + function_display_name(leaf->function);
   }
   return s;
 }
@@ -132,7 +132,7 @@ void TaskState::run() {
   }
   started_ = true;
   TaskState* prev_task = std::exchange(tls_current_task, this);
-  PromiseBase** prev_slot = std::exchange(tls_leaf_slot, &leaf_);
+  PromiseBase* prev_leaf = std::exchange(tls_leaf, leaf_);
   // The trampoline: awaiters hand the next frame to `next` (detail::transfer_to) and return,
   // so every resume starts from this loop at the same stack depth.
   std::coroutine_handle<> next = resume_;
@@ -140,7 +140,8 @@ void TaskState::run() {
   while (next) std::exchange(next, {}).resume();
   tls_trampoline = prev_next;
   tls_current_task = prev_task;
-  tls_leaf_slot = prev_slot;
+  if (!done()) leaf_ = tls_leaf;  // done: on_root_done() pointed it at the root
+  tls_leaf = prev_leaf;
   if (rethrow_) {
     rethrow_ = false;
     std::rethrow_exception(stored_exception());  // KeyboardInterrupt leaves the loop (Python)

@@ -73,8 +73,10 @@ namespace detail {
 class TaskState;
 struct PromiseBase;
 
-/// While a task runs: where it records the innermost Coro frame (for the task tree).
-inline thread_local PromiseBase** tls_leaf_slot = nullptr;
+/// While a task step runs: the task's innermost Coro frame (for the task tree). Awaits write it
+/// unconditionally (one store, no test); the step saves it into its task when it ends, and
+/// outside task steps nobody reads it.
+inline thread_local PromiseBase* tls_leaf = nullptr;
 
 /// While a task step runs: the driver's "resume this next" slot (null otherwise).
 inline thread_local std::coroutine_handle<>* tls_trampoline = nullptr;
@@ -160,7 +162,7 @@ struct PromiseBase : PoolAllocated {
       const std::uintptr_t link = p.link_;
       if ((link & 1) == 0) {
         if (link == 0) return std::noop_coroutine();  // neither awaited nor a task
-        if (PromiseBase** slot = tls_leaf_slot) *slot = p.parent;
+        tls_leaf = p.parent;
         return transfer_to(std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link)));
       }
       task_root_done(reinterpret_cast<TaskState*>(link - 1), h.promise().result_ptr());
@@ -244,7 +246,7 @@ class [[nodiscard]] Coro {
       promise_type& child = self->h_.promise();
       child.set_continuation(caller);
       if constexpr (std::is_base_of_v<detail::PromiseBase, P>) child.parent = &caller.promise();
-      if (detail::PromiseBase** slot = detail::tls_leaf_slot) *slot = &child;
+      detail::tls_leaf = &child;
       return detail::transfer_to(self->h_);
     }
     T await_resume() {

@@ -129,7 +129,7 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
   /// From the body's suspension points: back to whoever resumed it.
   std::coroutine_handle<> suspend_to_consumer(State s) noexcept {
     state = s;
-    if (PromiseBase** slot = tls_leaf_slot) *slot = parent;
+    tls_leaf = parent;
     return transfer_to(continuation());
   }
 
@@ -143,7 +143,7 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
     } else {
       parent = nullptr;
     }
-    if (PromiseBase** slot = tls_leaf_slot) *slot = this;
+    tls_leaf = this;
     return transfer_to(Handle<Y>::from_promise(*this));
   }
 

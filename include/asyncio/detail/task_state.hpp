@@ -90,7 +90,10 @@ class TaskState final : public FutureStateBase, public Runnable, public ListHook
     if (!root_) return nullptr;
     return reinterpret_cast<PromiseBase*>(static_cast<char*>(root_.address()) + promise_offset_);
   }
-  [[nodiscard]] PromiseBase* leaf() const noexcept { return leaf_; }
+  /// The innermost Coro frame (while this task's step runs, the one the step has reached).
+  [[nodiscard]] PromiseBase* leaf() const noexcept {
+    return tls_current_task == this ? tls_leaf : leaf_;
+  }
   [[nodiscard]] WaitTarget* waiting_on() const noexcept { return waiting_on_; }
 
  private:
