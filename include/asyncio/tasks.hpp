@@ -124,6 +124,8 @@ class SleepTimer : public ParkedWaiter, public TimerNode {
 
   [[nodiscard]] bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
+    // `when` now holds a deadline, not the delay: a second await would sleep wrongly.
+    if (state() != State::idle) throw RuntimeError("cannot reuse an already awaited sleep()");
     park_running(h, "sleep");
     if (when <= 0) {  // sleep(0): yield one iteration (a bare yield in Python)
       wake_up();

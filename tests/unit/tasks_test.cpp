@@ -1220,6 +1220,18 @@ TEST(Sleep, NegativeDelayYieldsWithoutMovingTime) {
   EXPECT_DOUBLE_EQ(run_virtual(sleep_negative()), 0.0);
 }
 
+// Python: awaiting the same asyncio.sleep() coroutine twice raises RuntimeError.
+TEST(Sleep, AwaitingTheSameSleepTwiceThrowsRuntimeError) {
+  auto body = []() -> Coro<double> {
+    auto nap = asyncio::sleep(1.5);
+    co_await nap;
+    EXPECT_DOUBLE_EQ(asyncio::get_running_loop().time(), 1.5);
+    EXPECT_THROW(co_await nap, asyncio::RuntimeError);
+    co_return asyncio::get_running_loop().time();
+  };
+  EXPECT_DOUBLE_EQ(run_virtual(body()), 1.5);  // the refused await did not sleep
+}
+
 TEST(Sleep, NanDelayThrowsValueError) {
   EXPECT_THROW(run_virtual([]() -> Coro<void> {
                  co_await asyncio::sleep(std::numeric_limits<double>::quiet_NaN());
