@@ -154,14 +154,15 @@ void EventLoop::run_once() {
   // clock read.)
   if (!timers_.empty()) {
     const double end = time() + (options_.virtual_time ? 0.0 : 1e-9);
-    while (!timers_.empty() && timers_.top_when() <= end) timers_.pop()->on_timer();
+    while (detail::TimerNode* t = timers_.pop_due(end)) t->on_timer();
   }
   // Run what was ready when this pass began; what it schedules waits for the next pass.
-  for (std::size_t n = ready_.size(); n > 0; --n) run_ready(ready_.pop());
-}
-
-void EventLoop::run_ready(detail::Runnable* r) {
-  if (!debug_) [[likely]] {
+  for (std::size_t n = ready_.size(); n > 0; --n) {
+    detail::Runnable* r = ready_.pop();
+    if (debug_) [[unlikely]] {
+      run_ready_debug(r);
+      continue;
+    }
     try {
       r->run();
     } catch (const KeyboardInterrupt&) {
@@ -169,8 +170,10 @@ void EventLoop::run_ready(detail::Runnable* r) {
     } catch (...) {
       call_exception_handler({"Exception in callback", std::current_exception(), {}, {}});
     }
-    return;
   }
+}
+
+void EventLoop::run_ready_debug(detail::Runnable* r) {
   std::string what = r->describe();
   const double t0 = real_time();
   try {

@@ -387,7 +387,8 @@ class EventLoop {
   bool remove_fd_handle(int fd, bool write);
   void add_signal_handle(int sig, detail::Ref<detail::HandleState> h);
   void post_threadsafe(detail::HandleState* st);
-  void run_ready(detail::Runnable* r);
+  /// Runs one ready entry in debug mode (timing it for the slow-callback warning).
+  void run_ready_debug(detail::Runnable* r);
   void poll_io();
   std::vector<detail::TaskState*> abandon_tasks() noexcept;
   void drop_pending() noexcept;

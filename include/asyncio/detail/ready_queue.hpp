@@ -2,6 +2,8 @@
 // Pushing never allocates once the ring has grown to the workload's high-water mark.
 #pragma once
 
+#include <algorithm>
+#include <cassert>
 #include <cstddef>
 #include <memory>
 
@@ -11,7 +13,7 @@ namespace asyncio::detail {
 
 class ReadyQueue {
  public:
-  ReadyQueue() : buf_(std::make_unique<Runnable*[]>(kInitial)), mask_(kInitial - 1) {}
+  ReadyQueue() : buf_(std::make_unique_for_overwrite<Runnable*[]>(kInitial)), mask_(kInitial - 1) {}
 
   void push(Runnable* r) {
     if (size_ > mask_) grow();
@@ -30,9 +32,14 @@ class ReadyQueue {
  private:
   static constexpr std::size_t kInitial = 256;
   void grow() {
-    const std::size_t cap = (mask_ + 1) * 2;
-    auto nb = std::make_unique<Runnable*[]>(cap);
-    for (std::size_t i = 0; i < size_; ++i) nb[i] = buf_[(head_ + i) & mask_];
+    const std::size_t old_cap = mask_ + 1;
+    const std::size_t cap = old_cap * 2;
+    auto nb = std::make_unique_for_overwrite<Runnable*[]>(cap);  // slots are written before read
+    // The ring is full (size_ == old_cap): its two runs, head..end and 0..head, in order.
+    assert(size_ == old_cap);
+    Runnable** const old = buf_.get();
+    std::copy(old + head_, old + old_cap, nb.get());
+    std::copy(old, old + head_, nb.get() + (old_cap - head_));
     buf_ = std::move(nb);
     head_ = 0;
     mask_ = cap - 1;

@@ -71,6 +71,14 @@ class TimerHeap {
     remove(n);
     return n;
   }
+  /// Removes and returns the earliest timer if its deadline is at or before `end`, else null.
+  TimerNode* pop_due(double end) noexcept {
+    if (empty()) return nullptr;
+    const Entry e = front();
+    if (!(e.when <= end)) return nullptr;
+    remove(e.node);
+    return e.node;
+  }
   /// Forgets every node (the loop is closing) and returns them; nodes are told nothing.
   std::vector<TimerNode*> take_all() {
     std::vector<TimerNode*> out;
