@@ -42,7 +42,7 @@ std::vector<TaskState*> awaited_tasks(const TaskState& t) {
 /// The coroutine chain of `t`, outermost first.
 std::vector<std::string> frames_of(const TaskState& t) {
   std::vector<std::string> out;
-  for (const PromiseBase* p = t.leaf(); p != nullptr; p = p->parent) {
+  for (const PromiseBase* p = t.leaf(); p != nullptr; p = p->parent()) {
     out.push_back(detail::function_display_name(p->function));
   }
   std::reverse(out.begin(), out.end());

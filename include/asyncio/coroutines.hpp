@@ -10,8 +10,11 @@
 
 #include <concepts>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
+#include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -106,7 +109,7 @@ inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> h) noexcept {
 }
 
 /// Called by a task's root frame when it finishes (final suspend point); `result` points at
-/// the returned value (null for void, or when the body threw).
+/// the returned value (null for void; not to be read when the body threw).
 void task_root_done(TaskState* task, void* result) noexcept;
 /// Debug mode: a Coro was destroyed without ever being awaited or scheduled.
 void report_never_awaited(const char* function) noexcept;
@@ -133,23 +136,38 @@ struct FunctionName {
 
 /// The part of every Coro promise that the runtime reads without knowing T.
 struct PromiseBase : PoolAllocated {
-  std::exception_ptr exception;   ///< what escaped the body
-  PromiseBase* parent = nullptr;  ///< the Coro frame awaiting this one (task tree)
-  const char* function;           ///< the coroutine function's name
+  std::exception_ptr exception;  ///< what escaped the body
+  const char* function;          ///< the coroutine function's name
 
   explicit PromiseBase(const char* fn) noexcept : function(fn) {}
 
-  /// This frame is awaited by `h`, which resumes when it finishes.
-  void set_continuation(std::coroutine_handle<> h) noexcept {
-    link_ = reinterpret_cast<std::uintptr_t>(h.address());
+  /// This frame is awaited by `h`, which resumes when it finishes. When `h` is a Coro-family
+  /// frame too, it becomes this frame's parent in the task tree. Called before the body
+  /// returns a value (it resets the value flag).
+  template <class P>
+  void set_continuation(std::coroutine_handle<P> h) noexcept {
+    std::uintptr_t link = reinterpret_cast<std::uintptr_t>(h.address());
+    if constexpr (std::is_base_of_v<PromiseBase, P>) {
+      // Folds to a constant: where P's PromiseBase sits in its frame.
+      const auto offset = reinterpret_cast<char*>(static_cast<PromiseBase*>(&h.promise())) -
+                          static_cast<char*>(h.address());
+      if (offset == kParentOffset) link |= kHasParent;
+    }
+    link_ = link;
   }
   /// The awaiting frame given to set_continuation() (null when there is none).
   [[nodiscard]] std::coroutine_handle<> continuation() const noexcept {
-    if ((link_ & 1) != 0) return {};
-    return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link_));
+    if ((link_ & kTask) != 0) return {};
+    return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link_ & ~kTagMask));
   }
-  /// This frame is the root of task `t`.
-  void set_task(TaskState* t) noexcept { link_ = reinterpret_cast<std::uintptr_t>(t) | 1; }
+  /// The Coro frame awaiting this one (task tree); null for a task's root, or when the awaiting
+  /// coroutine is of another kind.
+  [[nodiscard]] PromiseBase* parent() const noexcept {
+    if ((link_ & kHasParent) == 0) return nullptr;
+    return reinterpret_cast<PromiseBase*>((link_ & ~kTagMask) + kParentOffset);
+  }
+  /// This frame is the root of task `t` (set before the frame first runs).
+  void set_task(TaskState* t) noexcept { link_ = reinterpret_cast<std::uintptr_t>(t) | kTask; }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
   void unhandled_exception() noexcept { exception = std::current_exception(); }
@@ -160,33 +178,68 @@ struct PromiseBase : PoolAllocated {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       PromiseBase& p = h.promise();
       const std::uintptr_t link = p.link_;
-      if ((link & 1) == 0) {
-        if (link == 0) return std::noop_coroutine();  // neither awaited nor a task
-        tls_leaf = p.parent;
-        return transfer_to(std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link)));
+      if ((link & kTask) == 0) {
+        if ((link & ~kTagMask) == 0) return std::noop_coroutine();  // neither awaited nor a task
+        tls_leaf = p.parent();
+        return transfer_to(
+            std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link & ~kTagMask)));
       }
-      task_root_done(reinterpret_cast<TaskState*>(link - 1), h.promise().result_ptr());
+      task_root_done(reinterpret_cast<TaskState*>(link & ~kTagMask), h.promise().result_ptr());
       return std::noop_coroutine();
     }
     void await_resume() noexcept {}
   };
   FinalAwaiter final_suspend() noexcept { return {}; }
 
+ protected:
+  [[nodiscard]] bool has_value() const noexcept { return (link_ & kHasValue) != 0; }
+  void mark_value() noexcept { link_ |= kHasValue; }
+
  private:
-  // Who takes over when the frame finishes: the awaiting frame (a nested Coro) or, bit 0 set,
-  // the task whose root this is. Never both, so one word holds either (one word less in every
-  // frame; frames and TaskState pointers are at least 8-aligned).
+  // One word says who takes over when the frame finishes, and two facts about this frame:
+  //   bits 3..63  the awaiting frame (a nested Coro) or the TaskState whose root this is;
+  //   bit 0       set: a TaskState (a frame is never both awaited and a task's root);
+  //   bit 1       set: the awaiting frame is a Coro-family frame, whose PromiseBase sits at
+  //               kParentOffset in it (the parent in the task tree);
+  //   bit 2       set: the body returned a value that has a destructor to run.
+  // Frames and task states are at least 8-aligned, so the low three bits are free. This word
+  // replaces four (continuation, task, parent, and the result's "engaged" flag).
+  static constexpr std::uintptr_t kTask = 1;
+  static constexpr std::uintptr_t kHasParent = 2;
+  static constexpr std::uintptr_t kHasValue = 4;
+  static constexpr std::uintptr_t kTagMask = 7;
+  // GCC and Clang lay a frame out as resume pointer, destroy pointer, promise.
+  static constexpr std::ptrdiff_t kParentOffset = 2 * sizeof(void*);
   std::uintptr_t link_ = 0;
 };
 
 template <class T>
 struct CoroPromise : PromiseBase {
   ASYNCIO_DETAIL_PROMISE_CTOR(CoroPromise)
+  CoroPromise(const CoroPromise&) = delete;
+  CoroPromise& operator=(const CoroPromise&) = delete;
+  ~CoroPromise() {
+    if constexpr (!std::is_trivially_destructible_v<T>) {
+      if (has_value()) value_.~T();
+    }
+  }
   Coro<T> get_return_object() noexcept;
-  void return_value(T v) { value.emplace(std::move(v)); }
-  /// The returned value, or null when the body has not returned one.
-  void* result_ptr() noexcept { return value ? &*value : nullptr; }
-  std::optional<T> value;
+  void return_value(T v) {
+    ::new (static_cast<void*>(std::addressof(value_))) T(std::move(v));
+    if constexpr (!std::is_trivially_destructible_v<T>) mark_value();
+  }
+  /// The returned value. Valid once the body has finished without an exception: a non-void
+  /// coroutine that finishes normally has returned a value (flowing off its end is undefined).
+  void* result_ptr() noexcept { return std::addressof(value_); }
+  /// The returned value (the body returned normally).
+  T& value() noexcept { return value_; }
+
+ private:
+  // Like std::optional<T>, without its flag: whether the value exists follows from how the body
+  // ended, and only a T with a destructor needs to know it (the flag then sits in link_).
+  union {
+    T value_;
+  };
 };
 
 template <>
@@ -245,14 +298,13 @@ class [[nodiscard]] Coro {
       self->awaited_ = true;
       promise_type& child = self->h_.promise();
       child.set_continuation(caller);
-      if constexpr (std::is_base_of_v<detail::PromiseBase, P>) child.parent = &caller.promise();
       detail::tls_leaf = &child;
       return detail::transfer_to(self->h_);
     }
     T await_resume() {
       promise_type& p = self->h_.promise();
       if (p.exception) std::rethrow_exception(p.exception);
-      if constexpr (!std::is_void_v<T>) return std::move(*p.value);
+      if constexpr (!std::is_void_v<T>) return std::move(p.value());
     }
   };
   /// Runs the coroutine to completion inside the awaiting task; returns its result or rethrows.

@@ -365,6 +365,72 @@ TEST(Task, RunUntilCompleteReturnsMoveOnlyResult) {
   EXPECT_DOUBLE_EQ(loop->time(), 2.0);
 }
 
+// The value a coroutine returns lives in its frame (CoroPromise keeps no "engaged" flag of its
+// own): it must be destroyed exactly once, and never when the body did not return one.
+struct Counted {
+  static inline int alive = 0;
+  int v;
+  explicit Counted(int x) : v(x) { ++alive; }
+  Counted(Counted&& o) noexcept : v(o.v) { ++alive; }
+  Counted(const Counted& o) : v(o.v) { ++alive; }
+  Counted& operator=(const Counted&) = delete;
+  Counted& operator=(Counted&&) = delete;
+  ~Counted() { --alive; }
+};
+
+Coro<Counted> make_counted(int x) { co_return Counted(x); }
+Coro<Counted> counted_then_throw() {
+  throw std::runtime_error("no value");
+  co_return Counted(0);  // never reached
+}
+Coro<Counted> counted_after_sleep(double s) {
+  co_await asyncio::sleep(s);
+  co_return Counted(7);
+}
+
+TEST(Task, ReturnedValuesWithDestructorsAreDestroyedExactlyOnce) {
+  Counted::alive = 0;
+  EXPECT_EQ(run_virtual([]() -> Coro<int> {
+              const Counted c = co_await make_counted(5);  // awaited: moved out, frame freed
+              EXPECT_EQ(Counted::alive, 1);
+              co_return c.v;
+            }()),
+            5);
+  EXPECT_EQ(Counted::alive, 0);
+  {
+    auto loop = new_virtual_loop();
+    Task<Counted> t = loop->create_task(make_counted(8));
+    loop->run_until_complete(t);
+    EXPECT_EQ(Counted::alive, 1);  // the task's value, in its root frame
+    EXPECT_EQ(t.result().v, 8);
+  }
+  EXPECT_EQ(Counted::alive, 0);  // freed with the last handle
+}
+
+TEST(Task, NoValueIsDestroyedWhenTheBodyReturnedNone) {
+  Counted::alive = 0;
+  {
+    auto never_run = make_counted(1);  // created, never started
+  }
+  EXPECT_EQ(run_virtual([]() -> Coro<int> {
+              try {
+                (void)co_await counted_then_throw();
+              } catch (const std::runtime_error&) {
+                co_return Counted::alive;
+              }
+              co_return -1;
+            }()),
+            0);
+  {
+    auto loop = new_virtual_loop();
+    Task<Counted> t = loop->create_task(counted_after_sleep(10));
+    loop->run_until_complete([]() -> Coro<void> { co_await asyncio::sleep(1); }());
+    EXPECT_FALSE(t.done());
+    // The loop closes with the task pending: its frame is destroyed without a value.
+  }
+  EXPECT_EQ(Counted::alive, 0);
+}
+
 Coro<int> await_shared(Task<int> t) {
   co_return co_await t;
 }

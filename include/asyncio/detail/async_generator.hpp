@@ -129,7 +129,7 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
   /// From the body's suspension points: back to whoever resumed it.
   std::coroutine_handle<> suspend_to_consumer(State s) noexcept {
     state = s;
-    tls_leaf = parent;
+    tls_leaf = parent();
     return transfer_to(continuation());
   }
 
@@ -138,11 +138,6 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
   std::coroutine_handle<> resume_from(std::coroutine_handle<P> caller) noexcept {
     set_continuation(caller);
     state = State::running;
-    if constexpr (std::is_base_of_v<PromiseBase, P>) {
-      parent = &caller.promise();
-    } else {
-      parent = nullptr;
-    }
     tls_leaf = this;
     return transfer_to(Handle<Y>::from_promise(*this));
   }
