@@ -220,7 +220,8 @@ struct CoroPromise : PromiseBase {
   CoroPromise& operator=(const CoroPromise&) = delete;
   ~CoroPromise() {
     if constexpr (!std::is_trivially_destructible_v<T>) {
-      if (has_value()) value_.~T();
+      using Stored = std::remove_const_t<T>;
+      if (has_value()) value_.~Stored();
     }
   }
   Coro<T> get_return_object() noexcept;
@@ -238,7 +239,7 @@ struct CoroPromise : PromiseBase {
   // Like std::optional<T>, without its flag: whether the value exists follows from how the body
   // ended, and only a T with a destructor needs to know it (the flag then sits in link_).
   union {
-    T value_;
+    std::remove_const_t<T> value_;  // (Coro<const X> works as with std::optional<const X>)
   };
 };
 

@@ -407,6 +407,16 @@ TEST(Task, ReturnedValuesWithDestructorsAreDestroyedExactlyOnce) {
   EXPECT_EQ(Counted::alive, 0);  // freed with the last handle
 }
 
+Coro<const std::string> const_greeting() { co_return std::string(40, 'x'); }
+
+TEST(Task, ACoroutineMayReturnAConstValue) {
+  EXPECT_EQ(run_virtual([]() -> Coro<std::size_t> {
+              const std::string s = co_await const_greeting();
+              co_return s.size();
+            }()),
+            40U);
+}
+
 TEST(Task, NoValueIsDestroyedWhenTheBodyReturnedNone) {
   Counted::alive = 0;
   {
