@@ -146,7 +146,7 @@ struct PromiseBase : PoolAllocated {
   /// returns a value (it resets the value flag).
   template <class P>
   void set_continuation(std::coroutine_handle<P> h) noexcept {
-    std::uintptr_t link = reinterpret_cast<std::uintptr_t>(h.address());
+    auto link = reinterpret_cast<std::uintptr_t>(h.address());
     if constexpr (std::is_base_of_v<PromiseBase, P>) {
       // Folds to a constant: where P's PromiseBase sits in its frame.
       const auto offset = reinterpret_cast<char*>(static_cast<PromiseBase*>(&h.promise())) -
@@ -158,12 +158,14 @@ struct PromiseBase : PoolAllocated {
   /// The awaiting frame given to set_continuation() (null when there is none).
   [[nodiscard]] std::coroutine_handle<> continuation() const noexcept {
     if ((link_ & kTask) != 0) return {};
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
     return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link_ & ~kTagMask));
   }
   /// The Coro frame awaiting this one (task tree); null for a task's root, or when the awaiting
   /// coroutine is of another kind.
   [[nodiscard]] PromiseBase* parent() const noexcept {
     if ((link_ & kHasParent) == 0) return nullptr;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
     return reinterpret_cast<PromiseBase*>((link_ & ~kTagMask) + kParentOffset);
   }
   /// This frame is the root of task `t` (set before the frame first runs).
@@ -181,9 +183,10 @@ struct PromiseBase : PoolAllocated {
       if ((link & kTask) == 0) {
         if ((link & ~kTagMask) == 0) return std::noop_coroutine();  // neither awaited nor a task
         tls_leaf = p.parent();
-        return transfer_to(
-            std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link & ~kTagMask)));
+        return transfer_to(std::coroutine_handle<>::from_address(
+            reinterpret_cast<void*>(link & ~kTagMask)));  // NOLINT(performance-no-int-to-ptr)
       }
+      // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
       task_root_done(reinterpret_cast<TaskState*>(link & ~kTagMask), h.promise().result_ptr());
       return std::noop_coroutine();
     }

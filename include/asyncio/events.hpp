@@ -418,7 +418,9 @@ EventLoop& get_running_loop();
 std::unique_ptr<EventLoop> new_event_loop(RunOptions options = {});
 
 namespace detail {
-inline ReadyQueue& ready_queue_of(EventLoop& loop) noexcept { return loop.ready_queue(); }
+inline ReadyQueue& ready_queue_of(EventLoop& loop) noexcept {
+  return loop.ready_queue();
+}
 }  // namespace detail
 
 }  // namespace asyncio

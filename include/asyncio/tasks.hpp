@@ -112,13 +112,11 @@ namespace detail {
 /// (CPython sets a future from a timer callback and resumes the task one iteration later;
 /// the loop time the task sees is the same.)
 /// Until it is awaited, `when` holds the delay (one field less in every sleeping frame).
-class SleepTimer : public ParkedWaiter, public TimerNode {
+class SleepTimer : public TimerNode, public ParkedWaiter {
  public:
-  explicit SleepTimer(double delay) noexcept { when = delay; }
+  explicit SleepTimer(double delay) noexcept : TimerNode(delay) {}
   /// Movable until awaited (so sleep(1) can be passed to gather()).
-  SleepTimer(SleepTimer&& other) noexcept : ParkedWaiter(std::move(other)), TimerNode() {
-    when = other.when;
-  }
+  SleepTimer(SleepTimer&& other) noexcept : TimerNode(other.when), ParkedWaiter(std::move(other)) {}
   SleepTimer(const SleepTimer&) = delete;
   SleepTimer& operator=(const SleepTimer&) = delete;
 

@@ -378,7 +378,9 @@ struct Counted {
   ~Counted() { --alive; }
 };
 
-Coro<Counted> make_counted(int x) { co_return Counted(x); }
+Coro<Counted> make_counted(int x) {
+  co_return Counted(x);
+}
 Coro<Counted> counted_then_throw() {
   throw std::runtime_error("no value");
   co_return Counted(0);  // never reached
@@ -407,7 +409,9 @@ TEST(Task, ReturnedValuesWithDestructorsAreDestroyedExactlyOnce) {
   EXPECT_EQ(Counted::alive, 0);  // freed with the last handle
 }
 
-Coro<const std::string> const_greeting() { co_return std::string(40, 'x'); }
+Coro<const std::string> const_greeting() {
+  co_return std::string(40, 'x');
+}
 
 TEST(Task, ACoroutineMayReturnAConstValue) {
   EXPECT_EQ(run_virtual([]() -> Coro<std::size_t> {

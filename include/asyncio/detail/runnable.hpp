@@ -45,6 +45,7 @@ class TimerNode {
 
  protected:
   TimerNode() = default;
+  explicit TimerNode(double deadline) noexcept : when(deadline) {}
   TimerNode(const TimerNode&) = default;
   TimerNode& operator=(const TimerNode&) = default;
   ~TimerNode() = default;

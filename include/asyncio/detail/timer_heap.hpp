@@ -162,11 +162,11 @@ class TimerHeap {
   }
 
   std::vector<Entry> heap_;
-  std::vector<RunEntry> run_;   // sorted by (when, seq); entries before run_head_ are consumed
+  std::vector<RunEntry> run_;  // sorted by (when, seq); entries before run_head_ are consumed
   std::size_t run_head_ = 0;
-  std::size_t run_base_ = 0;    // absolute position of run_[0] (nodes store absolute positions)
-  std::size_t run_live_ = 0;    // live (non-tombstone) entries in the run
-  double run_back_when_ = 0;    // the deadline of the run's last entry (even a tombstone)
+  std::size_t run_base_ = 0;  // absolute position of run_[0] (nodes store absolute positions)
+  std::size_t run_live_ = 0;  // live (non-tombstone) entries in the run
+  double run_back_when_ = 0;  // the deadline of the run's last entry (even a tombstone)
   std::uint64_t next_seq_ = 0;
 };
 
