@@ -5,6 +5,8 @@
 //   FdGuard, Pipe, SocketPair RAII fds for readiness tests (non-blocking, close-on-exec)
 //   LogLines                  a thread-safe list of strings, to check the order things happened
 //   wait_until(pred, limit)   real-time polling for work on other threads, always bounded
+//   Tracker                   appends "~name" to a log when destroyed (which frames died, in order)
+//   ends_cancelled(task)      awaits a task; true when it ended with CancelledError
 //
 // Everything here is deliberately dumb: no hidden loops, no global state.
 #pragma once
@@ -255,5 +257,30 @@ class SetOnDestroy {
  private:
   bool* flag_;
 };
+
+/// Appends "~name" to `log` when destroyed: shows which coroutine frames' locals died, in order.
+class Tracker {
+ public:
+  Tracker(std::vector<std::string>* log, std::string name) : log_(log), name_(std::move(name)) {}
+  Tracker(const Tracker&) = delete;
+  Tracker& operator=(const Tracker&) = delete;
+  ~Tracker() { log_->push_back("~" + name_); }
+
+ private:
+  std::vector<std::string>* log_;
+  std::string name_;
+};
+
+/// Awaits `t`; true when it ended with CancelledError.
+template <class T>
+asyncio::Coro<bool> ends_cancelled(asyncio::Task<T> t) {
+  bool cancelled = false;
+  try {
+    co_await t;
+  } catch (const asyncio::CancelledError&) {
+    cancelled = true;
+  }
+  co_return cancelled;
+}
 
 }  // namespace asyncio_test

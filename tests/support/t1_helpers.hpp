@@ -40,18 +40,7 @@ inline asyncio::Coro<void> yield_n(int n) {
   for (int i = 0; i < n; ++i) co_await asyncio::sleep(0);
 }
 
-/// Appends "~name" to `log` when destroyed: shows which coroutine frames' locals died, in order.
-class Tracker {
- public:
-  Tracker(std::vector<std::string>* log, std::string name) : log_(log), name_(std::move(name)) {}
-  Tracker(const Tracker&) = delete;
-  Tracker& operator=(const Tracker&) = delete;
-  ~Tracker() { log_->push_back("~" + name_); }
-
- private:
-  std::vector<std::string>* log_;
-  std::string name_;
-};
+using asyncio_test::Tracker;
 
 /// Calls f(); returns a copy of the exception of type E it threw, nullopt if it threw nothing
 /// or something else.

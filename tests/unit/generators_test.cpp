@@ -20,6 +20,8 @@
 
 #include <asyncio/generators.hpp>
 
+#include "asyncio_test.hpp"
+
 // clang 14 cannot instantiate libstdc++ 12's std::ranges::view_interface, the base of every
 // std view (`std::views::iota(1, 3)` alone fails to compile), so the tests that combine
 // generators with std views run with g++ and with newer clangs only.
@@ -36,18 +38,7 @@ using asyncio::Generator;
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-/// Appends "~name" to a log when destroyed: shows which frames' locals were destroyed, in order.
-class Tracker {
- public:
-  Tracker(std::vector<std::string>* log, std::string name) : log_(log), name_(std::move(name)) {}
-  Tracker(const Tracker&) = delete;
-  Tracker& operator=(const Tracker&) = delete;
-  ~Tracker() { log_->push_back("~" + name_); }
-
- private:
-  std::vector<std::string>* log_;
-  std::string name_;
-};
+using asyncio_test::Tracker;
 
 /// Counts its copies and moves.
 struct Counted {

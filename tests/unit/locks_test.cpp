@@ -50,17 +50,7 @@ void run(Coro<void> main) {
   asyncio_test::run_virtual(std::move(main));
 }
 
-/// Awaits `t`; true when it ended with CancelledError.
-template <class T>
-Coro<bool> ends_cancelled(Task<T> t) {
-  bool cancelled = false;
-  try {
-    co_await t;
-  } catch (const CancelledError&) {
-    cancelled = true;
-  }
-  co_return cancelled;
-}
+using asyncio_test::ends_cancelled;
 
 /// The tasks as a vector. (Braced lists built inside a coroutine trip g++ 12's coroutine
 /// lowering - "array used as initializer" - so tests build them here.)

@@ -47,16 +47,7 @@ void run(Coro<void> main) {
   asyncio_test::run_virtual(std::move(main));
 }
 
-template <class T>
-Coro<bool> ends_cancelled(Task<T> t) {
-  bool cancelled = false;
-  try {
-    co_await t;
-  } catch (const CancelledError&) {
-    cancelled = true;
-  }
-  co_return cancelled;
-}
+using asyncio_test::ends_cancelled;
 
 /// True when awaiting `a` throws E.
 template <class E, class A>
