@@ -76,8 +76,7 @@ EventLoop::~EventLoop() {
 }
 
 double EventLoop::real_time() const noexcept {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 double EventLoop::time() const noexcept {
@@ -158,13 +157,17 @@ void EventLoop::run_once() {
   }
   // Run what was ready when this pass began; what it schedules waits for the next pass.
   for (std::size_t n = ready_.size(); n > 0; --n) {
-    detail::Runnable* r = ready_.pop();
+    const detail::ReadyEntry e = ready_.pop();
     if (debug_) [[unlikely]] {
-      run_ready_debug(r);
+      run_ready_debug(e);
       continue;
     }
     try {
-      r->run();
+      if (e.is_task()) {
+        e.task()->run();
+      } else {
+        e.runnable()->run();
+      }
     } catch (const KeyboardInterrupt&) {
       throw;
     } catch (...) {
@@ -173,11 +176,15 @@ void EventLoop::run_once() {
   }
 }
 
-void EventLoop::run_ready_debug(detail::Runnable* r) {
-  std::string what = r->describe();
+void EventLoop::run_ready_debug(detail::ReadyEntry e) {
+  std::string what = e.is_task() ? e.task()->describe() : e.runnable()->describe();
   const double t0 = real_time();
   try {
-    r->run();
+    if (e.is_task()) {
+      e.task()->run();
+    } else {
+      e.runnable()->run();
+    }
   } catch (const KeyboardInterrupt&) {
     throw;
   } catch (...) {
@@ -212,7 +219,10 @@ std::vector<TaskRef> EventLoop::tasks() const {
 }
 
 void EventLoop::drop_pending() noexcept {
-  while (!ready_.empty()) ready_.pop()->discard();
+  // A queued task step holds nothing: the loop's registry keeps the task (abandon_tasks()).
+  while (!ready_.empty()) {
+    if (const detail::ReadyEntry e = ready_.pop(); !e.is_task()) e.runnable()->discard();
+  }
   for (detail::TimerNode* t : timers_.take_all()) t->on_discard();
 }
 
@@ -270,8 +280,8 @@ void EventLoop::call_exception_handler(const ExceptionContext& context) noexcept
 
 void EventLoop::default_exception_handler(const ExceptionContext& context) noexcept {
   try {
-    std::string text = "asyncio: " + (context.message.empty() ? std::string("Unhandled error")
-                                                              : context.message);
+    std::string text =
+        "asyncio: " + (context.message.empty() ? std::string("Unhandled error") : context.message);
     if (context.task) text += "\n  task: " + context.task.get_name();
     if (context.exception) text += "\n  exception: " + detail::describe(context.exception);
     text += '\n';
@@ -300,7 +310,9 @@ bool EventLoop::remove_signal_handler(int sig) {
   return io_->clear_signal_handle(sig);
 }
 
-void EventLoop::post_threadsafe(detail::HandleState* st) { io_->post(st); }
+void EventLoop::post_threadsafe(detail::HandleState* st) {
+  io_->post(st);
+}
 
 void EventLoop::set_default_executor(std::shared_ptr<Executor> executor) {
   default_executor_ = std::move(executor);

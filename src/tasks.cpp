@@ -1,4 +1,6 @@
 // Task steps, completion and cancellation (Python: tasks.py, Task.__step / cancel / uncancel).
+#include "asyncio/tasks.hpp"
+
 #include <cassert>
 #include <memory>
 #include <string>
@@ -9,7 +11,6 @@
 #include "asyncio/events.hpp"
 #include "asyncio/exceptions.hpp"
 #include "asyncio/futures.hpp"
-#include "asyncio/tasks.hpp"
 
 namespace asyncio {
 namespace detail {
@@ -20,9 +21,10 @@ TaskState::TaskState(EventLoop* loop, std::coroutine_handle<> root, PromiseBase*
       root_(root),
       resume_(root),
       leaf_(promise),
-      id_(loop->next_task_id()),
-      promise_offset_(static_cast<std::uint8_t>(reinterpret_cast<char*>(promise) -
-                                                static_cast<char*>(root.address()))) {
+      id_(loop->next_task_id() & kIdMask),
+      promise_offset_(static_cast<std::uint64_t>(reinterpret_cast<char*>(promise) -
+                                                 static_cast<char*>(root.address())) /
+                      alignof(PromiseBase)) {
   assert(root_promise() == promise);
   is_task_ = true;
   if (name != nullptr && !name->empty()) set_name(std::move(*name));
@@ -36,7 +38,7 @@ TaskState::~TaskState() {
 bool TaskState::cancel(const std::string& msg) {
   retrieved_ = true;
   if (done()) return false;
-  ++num_cancels_requested_;
+  ++extras().cancels;
   set_cancel_message(msg);
   // Leave waiting_on_ set: it may be a task that swallows the cancellation, to be cancelled
   // again by a later request (as in Python).
@@ -46,8 +48,9 @@ bool TaskState::cancel(const std::string& msg) {
 }
 
 int TaskState::uncancel() noexcept {
-  if (num_cancels_requested_ > 0) --num_cancels_requested_;
-  return num_cancels_requested_;
+  if (!extras_) return 0;
+  if (extras_->cancels > 0) --extras_->cancels;
+  return extras_->cancels;
 }
 
 std::string TaskState::get_name() const {
@@ -91,7 +94,8 @@ std::string function_display_name(const char* recorded) {
   if (const std::size_t with = s.find(" [with "); with != std::string::npos) s.erase(with);
   for (const char* q : {" const", " volatile", " &&", " &", " noexcept"}) {
     const std::string suffix(q);
-    if (s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (s.size() > suffix.size() &&
+        s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0) {
       s.erase(s.size() - suffix.size());
     }
   }
@@ -197,7 +201,9 @@ TaskState& running_task(const char* what) {
   throw RuntimeError(std::string(what) + ": no running task (await it from a coroutine)");
 }
 
-void task_root_done(TaskState* task, void* result) noexcept { task->on_root_done(result); }
+void task_root_done(TaskState* task, void* result) noexcept {
+  task->on_root_done(result);
+}
 
 void report_never_awaited(const char* function) noexcept {
   EventLoop* loop = tls_running_loop;
@@ -261,8 +267,12 @@ void run_until_done(EventLoop& loop, FutureStateBase* st) {
 
 }  // namespace detail
 
-TaskRef current_task() noexcept { return TaskRef(detail::tls_current_task); }
+TaskRef current_task() noexcept {
+  return TaskRef(detail::tls_current_task);
+}
 
-std::vector<TaskRef> all_tasks() { return get_running_loop().tasks(); }
+std::vector<TaskRef> all_tasks() {
+  return get_running_loop().tasks();
+}
 
 }  // namespace asyncio

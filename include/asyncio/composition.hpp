@@ -310,8 +310,8 @@ namespace detail {
 /// awaiting task checks fut.done() one iteration later. Deciding at the timer (as 3.12's
 /// timeout-based wait_for does) would cancel the woken inner task and lose its result.
 class WaitForCore final : public Waiter,
-                          public WaitTarget,
-                          public TimerNode,
+                          public TimerNode,  // also its WaitTarget
+
                           public Runnable,
                           public AwaitsFutures {
  public:
@@ -515,7 +515,7 @@ FutureStateBase* state_of(const Future<T>& f) {
 }
 
 /// The engine of wait(): one Waiter per future, a timer, the awaiting task parked on itself.
-class WaitCore final : public ParkedWaiter, public TimerNode, public AwaitsFutures {
+class WaitCore final : public ParkedWaiterOn<TimerNode>, public AwaitsFutures {
  public:
   WaitCore(std::vector<FutureStateBase*> futures, std::optional<double> timeout, ReturnWhen when);
   WaitCore(const WaitCore&) = delete;

@@ -170,7 +170,9 @@ class AsyncGenFinalizer : public ListHook {
 
 struct LoopIo;  // the platform part of the loop (src/unix)
 
-inline double to_seconds(double s) noexcept { return s; }
+inline double to_seconds(double s) noexcept {
+  return s;
+}
 template <class Rep, class Period>
 double to_seconds(std::chrono::duration<Rep, Period> d) noexcept {
   return std::chrono::duration<double>(d).count();
@@ -388,7 +390,7 @@ class EventLoop {
   void add_signal_handle(int sig, detail::Ref<detail::HandleState> h);
   void post_threadsafe(detail::HandleState* st);
   /// Runs one ready entry in debug mode (timing it for the slow-callback warning).
-  void run_ready_debug(detail::Runnable* r);
+  void run_ready_debug(detail::ReadyEntry e);
   void poll_io();
   std::vector<detail::TaskState*> abandon_tasks() noexcept;
   void drop_pending() noexcept;

@@ -46,7 +46,9 @@ class Task : public Future<T> {
   /// Decrements the pending cancellation requests; returns the new count. Python: Task.uncancel()
   int uncancel() { return task().uncancel(); }
   /// A type-erased reference to this task.
-  operator TaskRef() const noexcept { return TaskRef(ptr()); }  // NOLINT(google-explicit-constructor)
+  operator TaskRef() const noexcept {
+    return TaskRef(ptr());
+  }  // NOLINT(google-explicit-constructor)
   /// True when the handle refers to a task.
   explicit operator bool() const noexcept { return this->st_.get() != nullptr; }
 
@@ -82,8 +84,8 @@ Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
   auto h = coro.release_for_task();
   if (!h) throw RuntimeError("cannot schedule an already awaited coroutine");
   auto* st = new detail::TaskState(this, h, &h.promise(), name);
-  Task<T> task(st);   // one reference for the handle...
-  st->add_ref();      // ...and the loop's, held until the task is done
+  Task<T> task(st);  // one reference for the handle...
+  st->add_ref();     // ...and the loop's, held until the task is done
   register_task(st);
   return task;
 }
@@ -112,11 +114,13 @@ namespace detail {
 /// (CPython sets a future from a timer callback and resumes the task one iteration later;
 /// the loop time the task sees is the same.)
 /// Until it is awaited, `when` holds the delay (one field less in every sleeping frame).
-class SleepTimer : public TimerNode, public ParkedWaiter {
+class SleepTimer : public ParkedWaiterOn<TimerNode> {
  public:
-  explicit SleepTimer(double delay) noexcept : TimerNode(delay) {}
+  explicit SleepTimer(double delay) noexcept { when = delay; }
   /// Movable until awaited (so sleep(1) can be passed to gather()).
-  SleepTimer(SleepTimer&& other) noexcept : TimerNode(other.when), ParkedWaiter(std::move(other)) {}
+  SleepTimer(SleepTimer&& other) noexcept : ParkedWaiterOn<TimerNode>(std::move(other)) {
+    when = other.when;
+  }
   SleepTimer(const SleepTimer&) = delete;
   SleepTimer& operator=(const SleepTimer&) = delete;
 

@@ -1929,3 +1929,13 @@ TEST(TaskCallbacks, CreateTaskFromADoneCallbackRuns) {
 }
 
 }  // namespace
+
+// What an idle task costs is a feature (docs/design/loop.md, "Memory"): these sizes are the
+// budget bench/RESULTS.md accounts for; growing them is a decision, not an accident.
+TEST(TaskMemory, ATaskStateFitsIn112Bytes) {
+  EXPECT_LE(sizeof(asyncio::detail::TaskState), 112U);
+}
+
+TEST(TaskMemory, ASleepAwaiterIs32Bytes) {
+  EXPECT_LE(sizeof(asyncio::detail::SleepAwaiter<void>), 32U);
+}

@@ -124,6 +124,7 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   struct Extras {
     std::string cancel_msg;
     std::string name;
+    int cancels = 0;  // a task's cancel requests not yet withdrawn (Task.cancelling())
     bool named = false;
   };
   Extras& extras();

@@ -1,8 +1,9 @@
 // Internal: the three interfaces the loop's engine is built from.
 //
-//   Runnable   - an entry of the ready queue (a callback Handle, a task step, a done callback).
-//   TimerNode  - an entry of the timer heap, ordered by (when, seq).
+//   Runnable   - an entry of the ready queue (a callback Handle, a done callback; a task's
+//                step is queued as the task itself, see ReadyEntry).
 //   WaitTarget - what a suspended task is waiting on; Task::cancel() asks it to give up.
+//   TimerNode  - an entry of the timer heap, ordered by (when, seq); also a WaitTarget.
 #pragma once
 
 #include <cstddef>
@@ -29,28 +30,6 @@ class Runnable {
   ~Runnable() = default;
 };
 
-inline constexpr std::size_t kNotInHeap = static_cast<std::size_t>(-1);
-
-/// An entry of the loop's timer heap. Equal deadlines fire in scheduling order (the heap keeps
-/// the sequence number beside the key; the node only knows where it sits).
-class TimerNode {
- public:
-  double when = 0;
-  std::size_t heap_index = kNotInHeap;
-  [[nodiscard]] bool in_heap() const noexcept { return heap_index != kNotInHeap; }
-  /// The deadline passed: the node was removed from the heap; typically it pushes a Runnable.
-  virtual void on_timer() noexcept = 0;
-  /// The loop closed with this timer pending: release what the heap held.
-  virtual void on_discard() noexcept {}
-
- protected:
-  TimerNode() = default;
-  explicit TimerNode(double deadline) noexcept : when(deadline) {}
-  TimerNode(const TimerNode&) = default;
-  TimerNode& operator=(const TimerNode&) = default;
-  ~TimerNode() = default;
-};
-
 /// What a parked task waits on. Task::cancel() calls cancel_wait(); when it returns true the
 /// target promises to wake the task, which then sees CancelledError at its suspension point.
 /// Returns false when it can no longer be cancelled (already completed or woken).
@@ -63,6 +42,33 @@ class WaitTarget {
   WaitTarget(const WaitTarget&) = default;
   WaitTarget& operator=(const WaitTarget&) = default;
   ~WaitTarget() = default;
+};
+
+inline constexpr std::uint32_t kNotInHeap = 0xFFFFFFFFU;
+
+/// An entry of the loop's timer heap. Equal deadlines fire in scheduling order (the heap keeps
+/// the sequence number beside the key; the node only knows where it sits).
+/// A timer is also a WaitTarget (one that cannot be cancelled unless a derived class says
+/// otherwise): the awaiter of sleep() is both, and one vtable pointer serves the two roles.
+/// The node is 20 bytes plus 4 of tail padding, which a derived class may use.
+class TimerNode : public WaitTarget {
+ public:
+  double when = 0;
+  std::uint32_t heap_index = kNotInHeap;  ///< where the heap keeps it (TimerHeap's encoding)
+  [[nodiscard]] bool in_heap() const noexcept { return heap_index != kNotInHeap; }
+  /// The deadline passed: the node was removed from the heap; typically it pushes a Runnable.
+  virtual void on_timer() noexcept = 0;
+  /// The loop closed with this timer pending: release what the heap held.
+  virtual void on_discard() noexcept {}
+  /// A plain timer is not something a task waits on: nothing to give up.
+  bool cancel_wait(const std::string& /*msg*/) override { return false; }
+
+ protected:
+  TimerNode() = default;
+  explicit TimerNode(double deadline) noexcept : when(deadline) {}
+  TimerNode(const TimerNode& other) noexcept : WaitTarget(), when(other.when) {}
+  TimerNode& operator=(const TimerNode&) = delete;
+  ~TimerNode() = default;
 };
 
 }  // namespace asyncio::detail

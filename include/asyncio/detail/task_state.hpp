@@ -36,7 +36,9 @@ inline ReadyQueue& ready_queue_of(EventLoop& loop) noexcept;
 /// The task whose step is running on this thread (null between steps).
 inline thread_local TaskState* tls_current_task = nullptr;
 
-class TaskState final : public FutureStateBase, public Runnable, public ListHook {
+/// A task: a future whose result comes from a chain of Coro frames. The ready queue holds it
+/// as itself (ReadyEntry), so it needs no Runnable interface.
+class TaskState final : public FutureStateBase, public ListHook {
  public:
   /// `name` may be null ("Task-N"). `promise` is the PromiseBase inside `root`'s frame.
   TaskState(EventLoop* loop, std::coroutine_handle<> root, PromiseBase* promise, std::string* name);
@@ -44,15 +46,18 @@ class TaskState final : public FutureStateBase, public Runnable, public ListHook
 
   // Python Task API
   bool cancel(const std::string& msg) override;
-  [[nodiscard]] int cancelling() const noexcept { return num_cancels_requested_; }
+  [[nodiscard]] int cancelling() const noexcept { return extras_ ? extras_->cancels : 0; }
   int uncancel() noexcept;
   [[nodiscard]] std::string get_name() const;
   void set_name(std::string name);
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+  /// Ids wrap around after 2^56 tasks (ten years at a task per nanosecond).
+  static constexpr std::uint64_t kIdMask = (std::uint64_t{1} << 56) - 1;
 
-  // Runnable: one step of the task.
-  void run() override;
-  [[nodiscard]] std::string describe() const override;
+  /// One step of the task (from the ready queue).
+  void run();
+  /// For debug messages: "Task 'name' in function".
+  [[nodiscard]] std::string describe() const;
 
   /// Called from an awaiter's await_suspend: the task suspends at `h` waiting on `target`
   /// (null for a bare yield). A pending cancellation request is forwarded to the target.
@@ -77,7 +82,11 @@ class TaskState final : public FutureStateBase, public Runnable, public ListHook
       deliver_cancel();
   }
   /// Clears a pending cancellation request; true if there was one.
-  bool consume_must_cancel() noexcept { return std::exchange(must_cancel_, false); }
+  bool consume_must_cancel() noexcept {
+    const bool was = must_cancel_;
+    must_cancel_ = false;
+    return was;
+  }
 
   /// The root frame finished (from its final suspend point); `result` points at its value.
   void on_root_done(void* result) noexcept;
@@ -88,7 +97,8 @@ class TaskState final : public FutureStateBase, public Runnable, public ListHook
   /// The root frame's promise (null once the frames are destroyed).
   [[nodiscard]] PromiseBase* root_promise() const noexcept {
     if (!root_) return nullptr;
-    return reinterpret_cast<PromiseBase*>(static_cast<char*>(root_.address()) + promise_offset_);
+    return reinterpret_cast<PromiseBase*>(static_cast<char*>(root_.address()) +
+                                          promise_offset_ * alignof(PromiseBase));
   }
   /// The innermost Coro frame (while this task's step runs, the one the step has reached).
   [[nodiscard]] PromiseBase* leaf() const noexcept {
@@ -99,19 +109,20 @@ class TaskState final : public FutureStateBase, public Runnable, public ListHook
  private:
   [[noreturn]] void deliver_cancel();
 
-  // Every field counts: a TaskState is 128 bytes, the largest part of an idle task's memory
-  // (bench/RESULTS.md). The root promise is found from the frame's address (root_promise()).
+  // Every field counts: a TaskState is 112 bytes, the largest part of an idle task's memory
+  // (bench/RESULTS.md). The root promise is found from the frame's address (root_promise());
+  // the count of cancel requests lives in Extras (allocated by the first cancel()).
   std::coroutine_handle<> root_;
   std::coroutine_handle<> resume_;
   WaitTarget* waiting_on_ = nullptr;
   PromiseBase* leaf_;
-  std::uint64_t id_;
-  int num_cancels_requested_ = 0;
-  bool must_cancel_ = false;
-  bool started_ = false;
-  bool scheduled_ = false;
-  std::uint8_t promise_offset_ : 7;  // where the PromiseBase sits in the root frame (< 128)
-  bool rethrow_ : 1 = false;  // a KeyboardInterrupt escaped the body: rethrow out of the loop
+  std::uint64_t id_ : 56;
+  std::uint64_t must_cancel_ : 1 = false;
+  std::uint64_t started_ : 1 = false;
+  std::uint64_t scheduled_ : 1 = false;
+  std::uint64_t rethrow_ : 1 = false;  // a KeyboardInterrupt escaped the body: rethrow it
+  // Where the PromiseBase sits in the root frame, in units of its alignment (offset < 128).
+  std::uint64_t promise_offset_ : 4;
 };
 
 /// The running task, or RuntimeError naming `what` needed one.
@@ -121,14 +132,19 @@ TaskState& running_task(const char* what);
 /// signature ("asyncio::Coro<int> {anonymous}::fetch(int)"), shortened here to "fetch".
 std::string function_display_name(const char* recorded);
 
+/// Where a ParkedWaiter is in its wait: idle -> parked -> {woken | cancelled}.
+enum class WaitState : std::uint8_t { idle, parked, woken, cancelled };
+
 /// An awaiter base for "park the running task until somebody wakes it": the building block
 /// of sleep, locks, queues and events. Derive, override on_cancel() to unlink from whatever
 /// list the waiter sits in, and call wake_up() to resume it normally. Lives in the awaiting
 /// frame, so waiting allocates nothing.
-/// States: idle -> parked -> {woken | cancelled}.
-class ParkedWaiter : public WaitTarget {
+/// `Base` is WaitTarget or a class derived from it (TimerNode for sleep(), so a sleeping
+/// frame's awaiter has a single vtable pointer).
+template <class Base>
+class ParkedWaiterOn : public Base {
  public:
-  enum class State : std::uint8_t { idle, parked, woken, cancelled };
+  using State = WaitState;
 
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] TaskState* task() const noexcept { return task_; }
@@ -166,22 +182,26 @@ class ParkedWaiter : public WaitTarget {
   }
 
  protected:
-  ParkedWaiter() = default;
+  ParkedWaiterOn() = default;
   /// Moving is allowed before the wait starts (an awaitable handed to gather() and the like).
-  ParkedWaiter(ParkedWaiter&& other) noexcept : WaitTarget() {
+  ParkedWaiterOn(ParkedWaiterOn&& other) noexcept : Base() {
     (void)other;
     assert(other.state_ == State::idle && "moving a ParkedWaiter that is waiting");
   }
-  ParkedWaiter(const ParkedWaiter&) = delete;
-  ParkedWaiter& operator=(const ParkedWaiter&) = delete;
-  ~ParkedWaiter() = default;
+  ParkedWaiterOn(const ParkedWaiterOn&) = delete;
+  ParkedWaiterOn& operator=(const ParkedWaiterOn&) = delete;
+  ~ParkedWaiterOn() = default;
   /// The wait is being cancelled: leave whatever wait list this waiter is on.
   virtual void on_cancel() noexcept {}
 
  private:
-  TaskState* task_ = nullptr;
+  // state_ first: after a TimerNode it fills the node's tail padding (SleepTimer: 32 bytes).
   State state_ = State::idle;
+  TaskState* task_ = nullptr;
 };
+
+/// The usual ParkedWaiter: a WaitTarget and nothing else.
+using ParkedWaiter = ParkedWaiterOn<WaitTarget>;
 
 }  // namespace asyncio::detail
 

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "asyncio/detail/runnable.hpp"
@@ -28,6 +29,7 @@ class TimerHeap {
   [[nodiscard]] double top_when() const noexcept { return front().when; }
 
   void push(TimerNode* n) {
+    if (heap_.size() + run_.size() >= kPosMask) throw std::length_error("too many timers");
     const std::uint64_t seq = next_seq_++;
     // A later seq never sorts before the run's last entry unless its deadline is earlier.
     if (run_live_ == 0 || !(n->when < run_back_when_)) {
@@ -35,7 +37,7 @@ class TimerHeap {
         run_.clear();
         run_head_ = 0;
       }
-      n->heap_index = kRunFlag | (run_base_ + run_.size());
+      n->heap_index = kRunFlag | run_pos(run_.size());
       run_.push_back(RunEntry{n, seq});
       run_back_when_ = n->when;
       ++run_live_;
@@ -47,10 +49,10 @@ class TimerHeap {
   /// Removes `n` if it is scheduled.
   void remove(TimerNode* n) noexcept {
     if (!n->in_heap()) return;
-    const std::size_t i = n->heap_index;
+    const std::uint32_t i = n->heap_index;
     n->heap_index = kNotInHeap;
     if ((i & kRunFlag) != 0) {
-      run_[(i & ~kRunFlag) - run_base_].node = nullptr;  // tombstone
+      run_[(i - run_base_) & kPosMask].node = nullptr;  // tombstone
       --run_live_;
       skip_tombstones();
       return;
@@ -97,7 +99,14 @@ class TimerHeap {
 
  private:
   static constexpr std::size_t kArity = 4;
-  static constexpr std::size_t kRunFlag = std::size_t{1} << (sizeof(std::size_t) * 8 - 2);
+  // A node's heap_index: a heap position (< 2^30), or kRunFlag plus the run position modulo
+  // 2^30 (positions are absolute so compacting the run renumbers nothing; differences are
+  // taken modulo 2^30, exact while the run holds fewer than 2^30 entries).
+  static constexpr std::uint32_t kRunFlag = std::uint32_t{1} << 30;
+  static constexpr std::uint32_t kPosMask = kRunFlag - 1;
+  [[nodiscard]] std::uint32_t run_pos(std::size_t i) const noexcept {
+    return (run_base_ + static_cast<std::uint32_t>(i)) & kPosMask;
+  }
   struct Entry {
     double when;
     std::uint64_t seq;
@@ -117,12 +126,12 @@ class TimerHeap {
   void skip_tombstones() noexcept {
     while (run_head_ < run_.size() && run_[run_head_].node == nullptr) ++run_head_;
     if (run_live_ == 0) {
-      run_base_ += run_.size();
+      run_base_ = run_pos(run_.size());
       run_.clear();
       run_head_ = 0;
     } else if (run_head_ >= 1024 && run_head_ * 2 >= run_.size()) {
       run_.erase(run_.begin(), run_.begin() + static_cast<std::ptrdiff_t>(run_head_));
-      run_base_ += run_head_;
+      run_base_ = run_pos(run_head_);
       run_head_ = 0;
     }
   }
@@ -131,7 +140,7 @@ class TimerHeap {
   }
   void place(std::size_t i, const Entry& e) noexcept {
     heap_[i] = e;
-    e.node->heap_index = i;
+    e.node->heap_index = static_cast<std::uint32_t>(i);
   }
   void sift_up(std::size_t i) noexcept {
     const Entry e = heap_[i];
@@ -164,9 +173,9 @@ class TimerHeap {
   std::vector<Entry> heap_;
   std::vector<RunEntry> run_;  // sorted by (when, seq); entries before run_head_ are consumed
   std::size_t run_head_ = 0;
-  std::size_t run_base_ = 0;  // absolute position of run_[0] (nodes store absolute positions)
-  std::size_t run_live_ = 0;  // live (non-tombstone) entries in the run
-  double run_back_when_ = 0;  // the deadline of the run's last entry (even a tombstone)
+  std::uint32_t run_base_ = 0;  // absolute position of run_[0], modulo 2^30
+  std::size_t run_live_ = 0;    // live (non-tombstone) entries in the run
+  double run_back_when_ = 0;    // the deadline of the run's last entry (even a tombstone)
   std::uint64_t next_seq_ = 0;
 };
 
