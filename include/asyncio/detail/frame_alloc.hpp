@@ -3,7 +3,9 @@
 // Coroutine frames and task states are allocated and freed at a high rate (every
 // `co_await f()` makes one), so they come from per-thread free lists of fixed size classes
 // (16-byte steps up to 1 KiB), with no locking and no per-block header. An empty list is refilled
-// by carving a 64 KiB slab. A block freed on another thread simply joins that thread's lists,
+// by carving a 64 KiB slab; once the pool holds 2 MiB, slabs are cut from 2 MiB arenas advised
+// for transparent huge pages (src/frame_alloc.cpp says why; ASYNCIO_HUGEPAGES=0 turns the advice
+// off). A block freed on another thread simply joins that thread's lists,
 // so slabs are never returned to the system while the process runs: the pool keeps its
 // high-water mark (a thread's cached blocks are handed to the other threads when it exits).
 // Sanitizer builds (ASYNCIO_SANITIZED) and ASYNCIO_NO_FRAME_POOL use plain operator new so that
