@@ -88,7 +88,7 @@ inline thread_local std::coroutine_handle<>* tls_trampoline = nullptr;
 /// only when the compiler makes it a tail call: clang always does; g++ 12 only with
 /// optimisation and without ASan. Elsewhere the trampoline does it (same execution order, a
 /// few more instructions per await). ASYNCIO_FORCE_TRAMPOLINE turns it on everywhere.
-#if defined(ASYNCIO_FORCE_TRAMPOLINE) ||                                        \
+#if defined(ASYNCIO_FORCE_TRAMPOLINE) || \
     (!defined(__clang__) && (!defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__)))
 inline constexpr bool kTrampoline = true;
 #else
@@ -125,12 +125,12 @@ struct FunctionName {
 /// "" there, but a std::source_location parameter defaulted to current() gives the signature
 /// ("asyncio::Coro<int> fetch(int)"), which diagnostics shorten (detail::function_display_name).
 #if defined(__GNUC__) && !defined(__clang__)
-#define ASYNCIO_DETAIL_PROMISE_CTOR(Name)                                                    \
-  explicit Name(std::source_location where = std::source_location::current()) noexcept     \
+#define ASYNCIO_DETAIL_PROMISE_CTOR(Name)                                              \
+  explicit Name(std::source_location where = std::source_location::current()) noexcept \
       : PromiseBase(where.function_name()) {}
 #else
-#define ASYNCIO_DETAIL_PROMISE_CTOR(Name)                                                    \
-  explicit Name(FunctionName fn = FunctionName{__builtin_FUNCTION()}) noexcept               \
+#define ASYNCIO_DETAIL_PROMISE_CTOR(Name)                                      \
+  explicit Name(FunctionName fn = FunctionName{__builtin_FUNCTION()}) noexcept \
       : PromiseBase(fn.name) {}
 #endif
 
@@ -271,12 +271,11 @@ class [[nodiscard]] Coro {
   using handle_type = std::coroutine_handle<promise_type>;
 
   explicit Coro(handle_type h) noexcept : h_(h) {}
-  Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, {})), awaited_(o.awaited_) {}
+  Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, {})) {}
   Coro& operator=(Coro&& o) noexcept {
     if (this != &o) {
       destroy();
       h_ = std::exchange(o.h_, {});
-      awaited_ = o.awaited_;
     }
     return *this;
   }
@@ -285,51 +284,61 @@ class [[nodiscard]] Coro {
   ~Coro() { destroy(); }
 
   /// True while the Coro can still be awaited or scheduled.
-  [[nodiscard]] bool valid() const noexcept { return h_ && !awaited_; }
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
   /// The coroutine function's name (for diagnostics).
   [[nodiscard]] const char* name() const noexcept {
     return h_ ? h_.promise().function : "<consumed coroutine>";
   }
 
-  struct Awaiter {
-    Coro* self;
+  /// The awaiter of `co_await coro`: it takes the frame over from the Coro (which is consumed
+  /// from then on), runs it inside the awaiting task, and destroys it at the end of the await.
+  class Awaiter {
+   public:
+    explicit Awaiter(Coro&& c) noexcept : h_(std::exchange(c.h_, {})) {}
+    Awaiter(Awaiter&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
+    Awaiter& operator=(Awaiter&&) = delete;
+    ~Awaiter() {
+      if (h_) h_.destroy();
+    }
+
     bool await_ready() const {
-      if (!self->valid()) throw RuntimeError("cannot reuse already awaited coroutine");
+      if (!h_) throw RuntimeError("cannot reuse already awaited coroutine");
       return false;
     }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
-      self->awaited_ = true;
-      promise_type& child = self->h_.promise();
+      promise_type& child = h_.promise();
       child.set_continuation(caller);
       detail::tls_leaf = &child;
-      return detail::transfer_to(self->h_);
+      return detail::transfer_to(h_);
     }
     T await_resume() {
-      promise_type& p = self->h_.promise();
+      promise_type& p = h_.promise();
       if (p.exception) std::rethrow_exception(p.exception);
       if constexpr (!std::is_void_v<T>) return std::move(p.value());
     }
+
+   private:
+    handle_type h_;
   };
   /// Runs the coroutine to completion inside the awaiting task; returns its result or rethrows.
-  Awaiter operator co_await() & noexcept { return Awaiter{this}; }
-  Awaiter operator co_await() && noexcept { return Awaiter{this}; }
+  Awaiter operator co_await() & noexcept { return Awaiter(std::move(*this)); }
+  Awaiter operator co_await() && noexcept { return Awaiter(std::move(*this)); }
 
   /// Internal: hands the frame to a Task. Empty handle if the Coro was consumed.
-  handle_type release_for_task() noexcept {
-    if (awaited_) return {};
-    return std::exchange(h_, {});
-  }
+  handle_type release_for_task() noexcept { return std::exchange(h_, {}); }
 
  private:
   void destroy() noexcept {
     if (!h_) return;
-    if (!awaited_) detail::report_never_awaited(h_.promise().function);
+    // Awaiting or scheduling takes the frame: one still here never ran.
+    detail::report_never_awaited(h_.promise().function);
     std::exchange(h_, {}).destroy();
   }
 
   handle_type h_;
-  bool awaited_ = false;
 };
 
 namespace detail {

@@ -240,16 +240,16 @@ class [[nodiscard]] QueueGet {
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
     slow_.emplace(q_->get_slow());
-    return typename Coro<T>::Awaiter{&*slow_}.await_suspend(h);
+    return slow_->await_suspend(h);
   }
   T await_resume() {
-    if (slow_) return typename Coro<T>::Awaiter{&*slow_}.await_resume();
+    if (slow_) return slow_->await_resume();
     return q_->get_nowait();  // an item, or QueueShutDown
   }
 
  private:
   Q* q_;
-  std::optional<Coro<T>> slow_;
+  std::optional<typename Coro<T>::Awaiter> slow_;
 };
 
 /// Queue.put(item): puts at once when there is room and no putter waits; otherwise runs the
@@ -271,17 +271,17 @@ class [[nodiscard]] QueuePut {
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
     slow_.emplace(q_->put_slow(std::move(item_)));
-    return Coro<void>::Awaiter{&*slow_}.await_suspend(h);
+    return slow_->await_suspend(h);
   }
   void await_resume() {
-    if (slow_) return Coro<void>::Awaiter{&*slow_}.await_resume();
+    if (slow_) return slow_->await_resume();
     q_->put_nowait(std::move(item_));  // or QueueShutDown
   }
 
  private:
   Q* q_;
   T item_;
-  std::optional<Coro<void>> slow_;
+  std::optional<Coro<void>::Awaiter> slow_;
 };
 
 /// Queue.join().

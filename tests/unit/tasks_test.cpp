@@ -409,6 +409,41 @@ TEST(Task, ReturnedValuesWithDestructorsAreDestroyedExactlyOnce) {
   EXPECT_EQ(Counted::alive, 0);  // freed with the last handle
 }
 
+/// Logs "~name" when destroyed, unless moved from (so only the frame's copy logs).
+struct MovableMark {
+  MovableMark(Log* l, std::string n) : log(l), name(std::move(n)) {}
+  MovableMark(MovableMark&& o) noexcept : log(std::exchange(o.log, nullptr)), name(o.name) {}
+  MovableMark(const MovableMark&) = delete;
+  MovableMark& operator=(const MovableMark&) = delete;
+  MovableMark& operator=(MovableMark&&) = delete;
+  ~MovableMark() {
+    if (log != nullptr) log->push_back("~" + name);
+  }
+  Log* log;
+  std::string name;
+};
+
+Coro<int> holds(MovableMark /*param*/) {
+  co_return 1;
+}
+
+TEST(Task, AnAwaitedCoroutinesFrameDiesAtTheEndOfTheAwait) {
+  // Awaiting takes the frame over from the Coro: the frame (and the parameter copy inside it)
+  // is destroyed when the await ends, not when the Coro object goes out of scope.
+  Log log;
+  EXPECT_EQ(run_virtual([](Log* out) -> Coro<int> {
+              Coro<int> c = holds(MovableMark(out, "param"));
+              out->push_back("awaiting");
+              const int v = co_await c;
+              out->push_back("awaited");
+              EXPECT_FALSE(c.valid());  // consumed: a second await throws
+              EXPECT_STREQ(c.name(), "<consumed coroutine>");
+              co_return v;
+            }(&log)),
+            1);
+  EXPECT_EQ(log, (Log{"awaiting", "~param", "awaited"}));
+}
+
 Coro<const std::string> const_greeting() {
   co_return std::string(40, 'x');
 }
