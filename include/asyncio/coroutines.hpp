@@ -108,6 +108,12 @@ inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> h) noexcept {
   return h;
 }
 
+/// How many `co_await coro` are running their child synchronously on this thread's stack
+/// (Coro::Awaiter). Past kMaxSyncDepth a child starts by transfer instead, so deep recursion
+/// keeps a bounded native stack.
+inline thread_local int tls_sync_depth = 0;
+inline constexpr int kMaxSyncDepth = 64;
+
 /// Called by a task's root frame when it finishes (final suspend point); `result` points at
 /// the returned value (null for void; not to be read when the body threw).
 void task_root_done(TaskState* task, void* result) noexcept;
@@ -134,6 +140,48 @@ struct FunctionName {
       : PromiseBase(fn.name) {}
 #endif
 
+/// Where a Coro that finishes while its awaiter waits on the native stack leaves its outcome
+/// before its frame destroys itself (Coro::Awaiter, CoroFinal).
+template <class T>
+struct SyncSlot {
+  using Stored = std::remove_const_t<T>;
+  enum : std::uint8_t { kEmpty, kValue, kError };
+  SyncSlot() noexcept {}  // NOLINT(modernize-use-equals-default): the union stays empty
+  SyncSlot(const SyncSlot&) = delete;
+  SyncSlot& operator=(const SyncSlot&) = delete;
+  ~SyncSlot() {
+    if (state == kValue) {
+      value.~Stored();
+    } else if (state == kError) {
+      error.~exception_ptr();
+    }
+  }
+  union {
+    Stored value;
+    std::exception_ptr error;
+  };
+  std::uint8_t state = kEmpty;
+};
+
+template <>
+struct SyncSlot<void> {
+  enum : std::uint8_t { kEmpty, kValue, kError };
+  SyncSlot() noexcept {}  // NOLINT(modernize-use-equals-default): the union stays empty
+  SyncSlot(const SyncSlot&) = delete;
+  SyncSlot& operator=(const SyncSlot&) = delete;
+  ~SyncSlot() {
+    if (state == kError) error.~exception_ptr();
+  }
+  union {
+    std::exception_ptr error;
+  };
+  std::uint8_t state = kEmpty;
+};
+
+/// The SyncSlot of the innermost `co_await coro` waiting on the native stack (saved and
+/// restored around each such run, so it always belongs to the frame that is running).
+inline thread_local void* tls_sync_slot = nullptr;
+
 /// The part of every Coro promise that the runtime reads without knowing T.
 struct PromiseBase : PoolAllocated {
   std::exception_ptr exception;  ///< what escaped the body
@@ -155,6 +203,16 @@ struct PromiseBase : PoolAllocated {
     }
     link_ = link;
   }
+  /// As set_continuation(), while `h` waits on the native stack for this frame to finish or
+  /// suspend (Coro::Awaiter): its final suspend point then just returns.
+  template <class P>
+  void set_waiting_caller(std::coroutine_handle<P> h) noexcept {
+    set_continuation(h);
+    link_ |= kSyncCaller;
+  }
+  /// The caller stopped waiting on the stack (this frame suspended): finishing resumes it.
+  void clear_waiting_caller() noexcept { link_ &= ~kSyncCaller; }
+  [[nodiscard]] bool has_waiting_caller() const noexcept { return (link_ & kSyncCaller) != 0; }
   /// The awaiting frame given to set_continuation() (null when there is none).
   [[nodiscard]] std::coroutine_handle<> continuation() const noexcept {
     if ((link_ & kTask) != 0) return {};
@@ -181,7 +239,8 @@ struct PromiseBase : PoolAllocated {
       PromiseBase& p = h.promise();
       const std::uintptr_t link = p.link_;
       if ((link & kTask) == 0) {
-        if ((link & ~kTagMask) == 0) return std::noop_coroutine();  // neither awaited nor a task
+        // Neither awaited nor a task, or the awaiter waits on the stack (it resumes itself).
+        if ((link & ~kTagMask) == 0 || (link & kSyncCaller) != 0) return std::noop_coroutine();
         tls_leaf = p.parent();
         return transfer_to(std::coroutine_handle<>::from_address(
             reinterpret_cast<void*>(link & ~kTagMask)));  // NOLINT(performance-no-int-to-ptr)
@@ -204,21 +263,27 @@ struct PromiseBase : PoolAllocated {
   //   bit 0       set: a TaskState (a frame is never both awaited and a task's root);
   //   bit 1       set: the awaiting frame is a Coro-family frame, whose PromiseBase sits at
   //               kParentOffset in it (the parent in the task tree);
-  //   bit 2       set: the body returned a value that has a destructor to run.
-  // Frames and task states are at least 8-aligned, so the low three bits are free. This word
+  //   bit 2       set: the body returned a value that has a destructor to run;
+  //   bit 3       set: the awaiting frame waits on the native stack (set_waiting_caller()).
+  // Frames and task states are 16-aligned, so the low four bits are free. This word
   // replaces four (continuation, task, parent, and the result's "engaged" flag).
   static constexpr std::uintptr_t kTask = 1;
   static constexpr std::uintptr_t kHasParent = 2;
   static constexpr std::uintptr_t kHasValue = 4;
-  static constexpr std::uintptr_t kTagMask = 7;
+  static constexpr std::uintptr_t kSyncCaller = 8;
+  static constexpr std::uintptr_t kTagMask = 15;
   // GCC and Clang lay a frame out as resume pointer, destroy pointer, promise.
   static constexpr std::ptrdiff_t kParentOffset = 2 * sizeof(void*);
   std::uintptr_t link_ = 0;
 };
 
 template <class T>
+struct CoroFinal;
+
+template <class T>
 struct CoroPromise : PromiseBase {
   ASYNCIO_DETAIL_PROMISE_CTOR(CoroPromise)
+  CoroFinal<T> final_suspend() noexcept;
   CoroPromise(const CoroPromise&) = delete;
   CoroPromise& operator=(const CoroPromise&) = delete;
   ~CoroPromise() {
@@ -249,10 +314,44 @@ struct CoroPromise : PromiseBase {
 template <>
 struct CoroPromise<void> : PromiseBase {
   ASYNCIO_DETAIL_PROMISE_CTOR(CoroPromise)
+  CoroFinal<void> final_suspend() noexcept;
   Coro<void> get_return_object() noexcept;
   void return_void() noexcept {}
   static void* result_ptr() noexcept { return nullptr; }
 };
+
+/// A Coro frame's final suspend point. While its awaiter waits on the native stack, the
+/// outcome moves into the awaiter's SyncSlot and the frame does not suspend: it destroys itself
+/// right away (inline code, no call through the frame's destroy pointer later) and returns to
+/// the awaiter. Otherwise it suspends as PromiseBase::FinalAwaiter says.
+template <class T>
+struct CoroFinal : PromiseBase::FinalAwaiter {
+  CoroPromise<T>* p;
+
+  bool await_ready() noexcept {
+    if (!p->has_waiting_caller()) return false;
+    auto* slot = static_cast<SyncSlot<T>*>(tls_sync_slot);
+    if (p->exception) [[unlikely]] {
+      ::new (static_cast<void*>(&slot->error)) std::exception_ptr(std::move(p->exception));
+      slot->state = SyncSlot<T>::kError;
+    } else {
+      if constexpr (!std::is_void_v<T>) {
+        ::new (static_cast<void*>(std::addressof(slot->value)))
+            typename SyncSlot<T>::Stored(std::move(p->value()));
+      }
+      slot->state = SyncSlot<T>::kValue;
+    }
+    return true;
+  }
+};
+
+template <class T>
+CoroFinal<T> CoroPromise<T>::final_suspend() noexcept {
+  return CoroFinal<T>{{}, this};
+}
+inline CoroFinal<void> CoroPromise<void>::final_suspend() noexcept {
+  return CoroFinal<void>{{}, this};
+}
 
 }  // namespace detail
 
@@ -307,14 +406,49 @@ class [[nodiscard]] Coro {
       if (!h_) throw RuntimeError("cannot reuse already awaited coroutine");
       return false;
     }
+    /// Runs the child right here, on the native stack, while it does not suspend: when it
+    /// finishes at once (the common case), the caller continues without suspending, and no
+    /// frame is resumed through its dispatch. When it suspends, the caller suspends too and the
+    /// child's end resumes it by transfer. Past kMaxSyncDepth nested runs (deep recursion),
+    /// the child starts through the task step's driver instead, keeping the stack bounded.
     template <class P>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
+    bool await_suspend(std::coroutine_handle<P> caller) noexcept {
       promise_type& child = h_.promise();
-      child.set_continuation(caller);
       detail::tls_leaf = &child;
-      return detail::transfer_to(h_);
+      std::coroutine_handle<>* const next = detail::tls_trampoline;
+      if (detail::tls_sync_depth >= detail::kMaxSyncDepth && next != nullptr) [[unlikely]] {
+        child.set_continuation(caller);
+        *next = h_;
+        return true;
+      }
+      child.set_waiting_caller(caller);
+      void* const outer_slot = std::exchange(detail::tls_sync_slot, &slot_);
+      ++detail::tls_sync_depth;
+      h_.resume();
+      --detail::tls_sync_depth;
+      detail::tls_sync_slot = outer_slot;
+      if (slot_.state != detail::SyncSlot<T>::kEmpty) {  // finished; the frame is gone
+        h_ = {};
+        if constexpr (std::is_base_of_v<detail::PromiseBase, P>) {
+          detail::tls_leaf = &caller.promise();
+        } else {
+          detail::tls_leaf = nullptr;
+        }
+        return false;
+      }
+      child.clear_waiting_caller();
+      return true;
     }
     T await_resume() {
+      if (!h_) {  // finished while this awaiter waited on the stack: the outcome is here
+        if (slot_.state == detail::SyncSlot<T>::kError) [[unlikely]]
+          std::rethrow_exception(slot_.error);
+        if constexpr (std::is_void_v<T>) {
+          return;
+        } else {
+          return std::move(slot_.value);
+        }
+      }
       promise_type& p = h_.promise();
       if (p.exception) std::rethrow_exception(p.exception);
       if constexpr (!std::is_void_v<T>) return std::move(p.value());
@@ -322,6 +456,7 @@ class [[nodiscard]] Coro {
 
    private:
     handle_type h_;
+    detail::SyncSlot<T> slot_;
   };
   /// Runs the coroutine to completion inside the awaiting task; returns its result or rethrows.
   Awaiter operator co_await() & noexcept { return Awaiter(std::move(*this)); }

@@ -238,7 +238,7 @@ class [[nodiscard]] QueueGet {
     return false;
   }
   template <class P>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
+  bool await_suspend(std::coroutine_handle<P> h) {
     slow_.emplace(q_->get_slow());
     return slow_->await_suspend(h);
   }
@@ -269,7 +269,7 @@ class [[nodiscard]] QueuePut {
     return false;
   }
   template <class P>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
+  bool await_suspend(std::coroutine_handle<P> h) {
     slow_.emplace(q_->put_slow(std::move(item_)));
     return slow_->await_suspend(h);
   }

@@ -444,6 +444,56 @@ TEST(Task, AnAwaitedCoroutinesFrameDiesAtTheEndOfTheAwait) {
   EXPECT_EQ(log, (Log{"awaiting", "~param", "awaited"}));
 }
 
+Coro<Counted> counted_after(bool suspend, bool fail) {
+  if (suspend) co_await asyncio::sleep(0);
+  if (fail) throw std::runtime_error("no value");
+  co_return Counted(3);
+}
+
+TEST(Task, AwaitedValuesAndErrorsArriveWhetherTheChildSuspendedOrNot) {
+  // A child that finishes without suspending hands its outcome to the awaiter and frees its
+  // frame at once; one that suspended is read from its frame. Both deliver the value exactly
+  // once, and both rethrow.
+  Counted::alive = 0;
+  EXPECT_EQ(run_virtual([]() -> Coro<int> {
+              int sum = 0;
+              for (const bool suspend : {false, true}) {
+                const Counted c = co_await counted_after(suspend, false);
+                EXPECT_EQ(Counted::alive, 1);
+                sum += c.v;
+                try {
+                  (void)co_await counted_after(suspend, true);
+                  ADD_FAILURE() << "no exception";
+                } catch (const std::runtime_error& e) {
+                  EXPECT_STREQ(e.what(), "no value");
+                  sum += 10;
+                }
+              }
+              co_return sum;
+            }()),
+            26);
+  EXPECT_EQ(Counted::alive, 0);
+}
+
+Coro<int> nest_then_sleep(int depth) {
+  if (depth == 0) {
+    co_await asyncio::sleep(1);
+    co_return 0;
+  }
+  const int below = co_await nest_then_sleep(depth - 1);
+  co_return below + 1;
+}
+
+TEST(Task, AChainDeeperThanTheSynchronousLimitSuspendsAtTheBottomAndUnwinds) {
+  // The first 64 levels run nested on the native stack, the rest start through the task
+  // step's driver; the sleep at the bottom suspends all of them, and the chain finishes
+  // level by level after it.
+  auto loop = new_virtual_loop();
+  EXPECT_EQ(loop->run_until_complete(nest_then_sleep(200)), 200);
+  EXPECT_DOUBLE_EQ(loop->time(), 1.0);
+  EXPECT_EQ(loop->run_until_complete(nest_then_sleep(3)), 3);
+}
+
 Coro<const std::string> const_greeting() {
   co_return std::string(40, 'x');
 }
