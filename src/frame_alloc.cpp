@@ -14,15 +14,15 @@
 namespace asyncio::detail {
 namespace {
 
-constexpr std::size_t kSlabBytes = 64 * 1024;
+constexpr std::size_t kSlabBytes = std::size_t{64} * 1024;
 // Once the pool holds this much, slabs are cut from 2 MiB arenas that ask the kernel for
 // transparent huge pages. A first touch of a 4 KiB page costs a page fault (microseconds on a
 // VM); a program with 100,000 live tasks touches 25 MiB, and its start-up is then mostly
 // faults. One huge page replaces 512 of them. Small programs never reach the threshold, so
 // they keep a small footprint. (The kernel may decline: the arena then works with 4 KiB pages.)
 // ASYNCIO_HUGEPAGES=0 in the environment turns the advice off (arenas are still used).
-constexpr std::size_t kArenaBytes = 2 * 1024 * 1024;
-constexpr std::size_t kPlainSlabBudget = 2 * 1024 * 1024;
+constexpr std::size_t kArenaBytes = std::size_t{2} * 1024 * 1024;
+constexpr std::size_t kPlainSlabBudget = std::size_t{2} * 1024 * 1024;
 
 /// Process-wide: every slab ever carved (kept for the process's lifetime: blocks may sit in
 /// any thread's lists), and the blocks of threads that exited, per size class.

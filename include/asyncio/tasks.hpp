@@ -2,6 +2,7 @@
 // Composition (gather, wait_for, wait, shield, as_completed) lives in asyncio/composition.hpp.
 #pragma once
 
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <concepts>
@@ -118,8 +119,8 @@ class SleepTimer : public ParkedWaiterOn<TimerNode> {
  public:
   explicit SleepTimer(double delay) noexcept { when = delay; }
   /// Movable until awaited (so sleep(1) can be passed to gather()).
-  SleepTimer(SleepTimer&& other) noexcept : ParkedWaiterOn<TimerNode>(std::move(other)) {
-    when = other.when;
+  SleepTimer(SleepTimer&& other) noexcept : SleepTimer(other.when) {
+    assert(other.state() == State::idle && "moving a sleep() that is waiting");
   }
   SleepTimer(const SleepTimer&) = delete;
   SleepTimer& operator=(const SleepTimer&) = delete;

@@ -62,12 +62,13 @@ class TimerNode : public WaitTarget {
   virtual void on_discard() noexcept {}
   /// A plain timer is not something a task waits on: nothing to give up.
   bool cancel_wait(const std::string& /*msg*/) override { return false; }
+  TimerNode& operator=(const TimerNode&) = delete;
 
  protected:
   TimerNode() = default;
   explicit TimerNode(double deadline) noexcept : when(deadline) {}
-  TimerNode(const TimerNode& other) noexcept : WaitTarget(), when(other.when) {}
-  TimerNode& operator=(const TimerNode&) = delete;
+  /// Copies the deadline, not the heap position.
+  TimerNode(const TimerNode& other) noexcept : when(other.when) {}
   ~TimerNode() = default;
 };
 

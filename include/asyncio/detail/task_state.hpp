@@ -145,6 +145,8 @@ template <class Base>
 class ParkedWaiterOn : public Base {
  public:
   using State = WaitState;
+  ParkedWaiterOn(const ParkedWaiterOn&) = delete;
+  ParkedWaiterOn& operator=(const ParkedWaiterOn&) = delete;
 
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] TaskState* task() const noexcept { return task_; }
@@ -188,8 +190,6 @@ class ParkedWaiterOn : public Base {
     (void)other;
     assert(other.state_ == State::idle && "moving a ParkedWaiter that is waiting");
   }
-  ParkedWaiterOn(const ParkedWaiterOn&) = delete;
-  ParkedWaiterOn& operator=(const ParkedWaiterOn&) = delete;
   ~ParkedWaiterOn() = default;
   /// The wait is being cancelled: leave whatever wait list this waiter is on.
   virtual void on_cancel() noexcept {}
