@@ -26,6 +26,15 @@ bool debug_from_environment() {
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
 }
 
+/// One step of a task, or a Runnable.
+void run_entry(detail::ReadyEntry e) {
+  if (e.is_task()) {
+    e.task()->run();
+  } else {
+    e.runnable()->run();
+  }
+}
+
 int to_timeout_ms(double seconds) {
   if (seconds < 0) return -1;
   const double ms = std::ceil(seconds * 1000.0);
@@ -163,11 +172,7 @@ void EventLoop::run_once() {
       continue;
     }
     try {
-      if (e.is_task()) {
-        e.task()->run();
-      } else {
-        e.runnable()->run();
-      }
+      run_entry(e);
     } catch (const KeyboardInterrupt&) {
       throw;
     } catch (...) {
@@ -180,11 +185,7 @@ void EventLoop::run_ready_debug(detail::ReadyEntry e) {
   std::string what = e.is_task() ? e.task()->describe() : e.runnable()->describe();
   const double t0 = real_time();
   try {
-    if (e.is_task()) {
-      e.task()->run();
-    } else {
-      e.runnable()->run();
-    }
+    run_entry(e);
   } catch (const KeyboardInterrupt&) {
     throw;
   } catch (...) {

@@ -141,10 +141,10 @@ struct FunctionName {
 #endif
 
 /// Where a Coro that finishes while its awaiter waits on the native stack leaves its outcome
-/// before its frame destroys itself (Coro::Awaiter, CoroFinal).
+/// before its frame destroys itself (Coro::Awaiter, CoroFinal). A void result is a Unit.
 template <class T>
 struct SyncSlot {
-  using Stored = std::remove_const_t<T>;
+  using Stored = std::conditional_t<std::is_void_v<T>, Unit, std::remove_const_t<T>>;
   enum : std::uint8_t { kEmpty, kValue, kError };
   SyncSlot() noexcept {}  // NOLINT(modernize-use-equals-default): the union stays empty
   SyncSlot(const SyncSlot&) = delete;
@@ -158,21 +158,6 @@ struct SyncSlot {
   }
   union {
     Stored value;
-    std::exception_ptr error;
-  };
-  std::uint8_t state = kEmpty;
-};
-
-template <>
-struct SyncSlot<void> {
-  enum : std::uint8_t { kEmpty, kValue, kError };
-  SyncSlot() noexcept {}  // NOLINT(modernize-use-equals-default): the union stays empty
-  SyncSlot(const SyncSlot&) = delete;
-  SyncSlot& operator=(const SyncSlot&) = delete;
-  ~SyncSlot() {
-    if (state == kError) error.~exception_ptr();
-  }
-  union {
     std::exception_ptr error;
   };
   std::uint8_t state = kEmpty;
@@ -232,15 +217,15 @@ struct PromiseBase : PoolAllocated {
   std::suspend_always initial_suspend() noexcept { return {}; }
   void unhandled_exception() noexcept { exception = std::current_exception(); }
 
+  /// What a finished frame does when it suspends at its final point (CoroFinal decides whether
+  /// it suspends): resume the awaiting frame, or report to the task whose root it is.
   struct FinalAwaiter {
-    bool await_ready() noexcept { return false; }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       PromiseBase& p = h.promise();
       const std::uintptr_t link = p.link_;
       if ((link & kTask) == 0) {
-        // Neither awaited nor a task, or the awaiter waits on the stack (it resumes itself).
-        if ((link & ~kTagMask) == 0 || (link & kSyncCaller) != 0) return std::noop_coroutine();
+        if ((link & ~kTagMask) == 0) return std::noop_coroutine();  // neither awaited nor a task
         tls_leaf = p.parent();
         return transfer_to(std::coroutine_handle<>::from_address(
             reinterpret_cast<void*>(link & ~kTagMask)));  // NOLINT(performance-no-int-to-ptr)
@@ -251,7 +236,6 @@ struct PromiseBase : PoolAllocated {
     }
     void await_resume() noexcept {}
   };
-  FinalAwaiter final_suspend() noexcept { return {}; }
 
  protected:
   [[nodiscard]] bool has_value() const noexcept { return (link_ & kHasValue) != 0; }
@@ -335,7 +319,9 @@ struct CoroFinal : PromiseBase::FinalAwaiter {
       ::new (static_cast<void*>(&slot->error)) std::exception_ptr(std::move(p->exception));
       slot->state = SyncSlot<T>::kError;
     } else {
-      if constexpr (!std::is_void_v<T>) {
+      if constexpr (std::is_void_v<T>) {
+        ::new (static_cast<void*>(std::addressof(slot->value))) Unit{};
+      } else {
         ::new (static_cast<void*>(std::addressof(slot->value)))
             typename SyncSlot<T>::Stored(std::move(p->value()));
       }
