@@ -74,7 +74,7 @@ void GatherState::destroy(GatherState* st) noexcept {
   Slot* slots = st->slots();
   for (std::size_t i = 0; i < st->constructed_; ++i) {
     Slot& s = slots[i];
-    FutureStateBase::remove_waiter(&s);
+    s.child->remove_waiter(&s);
     // Python keeps _done_callback registered: a child finishing after the gather completed
     // still has its exception marked retrieved.
     if (st->done_ && !s.child->done()) retrieve_when_done(s.child);
@@ -182,7 +182,7 @@ void GatherState::awaited_futures(std::vector<FutureStateBase*>& out) const {
 
 WaitForCore::~WaitForCore() {
   assert(!queued_ && "wait_for: destroyed while its time-out entry was queued");
-  FutureStateBase::remove_waiter(this);
+  inner_->remove_waiter(this);
   if (in_heap()) inner_->loop().remove_timer(this);
 }
 
@@ -191,8 +191,7 @@ void WaitForCore::suspend(std::coroutine_handle<> h) {
   parent_ = &task;
   inner_->add_waiter(this);
   if (timeout_ > 0) {
-    when = inner_->loop().time() + timeout_;
-    inner_->loop().add_timer(this);
+    inner_->loop().add_timer(this, inner_->loop().time() + timeout_);
   }
   task.park(h, this);  // may forward a pending cancellation at once (cancel_wait)
   if (timeout_ <= 0 && !resolved_ && phase_ == Phase::waiting) {
@@ -260,7 +259,7 @@ void ShieldCore::suspend(std::coroutine_handle<> h) {
 }
 
 void ShieldCore::on_cancel() noexcept {
-  FutureStateBase::remove_waiter(this);
+  inner_->remove_waiter(this);
   retrieve_when_done(inner_);  // Python's _inner_done_callback marks it retrieved
 }
 
@@ -296,8 +295,7 @@ void WaitCore::suspend(std::coroutine_handle<> h) {
   }
   if (timeout_) {
     EventLoop& loop = futures_.front()->loop();
-    when = loop.time() + *timeout_;
-    loop.add_timer(this);
+    loop.add_timer(this, loop.time() + *timeout_);
   }
   park_running(h, "wait()");
 }
@@ -318,7 +316,7 @@ void WaitCore::on_done(FutureStateBase& f) noexcept {
 
 void WaitCore::detach() noexcept {
   if (nodes_) {
-    for (std::size_t i = 0; i < futures_.size(); ++i) FutureStateBase::remove_waiter(&nodes_[i]);
+    for (std::size_t i = 0; i < futures_.size(); ++i) futures_[i]->remove_waiter(&nodes_[i]);
   }
   if (in_heap()) futures_.front()->loop().remove_timer(this);
 }
@@ -357,13 +355,14 @@ AsCompletedCore::AsCompletedCore(EventLoop& loop, std::vector<Child> children,
     }
   }
   if (todo_ > 0 && timeout) {
-    when = loop_.time() + *timeout;
-    loop_.add_timer(this);
+    loop_.add_timer(this, loop_.time() + *timeout);
   }
 }
 
 AsCompletedCore::~AsCompletedCore() {
-  for (std::size_t i = 0; i < children_.size(); ++i) FutureStateBase::remove_waiter(&nodes_[i]);
+  for (std::size_t i = 0; i < children_.size(); ++i) {
+    children_[i].state->remove_waiter(&nodes_[i]);
+  }
   if (in_heap()) loop_.remove_timer(this);
 }
 
@@ -377,7 +376,7 @@ void AsCompletedCore::on_timer() noexcept {
   // Python's _on_timeout: every future still to do becomes a TimeoutError for one consumer.
   for (std::size_t i = 0; i < children_.size(); ++i) {
     if (!nodes_[i].linked()) continue;
-    FutureStateBase::remove_waiter(&nodes_[i]);
+    children_[i].state->remove_waiter(&nodes_[i]);
     --todo_;
     push(-1);
   }

@@ -141,10 +141,10 @@ void FutureStateBase::schedule_callbacks() {
 }
 
 std::size_t FutureStateBase::remove_callback(std::uint64_t id) noexcept {
-  for (ListHook* h = waiters_.first(); h != waiters_.end(); h = h->next) {
+  for (ListHook* h = waiters_.first(); h != nullptr; h = waiters_.next(h)) {
     auto* w = static_cast<Waiter*>(h);
     if (w->callback_id() == id) {
-      IntrusiveList::unlink(w);
+      waiters_.remove(w);
       w->on_abandon();
       return 1;
     }

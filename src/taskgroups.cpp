@@ -228,7 +228,7 @@ void TaskGroupCore::detach() noexcept {
   while (ListHook* h = children_.pop_front()) {
     auto* c = static_cast<Child*>(static_cast<GroupHook*>(h));
     assert(!c->queued && "a group's done callback outlived its task_group() frame");
-    FutureStateBase::remove_waiter(c);
+    c->task->remove_waiter(c);
     delete c;
     --size_;
   }

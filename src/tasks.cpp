@@ -20,12 +20,12 @@ TaskState::TaskState(EventLoop* loop, std::coroutine_handle<> root, PromiseBase*
     : FutureStateBase(loop),
       root_(root),
       resume_(root),
-      leaf_(promise),
       id_(loop->next_task_id() & kIdMask),
       promise_offset_(static_cast<std::uint64_t>(reinterpret_cast<char*>(promise) -
                                                  static_cast<char*>(root.address())) /
                       alignof(PromiseBase)) {
   assert(root_promise() == promise);
+  leaf_at_resume_ = reinterpret_cast<char*>(promise) - kLeafOffset == root.address();
   is_task_ = true;
   if (name != nullptr && !name->empty()) set_name(std::move(*name));
   promise->set_task(this);
@@ -134,9 +134,12 @@ void TaskState::run() {
     loop_->unregister_task(this);
     return;
   }
+  PromiseBase* prev_leaf = std::exchange(tls_leaf, stored_leaf());
   started_ = true;
   TaskState* prev_task = std::exchange(tls_current_task, this);
-  PromiseBase* prev_leaf = std::exchange(tls_leaf, leaf_);
+  // A step never runs inside another frame's synchronous run (see SyncRun), but if one ever
+  // did, its frames must not take that run for theirs.
+  const SyncRun prev_sync = std::exchange(tls_sync_run, {});
   // The trampoline: awaiters hand the next frame to `next` (detail::transfer_to) and return,
   // so every resume starts from this loop at the same stack depth.
   std::coroutine_handle<> next = resume_;
@@ -144,30 +147,29 @@ void TaskState::run() {
   while (next) std::exchange(next, {}).resume();
   tls_trampoline = prev_next;
   tls_current_task = prev_task;
-  if (!done()) leaf_ = tls_leaf;  // done: on_root_done() pointed it at the root
+  if (!done()) note_leaf(tls_leaf);
   tls_leaf = prev_leaf;
+  tls_sync_run = prev_sync;
   if (rethrow_) {
     rethrow_ = false;
     std::rethrow_exception(stored_exception());  // KeyboardInterrupt leaves the loop (Python)
   }
 }
 
-void TaskState::on_root_done(void* result) noexcept {
+void TaskState::on_root_done(void* result, std::exception_ptr* error) noexcept {
   resume_ = {};
   waiting_on_ = nullptr;
-  PromiseBase& p = *root_promise();
-  leaf_ = &p;
-  if (p.exception) {
-    switch (classify(p.exception)) {
+  if (error != nullptr) {
+    switch (classify(*error)) {
       case ErrorKind::cancelled:
         must_cancel_ = false;
-        mark_cancelled(cancelled_message(p.exception));
+        mark_cancelled(cancelled_message(*error));
         break;
       case ErrorKind::keyboard_interrupt:
         rethrow_ = true;
         [[fallthrough]];
       default:
-        store_exception(p.exception);
+        store_exception(*error);
         status_ = FutureStatus::finished;
         schedule_callbacks();
         break;
@@ -186,7 +188,8 @@ void TaskState::abandon() noexcept {
   if (root_) {
     resume_ = {};
     waiting_on_ = nullptr;
-    leaf_ = nullptr;
+    leaf_at_resume_ = false;
+    if (extras_) extras_->leaf = nullptr;
     std::exchange(root_, {}).destroy();  // runs the destructors of every frame in the chain
   }
   if (!done()) {
@@ -196,13 +199,26 @@ void TaskState::abandon() noexcept {
   }
 }
 
+void TaskState::note_leaf(PromiseBase* leaf) noexcept {
+  leaf_at_resume_ = leaf != nullptr && resume_ &&
+                    reinterpret_cast<char*>(leaf) - kLeafOffset == resume_.address();
+  if (leaf_at_resume_) return;
+  // Rare: the task stopped in a frame of another kind (an async generator's, or a user's own
+  // coroutine type), or its innermost Coro frame is not the one it resumes at.
+  if (extras_ == nullptr && leaf == nullptr) return;
+  try {
+    extras().leaf = leaf;
+  } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: the task tree shows less
+  }
+}
+
 TaskState& running_task(const char* what) {
   if (TaskState* t = tls_current_task) return *t;
   throw RuntimeError(std::string(what) + ": no running task (await it from a coroutine)");
 }
 
-void task_root_done(TaskState* task, void* result) noexcept {
-  task->on_root_done(result);
+void task_root_done(TaskState* task, void* result, std::exception_ptr* error) noexcept {
+  task->on_root_done(result, error);
 }
 
 void report_never_awaited(const char* function) noexcept {
@@ -225,8 +241,12 @@ class StopWaiter final : public Waiter {
   StopWaiter(const StopWaiter&) = delete;
   StopWaiter& operator=(const StopWaiter&) = delete;
   ~StopWaiter() {
-    FutureStateBase::remove_waiter(this);
+    if (st_ != nullptr) st_->remove_waiter(this);
     handle_.cancel();
+  }
+  void wait_for(FutureStateBase* st) noexcept {
+    st_ = st;
+    st->add_waiter(this);
   }
   void on_future_done(FutureStateBase& /*f*/) noexcept override {
     try {
@@ -238,6 +258,7 @@ class StopWaiter final : public Waiter {
 
  private:
   EventLoop& loop_;
+  FutureStateBase* st_ = nullptr;
   Handle handle_;
 };
 }  // namespace
@@ -259,7 +280,7 @@ void run_until_done(EventLoop& loop, FutureStateBase* st) {
   if (st->done()) {
     waiter.on_future_done(*st);
   } else {
-    st->add_waiter(&waiter);
+    waiter.wait_for(st);
   }
   loop.run_forever();
   if (!st->done()) throw RuntimeError("Event loop stopped before Future completed.");

@@ -426,7 +426,7 @@ class ShieldCore final : public ParkedWaiter, public Waiter, public AwaitsFuture
   explicit ShieldCore(FutureStateBase* inner) noexcept : inner_(inner) {}
   ShieldCore(const ShieldCore&) = delete;
   ShieldCore& operator=(const ShieldCore&) = delete;
-  ~ShieldCore() { FutureStateBase::remove_waiter(this); }
+  ~ShieldCore() { inner_->remove_waiter(this); }
 
   [[nodiscard]] bool ready() const noexcept { return inner_->done(); }
   void suspend(std::coroutine_handle<> h);

@@ -115,8 +115,9 @@ inline thread_local int tls_sync_depth = 0;
 inline constexpr int kMaxSyncDepth = 64;
 
 /// Called by a task's root frame when it finishes (final suspend point); `result` points at
-/// the returned value (null for void; not to be read when the body threw).
-void task_root_done(TaskState* task, void* result) noexcept;
+/// the returned value (null for void; not to be read when the body threw), `error` at what
+/// escaped the body (null when it returned).
+void task_root_done(TaskState* task, void* result, std::exception_ptr* error) noexcept;
 /// Debug mode: a Coro was destroyed without ever being awaited or scheduled.
 void report_never_awaited(const char* function) noexcept;
 
@@ -163,20 +164,29 @@ struct SyncSlot {
   std::uint8_t state = kEmpty;
 };
 
-/// The SyncSlot of the innermost `co_await coro` waiting on the native stack (saved and
-/// restored around each such run, so it always belongs to the frame that is running).
-inline thread_local void* tls_sync_slot = nullptr;
+/// The innermost `co_await coro` waiting on the native stack for its child (Coro::Awaiter):
+/// its SyncSlot, and the child's promise. Saved and restored around each such run, and cleared
+/// for a task step, so while it is set the Coro frame that reaches its final suspend point is
+/// always `child`: only that awaiter or the task step's driver resume Coro frames, and a frame
+/// the driver resumed never finishes inside another frame's synchronous run. Keeping this here
+/// rather than a pointer to the promise in every final awaiter and a flag in every promise
+/// keeps a g++ frame 16 bytes smaller (docs/design/loop.md, "Memory").
+struct SyncRun {
+  void* slot;          ///< the awaiter's SyncSlot<T> (null: no synchronous run)
+  PromiseBase* child;  ///< the frame it runs
+};
+inline thread_local SyncRun tls_sync_run{};
 
-/// The part of every Coro promise that the runtime reads without knowing T.
+/// The part of every Coro promise that the runtime reads without knowing T. (What escaped the
+/// body is kept by the derived promise, CoroPromise<T>, in one word with the value.)
 struct PromiseBase : PoolAllocated {
-  std::exception_ptr exception;  ///< what escaped the body
-  const char* function;          ///< the coroutine function's name
+  const char* function;  ///< the coroutine function's name
 
   explicit PromiseBase(const char* fn) noexcept : function(fn) {}
 
   /// This frame is awaited by `h`, which resumes when it finishes. When `h` is a Coro-family
   /// frame too, it becomes this frame's parent in the task tree. Called before the body
-  /// returns a value (it resets the value flag).
+  /// ends (it resets the outcome flags).
   template <class P>
   void set_continuation(std::coroutine_handle<P> h) noexcept {
     auto link = reinterpret_cast<std::uintptr_t>(h.address());
@@ -188,16 +198,6 @@ struct PromiseBase : PoolAllocated {
     }
     link_ = link;
   }
-  /// As set_continuation(), while `h` waits on the native stack for this frame to finish or
-  /// suspend (Coro::Awaiter): its final suspend point then just returns.
-  template <class P>
-  void set_waiting_caller(std::coroutine_handle<P> h) noexcept {
-    set_continuation(h);
-    link_ |= kSyncCaller;
-  }
-  /// The caller stopped waiting on the stack (this frame suspended): finishing resumes it.
-  void clear_waiting_caller() noexcept { link_ &= ~kSyncCaller; }
-  [[nodiscard]] bool has_waiting_caller() const noexcept { return (link_ & kSyncCaller) != 0; }
   /// The awaiting frame given to set_continuation() (null when there is none).
   [[nodiscard]] std::coroutine_handle<> continuation() const noexcept {
     if ((link_ & kTask) != 0) return {};
@@ -215,7 +215,6 @@ struct PromiseBase : PoolAllocated {
   void set_task(TaskState* t) noexcept { link_ = reinterpret_cast<std::uintptr_t>(t) | kTask; }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
-  void unhandled_exception() noexcept { exception = std::current_exception(); }
 
   /// What a finished frame does when it suspends at its final point (CoroFinal decides whether
   /// it suspends): resume the awaiting frame, or report to the task whose root it is.
@@ -231,7 +230,8 @@ struct PromiseBase : PoolAllocated {
             reinterpret_cast<void*>(link & ~kTagMask)));  // NOLINT(performance-no-int-to-ptr)
       }
       // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
-      task_root_done(reinterpret_cast<TaskState*>(link & ~kTagMask), h.promise().result_ptr());
+      task_root_done(reinterpret_cast<TaskState*>(link & ~kTagMask), h.promise().result_ptr(),
+                     h.promise().error_ptr());
       return std::noop_coroutine();
     }
     void await_resume() noexcept {}
@@ -240,6 +240,9 @@ struct PromiseBase : PoolAllocated {
  protected:
   [[nodiscard]] bool has_value() const noexcept { return (link_ & kHasValue) != 0; }
   void mark_value() noexcept { link_ |= kHasValue; }
+  void clear_value() noexcept { link_ &= ~kHasValue; }
+  [[nodiscard]] bool has_error() const noexcept { return (link_ & kHasError) != 0; }
+  void mark_error() noexcept { link_ |= kHasError; }
 
  private:
   // One word says who takes over when the frame finishes, and two facts about this frame:
@@ -248,13 +251,13 @@ struct PromiseBase : PoolAllocated {
   //   bit 1       set: the awaiting frame is a Coro-family frame, whose PromiseBase sits at
   //               kParentOffset in it (the parent in the task tree);
   //   bit 2       set: the body returned a value that has a destructor to run;
-  //   bit 3       set: the awaiting frame waits on the native stack (set_waiting_caller()).
+  //   bit 3       set: an exception escaped the body (the outcome word holds it).
   // Frames and task states are 16-aligned, so the low four bits are free. This word
-  // replaces four (continuation, task, parent, and the result's "engaged" flag).
+  // replaces four (continuation, task, parent, and which of value and exception is live).
   static constexpr std::uintptr_t kTask = 1;
   static constexpr std::uintptr_t kHasParent = 2;
   static constexpr std::uintptr_t kHasValue = 4;
-  static constexpr std::uintptr_t kSyncCaller = 8;
+  static constexpr std::uintptr_t kHasError = 8;
   static constexpr std::uintptr_t kTagMask = 15;
   // GCC and Clang lay a frame out as resume pointer, destroy pointer, promise.
   static constexpr std::ptrdiff_t kParentOffset = 2 * sizeof(void*);
@@ -266,32 +269,49 @@ struct CoroFinal;
 
 template <class T>
 struct CoroPromise : PromiseBase {
+  using Stored = std::remove_const_t<T>;  // (Coro<const X> works as with std::optional<const X>)
   ASYNCIO_DETAIL_PROMISE_CTOR(CoroPromise)
   CoroFinal<T> final_suspend() noexcept;
   CoroPromise(const CoroPromise&) = delete;
   CoroPromise& operator=(const CoroPromise&) = delete;
   ~CoroPromise() {
-    if constexpr (!std::is_trivially_destructible_v<T>) {
-      using Stored = std::remove_const_t<T>;
+    if (has_error()) {
+      error_.~exception_ptr();
+    } else if constexpr (!std::is_trivially_destructible_v<T>) {
       if (has_value()) value_.~Stored();
     }
   }
   Coro<T> get_return_object() noexcept;
   void return_value(T v) {
-    ::new (static_cast<void*>(std::addressof(value_))) T(std::move(v));
+    ::new (static_cast<void*>(std::addressof(value_))) Stored(std::move(v));
     if constexpr (!std::is_trivially_destructible_v<T>) mark_value();
+  }
+  void unhandled_exception() noexcept {
+    // A local's throwing destructor can get here after `co_return v` stored the value.
+    if constexpr (!std::is_trivially_destructible_v<T>) {
+      if (has_value()) {
+        value_.~Stored();
+        clear_value();
+      }
+    }
+    ::new (static_cast<void*>(&error_)) std::exception_ptr(std::current_exception());
+    mark_error();
   }
   /// The returned value. Valid once the body has finished without an exception: a non-void
   /// coroutine that finishes normally has returned a value (flowing off its end is undefined).
   void* result_ptr() noexcept { return std::addressof(value_); }
   /// The returned value (the body returned normally).
   T& value() noexcept { return value_; }
+  /// What escaped the body; null when it returned (or has not finished).
+  std::exception_ptr* error_ptr() noexcept { return has_error() ? &error_ : nullptr; }
 
  private:
-  // Like std::optional<T>, without its flag: whether the value exists follows from how the body
-  // ended, and only a T with a destructor needs to know it (the flag then sits in link_).
+  // A body ends with a value or an exception, never both, so one union holds either (one word
+  // for a small T). Which is live follows from how the body ended; the flags sit in link_ (the
+  // value's only when T has a destructor to run).
   union {
-    std::remove_const_t<T> value_;  // (Coro<const X> works as with std::optional<const X>)
+    Stored value_;
+    std::exception_ptr error_;
   };
 };
 
@@ -301,22 +321,31 @@ struct CoroPromise<void> : PromiseBase {
   CoroFinal<void> final_suspend() noexcept;
   Coro<void> get_return_object() noexcept;
   void return_void() noexcept {}
+  void unhandled_exception() noexcept {
+    error_ = std::current_exception();
+    mark_error();
+  }
   static void* result_ptr() noexcept { return nullptr; }
+  std::exception_ptr* error_ptr() noexcept { return has_error() ? &error_ : nullptr; }
+
+ private:
+  std::exception_ptr error_;
 };
 
 /// A Coro frame's final suspend point. While its awaiter waits on the native stack, the
 /// outcome moves into the awaiter's SyncSlot and the frame does not suspend: it destroys itself
 /// right away (inline code, no call through the frame's destroy pointer later) and returns to
-/// the awaiter. Otherwise it suspends as PromiseBase::FinalAwaiter says.
+/// the awaiter. Otherwise it suspends as PromiseBase::FinalAwaiter says. It holds nothing: g++
+/// keeps every awaiter in the frame, and the promise is found through tls_sync_run.
 template <class T>
 struct CoroFinal : PromiseBase::FinalAwaiter {
-  CoroPromise<T>* p;
-
   bool await_ready() noexcept {
-    if (!p->has_waiting_caller()) return false;
-    auto* slot = static_cast<SyncSlot<T>*>(tls_sync_slot);
-    if (p->exception) [[unlikely]] {
-      ::new (static_cast<void*>(&slot->error)) std::exception_ptr(std::move(p->exception));
+    const SyncRun run = tls_sync_run;
+    if (run.slot == nullptr) return false;
+    auto* p = static_cast<CoroPromise<T>*>(run.child);
+    auto* slot = static_cast<SyncSlot<T>*>(run.slot);
+    if (std::exception_ptr* e = p->error_ptr()) [[unlikely]] {
+      ::new (static_cast<void*>(&slot->error)) std::exception_ptr(std::move(*e));
       slot->state = SyncSlot<T>::kError;
     } else {
       if constexpr (std::is_void_v<T>) {
@@ -333,10 +362,10 @@ struct CoroFinal : PromiseBase::FinalAwaiter {
 
 template <class T>
 CoroFinal<T> CoroPromise<T>::final_suspend() noexcept {
-  return CoroFinal<T>{{}, this};
+  return {};
 }
 inline CoroFinal<void> CoroPromise<void>::final_suspend() noexcept {
-  return CoroFinal<void>{{}, this};
+  return {};
 }
 
 }  // namespace detail
@@ -407,12 +436,12 @@ class [[nodiscard]] Coro {
         *next = h_;
         return true;
       }
-      child.set_waiting_caller(caller);
-      void* const outer_slot = std::exchange(detail::tls_sync_slot, &slot_);
+      child.set_continuation(caller);
+      const detail::SyncRun outer = std::exchange(detail::tls_sync_run, {&slot_, &child});
       ++detail::tls_sync_depth;
       h_.resume();
       --detail::tls_sync_depth;
-      detail::tls_sync_slot = outer_slot;
+      detail::tls_sync_run = outer;
       if (slot_.state != detail::SyncSlot<T>::kEmpty) {  // finished; the frame is gone
         h_ = {};
         if constexpr (std::is_base_of_v<detail::PromiseBase, P>) {
@@ -422,7 +451,6 @@ class [[nodiscard]] Coro {
         }
         return false;
       }
-      child.clear_waiting_caller();
       return true;
     }
     T await_resume() {
@@ -436,7 +464,7 @@ class [[nodiscard]] Coro {
         }
       }
       promise_type& p = h_.promise();
-      if (p.exception) std::rethrow_exception(p.exception);
+      if (std::exception_ptr* e = p.error_ptr()) std::rethrow_exception(*e);
       if constexpr (!std::is_void_v<T>) return std::move(p.value());
     }
 

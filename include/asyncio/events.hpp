@@ -135,6 +135,7 @@ class TimerHandleState : public HandleState, public TimerNode {
     drop();  // captures die now, even if a TimerHandle outlives the loop
     release();
   }
+  double when = 0;  ///< the deadline (Python: TimerHandle.when())
 
  private:
   EventLoop* loop_;
@@ -269,7 +270,7 @@ class EventLoop {
     st->when = when;
     TimerHandle h(st);
     st->add_ref();  // the heap's reference
-    timers_.push(st);
+    timers_.push(st, when);
     return h;
   }
   /// Like call_soon, but safe from any thread; wakes the loop. The only thread-safe member.
@@ -357,7 +358,7 @@ class EventLoop {
   // -- Internal: used by the library's own headers, not part of the contract -----------------
 
   detail::ReadyQueue& ready_queue() noexcept { return ready_; }
-  void add_timer(detail::TimerNode* t) { timers_.push(t); }
+  void add_timer(detail::TimerNode* t, double when) { timers_.push(t, when); }
   void remove_timer(detail::TimerNode* t) noexcept { timers_.remove(t); }
   void register_task(detail::TaskState* t);
   void unregister_task(detail::TaskState* t) noexcept;

@@ -97,7 +97,7 @@ class FutureAwaiter final : public Waiter {
   explicit FutureAwaiter(FutureStateBase* st) noexcept : st_(st) {}
   FutureAwaiter(const FutureAwaiter&) = delete;
   FutureAwaiter& operator=(const FutureAwaiter&) = delete;
-  ~FutureAwaiter() { FutureStateBase::remove_waiter(this); }
+  ~FutureAwaiter() { st_->remove_waiter(this); }
 
   [[nodiscard]] bool await_ready() const noexcept { return st_->done(); }
   void await_suspend(std::coroutine_handle<> h) {

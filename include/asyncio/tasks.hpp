@@ -114,12 +114,13 @@ namespace detail {
 /// resumes in that same iteration, ordered with the other due timers by (when, seq).
 /// (CPython sets a future from a timer callback and resumes the task one iteration later;
 /// the loop time the task sees is the same.)
-/// Until it is awaited, `when` holds the delay (one field less in every sleeping frame).
+/// Until it is awaited, the delay sits in the word that then holds the task, and the deadline
+/// lives in the heap: 24 bytes in every sleeping frame.
 class SleepTimer : public ParkedWaiterOn<TimerNode> {
  public:
-  explicit SleepTimer(double delay) noexcept { when = delay; }
+  explicit SleepTimer(double delay) noexcept { set_argument(delay); }
   /// Movable until awaited (so sleep(1) can be passed to gather()).
-  SleepTimer(SleepTimer&& other) noexcept : SleepTimer(other.when) {
+  SleepTimer(SleepTimer&& other) noexcept : SleepTimer(other.argument()) {
     assert(other.state() == State::idle && "moving a sleep() that is waiting");
   }
   SleepTimer(const SleepTimer&) = delete;
@@ -129,14 +130,14 @@ class SleepTimer : public ParkedWaiterOn<TimerNode> {
   void await_suspend(std::coroutine_handle<> h) {
     // `when` now holds a deadline, not the delay: a second await would sleep wrongly.
     if (state() != State::idle) throw RuntimeError("cannot reuse an already awaited sleep()");
+    const double delay = argument();
     park_running(h, "sleep");
-    if (when <= 0) {  // sleep(0): yield one iteration (a bare yield in Python)
+    if (delay <= 0) {  // sleep(0): yield one iteration (a bare yield in Python)
       wake_up();
       return;
     }
     EventLoop& loop = task()->loop();
-    when += loop.time();
-    loop.add_timer(this);
+    loop.add_timer(this, loop.time() + delay);
   }
   void on_timer() noexcept override { wake_up(); }
 
@@ -185,7 +186,7 @@ class WaitDone final : public Waiter {
   explicit WaitDone(FutureStateBase* st) noexcept : st_(st) {}
   WaitDone(const WaitDone&) = delete;
   WaitDone& operator=(const WaitDone&) = delete;
-  ~WaitDone() { FutureStateBase::remove_waiter(this); }
+  ~WaitDone() { st_->remove_waiter(this); }
   [[nodiscard]] bool await_ready() const noexcept { return st_->done(); }
   void await_suspend(std::coroutine_handle<> h) {
     task_ = &running_task("await a future");

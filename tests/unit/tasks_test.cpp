@@ -475,6 +475,40 @@ TEST(Task, AwaitedValuesAndErrorsArriveWhetherTheChildSuspendedOrNot) {
   EXPECT_EQ(Counted::alive, 0);
 }
 
+/// A local whose destructor throws: it runs after `co_return` has stored the value.
+struct ThrowsOnExit {
+  bool suspend;
+  ~ThrowsOnExit() noexcept(false) { throw std::runtime_error("thrown on exit"); }
+};
+
+Coro<Counted> counted_then_throwing_local(bool suspend) {
+  const ThrowsOnExit guard{suspend};
+  if (guard.suspend) co_await asyncio::sleep(1);
+  co_return Counted(5);
+}
+
+TEST(Task, AnExceptionAfterTheReturnedValueReplacesIt) {
+  // The value and the exception share one word of the promise: the stored value is destroyed
+  // when the exception takes its place, and the awaiter sees the exception.
+  Counted::alive = 0;
+  EXPECT_EQ(run_virtual([]() -> Coro<int> {
+              int caught = 0;
+              for (const bool suspend : {false, true}) {
+                try {
+                  (void)co_await counted_then_throwing_local(suspend);
+                  ADD_FAILURE() << "no exception";
+                } catch (const std::runtime_error& e) {
+                  EXPECT_STREQ(e.what(), "thrown on exit");
+                  ++caught;
+                }
+                EXPECT_EQ(Counted::alive, 0);
+              }
+              co_return caught;
+            }()),
+            2);
+  EXPECT_EQ(Counted::alive, 0);
+}
+
 Coro<int> nest_then_sleep(int depth) {
   if (depth == 0) {
     co_await asyncio::sleep(1);
@@ -2021,6 +2055,11 @@ TEST(TaskMemory, ATaskStateFitsIn112Bytes) {
   EXPECT_LE(sizeof(asyncio::detail::TaskState), 112U);
 }
 
-TEST(TaskMemory, ASleepAwaiterIs32Bytes) {
-  EXPECT_LE(sizeof(asyncio::detail::SleepAwaiter<void>), 32U);
+TEST(TaskMemory, ASleepAwaiterIs24Bytes) {
+  EXPECT_LE(sizeof(asyncio::detail::SleepAwaiter<void>), 24U);
+}
+
+TEST(TaskMemory, ACoroPromiseKeepsValueAndErrorInOneWord) {
+  EXPECT_LE(sizeof(asyncio::detail::CoroPromise<long>), 3 * sizeof(void*));
+  EXPECT_LE(sizeof(asyncio::detail::CoroPromise<void>), 3 * sizeof(void*));
 }

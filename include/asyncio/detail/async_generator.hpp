@@ -101,6 +101,7 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
 
   AsyncGenerator<Y> get_return_object() noexcept;
   void return_void() noexcept {}
+  void unhandled_exception() noexcept { exception = std::current_exception(); }
 
   /// `co_yield rvalue`: the object lives in the co_yield expression, across the suspension.
   YieldAwaiter<Y> yield_value(Y&& v) noexcept {
@@ -142,6 +143,7 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
     return transfer_to(Handle<Y>::from_promise(*this));
   }
 
+  std::exception_ptr exception;  ///< what escaped the body (raised once by the next await)
   Y* value = nullptr;  ///< the object of the last co_yield (valid while suspended there)
   State state = State::created;
   bool closing = false;  ///< aclose() in progress: the co_yield throws GeneratorExit

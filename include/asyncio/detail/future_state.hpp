@@ -24,6 +24,7 @@ class EventLoop;
 namespace asyncio::detail {
 
 class ReadyQueue;
+struct PromiseBase;
 class FutureStateBase;
 
 /// pending -> {finished | cancelled}; never back.
@@ -92,8 +93,9 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   [[nodiscard]] const std::string& cancel_message() const noexcept;
 
   void add_waiter(Waiter* w) noexcept { waiters_.push_back(w); }
-  static void remove_waiter(Waiter* w) noexcept {
-    if (w->linked()) IntrusiveList::unlink(w);
+  /// Removes `w` if it still waits. It must have been added to this future (or be unlinked).
+  void remove_waiter(Waiter* w) noexcept {
+    if (w->linked()) waiters_.remove(w);
   }
   /// Removes the pending done callback with this id; returns how many were removed.
   std::size_t remove_callback(std::uint64_t id) noexcept;
@@ -126,6 +128,7 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
     std::string name;
     int cancels = 0;  // a task's cancel requests not yet withdrawn (Task.cancelling())
     bool named = false;
+    PromiseBase* leaf = nullptr;  // a task's innermost frame, when it is not the one it resumes
   };
   Extras& extras();
 
@@ -150,7 +153,7 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
 
  protected:
   std::unique_ptr<Extras> extras_;
-  IntrusiveList waiters_;
+  SlimList waiters_;  // one word: a future is in every task
 };
 
 }  // namespace asyncio::detail

@@ -98,9 +98,77 @@ class IntrusiveList {
     for (auto* h = first(); h != end(); h = h->next) ++n;
     return n;
   }
+  /// Moves every element of `o` (a SlimList) to the back of this list.
+  void splice_back(class SlimList& o) noexcept;
 
  private:
   ListHook head_;
 };
+
+/// A circular list without a sentinel, reached through one pointer to its first element (the
+/// last is first->prev): 8 bytes where IntrusiveList takes 16, for the lists every future
+/// carries. An element must be removed through its list (remove()), which may have to move
+/// the first-element pointer.
+class SlimList {
+ public:
+  SlimList() noexcept = default;
+  SlimList(const SlimList&) = delete;
+  SlimList& operator=(const SlimList&) = delete;
+
+  [[nodiscard]] bool empty() const noexcept { return first_ == nullptr; }
+  void push_back(ListHook* n) noexcept {
+    if (first_ == nullptr) {
+      n->prev = n->next = n;
+      first_ = n;
+      return;
+    }
+    ListHook* last = first_->prev;
+    n->prev = last;
+    n->next = first_;
+    last->next = n;
+    first_->prev = n;
+  }
+  /// Unlinks `n`, an element of this list.
+  void remove(ListHook* n) noexcept {
+    if (n->next == n) {
+      first_ = nullptr;
+    } else {
+      n->prev->next = n->next;
+      n->next->prev = n->prev;
+      if (first_ == n) first_ = n->next;
+    }
+    n->prev = n->next = nullptr;
+  }
+  ListHook* pop_front() noexcept {
+    ListHook* n = first_;
+    if (n != nullptr) remove(n);
+    return n;
+  }
+  /// Iteration: for (auto* h = l.first(); h != nullptr; h = l.next(h))
+  [[nodiscard]] ListHook* first() const noexcept { return first_; }
+  [[nodiscard]] ListHook* next(const ListHook* h) const noexcept {
+    return h->next == first_ ? nullptr : h->next;
+  }
+  [[nodiscard]] std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (const ListHook* h = first(); h != nullptr; h = next(h)) ++n;
+    return n;
+  }
+
+ private:
+  friend class IntrusiveList;
+  ListHook* first_ = nullptr;
+};
+
+inline void IntrusiveList::splice_back(SlimList& o) noexcept {
+  if (o.empty()) return;
+  ListHook* f = o.first_;
+  ListHook* l = f->prev;
+  f->prev = head_.prev;
+  head_.prev->next = f;
+  l->next = &head_;
+  head_.prev = l;
+  o.first_ = nullptr;
+}
 
 }  // namespace asyncio::detail

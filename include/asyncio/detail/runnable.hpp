@@ -46,14 +46,14 @@ class WaitTarget {
 
 inline constexpr std::uint32_t kNotInHeap = 0xFFFFFFFFU;
 
-/// An entry of the loop's timer heap. Equal deadlines fire in scheduling order (the heap keeps
-/// the sequence number beside the key; the node only knows where it sits).
+/// An entry of the loop's timer heap. Equal deadlines fire in scheduling order. The heap keeps
+/// the deadline and the sequence number beside the node pointer (EventLoop::add_timer(node,
+/// when)); the node only knows where it sits.
 /// A timer is also a WaitTarget (one that cannot be cancelled unless a derived class says
 /// otherwise): the awaiter of sleep() is both, and one vtable pointer serves the two roles.
-/// The node is 20 bytes plus 4 of tail padding, which a derived class may use.
+/// The node is 12 bytes plus 4 of tail padding, which a derived class may use.
 class TimerNode : public WaitTarget {
  public:
-  double when = 0;
   std::uint32_t heap_index = kNotInHeap;  ///< where the heap keeps it (TimerHeap's encoding)
   [[nodiscard]] bool in_heap() const noexcept { return heap_index != kNotInHeap; }
   /// The deadline passed: the node was removed from the heap; typically it pushes a Runnable.
@@ -66,9 +66,8 @@ class TimerNode : public WaitTarget {
 
  protected:
   TimerNode() = default;
-  explicit TimerNode(double deadline) noexcept : when(deadline) {}
-  /// Copies the deadline, not the heap position.
-  TimerNode(const TimerNode& other) noexcept : when(other.when) {}
+  /// A copy is not in the heap.
+  TimerNode(const TimerNode& /*other*/) noexcept : WaitTarget() {}
   ~TimerNode() = default;
 };
 

@@ -51,8 +51,8 @@ class TaskState final : public FutureStateBase, public ListHook {
   [[nodiscard]] std::string get_name() const;
   void set_name(std::string name);
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
-  /// Ids wrap around after 2^56 tasks (ten years at a task per nanosecond).
-  static constexpr std::uint64_t kIdMask = (std::uint64_t{1} << 56) - 1;
+  /// Ids wrap around after 2^55 tasks (a year at a task per nanosecond).
+  static constexpr std::uint64_t kIdMask = (std::uint64_t{1} << 55) - 1;
 
   /// One step of the task (from the ready queue).
   void run();
@@ -88,8 +88,9 @@ class TaskState final : public FutureStateBase, public ListHook {
     return was;
   }
 
-  /// The root frame finished (from its final suspend point); `result` points at its value.
-  void on_root_done(void* result) noexcept;
+  /// The root frame finished (from its final suspend point); `result` points at its value,
+  /// `error` (when not null) at the exception that escaped it.
+  void on_root_done(void* result, std::exception_ptr* error) noexcept;
   /// The loop is closing with this task still pending: destroy its frames, no callbacks.
   void abandon() noexcept;
 
@@ -102,21 +103,36 @@ class TaskState final : public FutureStateBase, public ListHook {
   }
   /// The innermost Coro frame (while this task's step runs, the one the step has reached).
   [[nodiscard]] PromiseBase* leaf() const noexcept {
-    return tls_current_task == this ? tls_leaf : leaf_;
+    return tls_current_task == this ? tls_leaf : stored_leaf();
   }
   [[nodiscard]] WaitTarget* waiting_on() const noexcept { return waiting_on_; }
 
  private:
   [[noreturn]] void deliver_cancel();
+  /// Where the task stopped: the frame it resumes at, almost always; else what Extras noted.
+  [[nodiscard]] PromiseBase* stored_leaf() const noexcept {
+    if (!started_ || done()) return root_promise();
+    if (leaf_at_resume_) {
+      return reinterpret_cast<PromiseBase*>(static_cast<char*>(resume_.address()) +
+                                            kLeafOffset);
+    }
+    return extras_ ? extras_->leaf : nullptr;
+  }
+  /// At the end of a step that left the task pending: notes its innermost frame.
+  void note_leaf(PromiseBase* leaf) noexcept;
+  // Where a Coro frame's PromiseBase sits (GCC and Clang: after the resume and destroy
+  // pointers); note_leaf() checks it against the frame before relying on it.
+  static constexpr std::ptrdiff_t kLeafOffset = 2 * sizeof(void*);
 
-  // Every field counts: a TaskState is 112 bytes, the largest part of an idle task's memory
+  // Every field counts: a TaskState is 96 bytes, the largest part of an idle task's memory
   // (bench/RESULTS.md). The root promise is found from the frame's address (root_promise());
-  // the count of cancel requests lives in Extras (allocated by the first cancel()).
+  // the innermost frame is the one the task resumes at (stored_leaf()); the count of cancel
+  // requests lives in Extras (allocated by the first cancel()).
   std::coroutine_handle<> root_;
   std::coroutine_handle<> resume_;
   WaitTarget* waiting_on_ = nullptr;
-  PromiseBase* leaf_;
-  std::uint64_t id_ : 56;
+  std::uint64_t id_ : 55;
+  std::uint64_t leaf_at_resume_ : 1 = false;  // the innermost frame is resume_'s
   std::uint64_t must_cancel_ : 1 = false;
   std::uint64_t started_ : 1 = false;
   std::uint64_t scheduled_ : 1 = false;
@@ -149,7 +165,10 @@ class ParkedWaiterOn : public Base {
   ParkedWaiterOn& operator=(const ParkedWaiterOn&) = delete;
 
   [[nodiscard]] State state() const noexcept { return state_; }
-  [[nodiscard]] TaskState* task() const noexcept { return task_; }
+  /// The parked (or woken, or cancelled) task; null before the wait starts.
+  [[nodiscard]] TaskState* task() const noexcept {
+    return state_ == State::idle ? nullptr : task_;
+  }
 
   /// From await_suspend: parks the running task on this waiter.
   void park_running(std::coroutine_handle<> h, const char* what) {
@@ -167,7 +186,7 @@ class ParkedWaiterOn : public Base {
   /// From await_resume: throws CancelledError if the wait was cancelled or a cancellation
   /// arrived meanwhile.
   void resume_check() {
-    if (task_ == nullptr) return;
+    if (state_ == State::idle) return;
     // One CancelledError per wake-up, whether the wait was cancelled or a request came later.
     if (task_->consume_must_cancel() || state_ == State::cancelled) {
       throw CancelledError(task_->cancel_message());
@@ -193,11 +212,24 @@ class ParkedWaiterOn : public Base {
   ~ParkedWaiterOn() = default;
   /// The wait is being cancelled: leave whatever wait list this waiter is on.
   virtual void on_cancel() noexcept {}
+  /// Until the wait starts, the word that then holds the task can carry one argument of the
+  /// awaiter (sleep()'s delay), so that it needs no field of its own.
+  void set_argument(double a) noexcept {
+    assert(state_ == State::idle);
+    argument_ = a;
+  }
+  [[nodiscard]] double argument() const noexcept {
+    assert(state_ == State::idle);
+    return argument_;
+  }
 
  private:
-  // state_ first: after a TimerNode it fills the node's tail padding (SleepTimer: 32 bytes).
+  // state_ first: after a TimerNode it fills the node's tail padding (SleepTimer: 24 bytes).
   State state_ = State::idle;
-  TaskState* task_ = nullptr;
+  union {
+    TaskState* task_ = nullptr;  // from park_running() on
+    double argument_;            // before: see set_argument()
+  };
 };
 
 /// The usual ParkedWaiter: a WaitTarget and nothing else.

@@ -4,12 +4,14 @@
 // Two structures share the work:
 //  * a sorted run: timers scheduled in deadline order (the common case: many sleeps or
 //    time-outs of one duration) are appended to a FIFO in O(1) and popped in O(1); a
-//    cancelled entry becomes a tombstone that is skipped. Its entries are 16 bytes (the
-//    deadline is read from the node: only the two ends of the run are ever compared);
+//    cancelled entry becomes a tombstone that is skipped. Its entries are 16 bytes (node and
+//    deadline; their sequence numbers are implied, see front());
 //  * a 4-ary min-heap for the rest, with keys stored inline (comparisons never chase node
 //    pointers, which matters with 100k timers); each node knows its index, so cancelling
 //    removes it at once in O(log n).
-// The earliest timer is the smaller of the run's front and the heap's top.
+// The earliest timer is the smaller of the run's front and the heap's top. Deadlines live
+// here, not in the nodes (a sleeping frame is smaller by a word).
+
 #pragma once
 
 #include <cstddef>
@@ -28,22 +30,24 @@ class TimerHeap {
   [[nodiscard]] TimerNode* top() const noexcept { return front().node; }
   [[nodiscard]] double top_when() const noexcept { return front().when; }
 
-  void push(TimerNode* n) {
+  /// Schedules `n` at loop time `when`.
+  void push(TimerNode* n, double when) {
     if (heap_.size() + run_.size() >= kPosMask) throw std::length_error("too many timers");
     const std::uint64_t seq = next_seq_++;
     // A later seq never sorts before the run's last entry unless its deadline is earlier.
-    if (run_live_ == 0 || !(n->when < run_back_when_)) {
+    if (run_live_ == 0 || !(when < run_back_when_)) {
       if (run_live_ == 0) {  // an empty run restarts from scratch
         run_.clear();
         run_head_ = 0;
+        run_start_seq_ = seq;
       }
       n->heap_index = kRunFlag | run_pos(run_.size());
-      run_.push_back(RunEntry{n, seq});
-      run_back_when_ = n->when;
+      run_.push_back(RunEntry{n, when});
+      run_back_when_ = when;
       ++run_live_;
       return;
     }
-    heap_.push_back(Entry{n->when, seq, n});
+    heap_.push_back(Entry{when, seq, n});
     sift_up(heap_.size() - 1);
   }
   /// Removes `n` if it is scheduled.
@@ -114,13 +118,22 @@ class TimerHeap {
   };
   struct RunEntry {
     TimerNode* node;  // null: a tombstone
-    std::uint64_t seq;
+    double when;
   };
+  /// The earliest timer. Run entries carry no sequence number; a tie between the run's front
+  /// and the heap's top is decided without one. The run was (re)started at seq
+  /// run_start_seq_, and its deadlines never decrease. A heap entry scheduled before that
+  /// came first. One scheduled since went to the heap because its deadline was below the
+  /// run's last one then; every run entry with the same deadline must precede it, as a later
+  /// one would have had a deadline at least that high.
   [[nodiscard]] Entry front() const noexcept {
     if (run_live_ == 0) return heap_.front();
     const RunEntry& r = run_[run_head_];
-    const Entry e{r.node->when, r.seq, r.node};
-    return heap_.empty() || less(e, heap_.front()) ? e : heap_.front();
+    const Entry e{r.when, 0, r.node};
+    if (heap_.empty()) return e;
+    const Entry& h = heap_.front();
+    const bool run_first = r.when < h.when || (r.when == h.when && h.seq >= run_start_seq_);
+    return run_first ? e : h;
   }
   /// Keeps the run's front a live entry; compacts the consumed prefix now and then.
   void skip_tombstones() noexcept {
@@ -176,6 +189,7 @@ class TimerHeap {
   std::uint32_t run_base_ = 0;  // absolute position of run_[0], modulo 2^30
   std::size_t run_live_ = 0;    // live (non-tombstone) entries in the run
   double run_back_when_ = 0;    // the deadline of the run's last entry (even a tombstone)
+  std::uint64_t run_start_seq_ = 0;  // the seq of the run's first entry since it last emptied
   std::uint64_t next_seq_ = 0;
 };
 
