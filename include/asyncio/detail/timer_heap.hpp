@@ -5,7 +5,9 @@
 //  * a sorted run: timers scheduled in deadline order (the common case: many sleeps or
 //    time-outs of one duration) are appended to a FIFO in O(1) and popped in O(1); a
 //    cancelled entry becomes a tombstone that is skipped. Its entries are 16 bytes (node and
-//    deadline; their sequence numbers are implied, see front());
+//    deadline; their sequence numbers are implied, see front()), kept in 4 KiB chunks
+//    (chunked_fifo.hpp), so it never copies itself as it grows and gives chunks back as the
+//    timers fire;
 //  * a 4-ary min-heap for the rest, with keys stored inline (comparisons never chase node
 //    pointers, which matters with 100k timers); each node knows its index, so cancelling
 //    removes it at once in O(log n).
@@ -19,6 +21,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "asyncio/detail/chunked_fifo.hpp"
 #include "asyncio/detail/runnable.hpp"
 
 namespace asyncio::detail {
@@ -38,7 +41,6 @@ class TimerHeap {
     if (run_live_ == 0 || !(when < run_back_when_)) {
       if (run_live_ == 0) {  // an empty run restarts from scratch
         run_.clear();
-        run_head_ = 0;
         run_start_seq_ = seq;
       }
       n->heap_index = kRunFlag | run_pos(run_.size());
@@ -56,7 +58,7 @@ class TimerHeap {
     const std::uint32_t i = n->heap_index;
     n->heap_index = kNotInHeap;
     if ((i & kRunFlag) != 0) {
-      run_[(i - run_base_) & kPosMask].node = nullptr;  // tombstone
+      run_[(i - run_base_) & kPosMask].node = nullptr;  // a tombstone (or the front, skipped)
       --run_live_;
       skip_tombstones();
       return;
@@ -90,13 +92,12 @@ class TimerHeap {
     std::vector<TimerNode*> out;
     out.reserve(size());
     for (const Entry& e : heap_) out.push_back(e.node);
-    for (std::size_t i = run_head_; i < run_.size(); ++i) {
+    for (std::size_t i = 0; i < run_.size(); ++i) {
       if (run_[i].node != nullptr) out.push_back(run_[i].node);
     }
     for (TimerNode* n : out) n->heap_index = kNotInHeap;
     heap_.clear();
     run_.clear();
-    run_head_ = 0;
     run_live_ = 0;
     return out;
   }
@@ -104,8 +105,8 @@ class TimerHeap {
  private:
   static constexpr std::size_t kArity = 4;
   // A node's heap_index: a heap position (< 2^30), or kRunFlag plus the run position modulo
-  // 2^30 (positions are absolute so compacting the run renumbers nothing; differences are
-  // taken modulo 2^30, exact while the run holds fewer than 2^30 entries).
+  // 2^30 (positions are absolute so popping the run's front renumbers nothing; differences
+  // are taken modulo 2^30, exact while the run holds fewer than 2^30 entries).
   static constexpr std::uint32_t kRunFlag = std::uint32_t{1} << 30;
   static constexpr std::uint32_t kPosMask = kRunFlag - 1;
   [[nodiscard]] std::uint32_t run_pos(std::size_t i) const noexcept {
@@ -128,24 +129,23 @@ class TimerHeap {
   /// one would have had a deadline at least that high.
   [[nodiscard]] Entry front() const noexcept {
     if (run_live_ == 0) return heap_.front();
-    const RunEntry& r = run_[run_head_];
+    const RunEntry& r = run_.front();
     const Entry e{r.when, 0, r.node};
     if (heap_.empty()) return e;
     const Entry& h = heap_.front();
     const bool run_first = r.when < h.when || (r.when == h.when && h.seq >= run_start_seq_);
     return run_first ? e : h;
   }
-  /// Keeps the run's front a live entry; compacts the consumed prefix now and then.
+  /// Keeps the run's front a live entry.
   void skip_tombstones() noexcept {
-    while (run_head_ < run_.size() && run_[run_head_].node == nullptr) ++run_head_;
     if (run_live_ == 0) {
       run_base_ = run_pos(run_.size());
       run_.clear();
-      run_head_ = 0;
-    } else if (run_head_ >= 1024 && run_head_ * 2 >= run_.size()) {
-      run_.erase(run_.begin(), run_.begin() + static_cast<std::ptrdiff_t>(run_head_));
-      run_base_ = run_pos(run_head_);
-      run_head_ = 0;
+      return;
+    }
+    while (run_.front().node == nullptr) {
+      run_.pop_front();
+      run_base_ = run_pos(1);
     }
   }
   static bool less(const Entry& a, const Entry& b) noexcept {
@@ -184,8 +184,7 @@ class TimerHeap {
   }
 
   std::vector<Entry> heap_;
-  std::vector<RunEntry> run_;  // sorted by (when, seq); entries before run_head_ are consumed
-  std::size_t run_head_ = 0;
+  ChunkedFifo<RunEntry> run_;  // sorted by (when, seq); tombstones have no node
   std::uint32_t run_base_ = 0;  // absolute position of run_[0], modulo 2^30
   std::size_t run_live_ = 0;    // live (non-tombstone) entries in the run
   double run_back_when_ = 0;    // the deadline of the run's last entry (even a tombstone)
