@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -199,23 +200,78 @@ void EventLoop::run_ready_debug(detail::ReadyEntry e) {
   }
 }
 
+namespace detail {
+
+namespace {
+bool older(const TaskState* a, const TaskState* b) noexcept { return a->id() < b->id(); }
+}  // namespace
+
+std::uint32_t TaskRegistry::add(TaskState* t) {
+  std::uint32_t slot = free_;
+  if (slot != kNoSlot) {
+    free_ = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(slots_[slot]) >> 1);
+    slots_[slot] = t;
+  } else {
+    if (slots_.size() >= kNoSlot) throw std::length_error("too many pending tasks");
+    slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.push_back(t);
+  }
+  ++live_;
+  return slot;
+}
+
+void TaskRegistry::remove(std::uint32_t slot) noexcept {
+  // NOLINTNEXTLINE(performance-no-int-to-ptr): a free slot's link, never dereferenced
+  slots_[slot] = reinterpret_cast<TaskState*>((std::uintptr_t{free_} << 1) | 1);
+  free_ = slot;
+  --live_;
+}
+
+std::vector<TaskState*> TaskRegistry::list() const {
+  std::vector<TaskState*> out;
+  out.reserve(live_);
+  for (TaskState* s : slots_) {
+    if (!is_free(s)) out.push_back(s);
+  }
+  std::sort(out.begin(), out.end(), older);
+  return out;
+}
+
+std::vector<TaskState*> TaskRegistry::take_all() noexcept {
+  std::vector<TaskState*> out = std::move(slots_);
+  slots_.clear();
+  std::erase_if(out, is_free);
+  std::sort(out.begin(), out.end(), older);
+  for (TaskState* t : out) t->registry_slot = kNoSlot;
+  free_ = kNoSlot;
+  live_ = 0;
+  return out;
+}
+
+}  // namespace detail
+
 void EventLoop::register_task(detail::TaskState* t) {
-  tasks_.push_back(t);
+  try {
+    t->registry_slot = tasks_.add(t);
+  } catch (...) {
+    t->release();  // the loop's reference: the task never starts
+    throw;
+  }
   t->wake();
 }
 
 void EventLoop::unregister_task(detail::TaskState* t) noexcept {
-  if (t->detail::ListHook::linked()) {
-    detail::IntrusiveList::unlink(t);
+  if (t->registry_slot != detail::TaskRegistry::kNoSlot) {
+    tasks_.remove(std::exchange(t->registry_slot, detail::TaskRegistry::kNoSlot));
     t->release();  // the loop's reference
   }
 }
 
 std::vector<TaskRef> EventLoop::tasks() const {
   std::vector<TaskRef> out;
-  for (const detail::ListHook* h = tasks_.first(); h != tasks_.end(); h = h->next) {
-    out.emplace_back(static_cast<detail::TaskState*>(const_cast<detail::ListHook*>(h)));
-  }
+  const std::vector<detail::TaskState*> pending = tasks_.list();
+  out.reserve(pending.size());
+  for (detail::TaskState* t : pending) out.emplace_back(t);
   return out;
 }
 
@@ -230,18 +286,8 @@ void EventLoop::drop_pending() noexcept {
 std::vector<detail::TaskState*> EventLoop::abandon_tasks() noexcept {
   // Destroying one task's frames may wake another (a lock guard released, a future set), so
   // nothing is released here: the caller drops the queue first, then the references.
-  std::vector<detail::TaskState*> abandoned;
-  while (detail::ListHook* h = tasks_.pop_front()) {
-    auto* t = static_cast<detail::TaskState*>(h);
-    try {
-      abandoned.push_back(t);
-    } catch (...) {  // out of memory: release at once rather than leak
-      t->abandon();
-      t->release();
-      continue;
-    }
-    t->abandon();
-  }
+  std::vector<detail::TaskState*> abandoned = tasks_.take_all();
+  for (detail::TaskState* t : abandoned) t->abandon();
   return abandoned;
 }
 

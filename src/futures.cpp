@@ -52,7 +52,7 @@ void FutureStateBase::last_release() noexcept {
       ExceptionContext ctx;
       ctx.message = is_task_ ? "Task exception was never retrieved"
                              : "Future exception was never retrieved";
-      ctx.exception = outcome_.exception;
+      ctx.exception = error_;
       if (is_task_) ctx.task = TaskRef(static_cast<TaskState*>(this));
       loop->call_exception_handler(ctx);
     } catch (...) {  // NOLINT(bugprone-empty-catch): a report must never throw
@@ -63,9 +63,13 @@ void FutureStateBase::last_release() noexcept {
 }
 
 FutureStateBase::~FutureStateBase() {
-  // Done callbacks still waiting belong to this list; awaiters belong to their frames.
-  while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
-  if (has_exception_) outcome_.exception.~exception_ptr();
+  if (status_ == FutureStatus::pending) {
+    // Done callbacks still waiting belong to this list; awaiters belong to their frames.
+    while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
+    waiters_.~SlimList();
+  } else if (has_exception_) {
+    error_.~exception_ptr();
+  }
 }
 
 bool FutureStateBase::cancel(const std::string& msg) {
@@ -80,27 +84,21 @@ void FutureStateBase::check_settable() const {
   if (done()) throw InvalidStateError(std::string(status_name(status_)) + ": the future is done");
 }
 
-void FutureStateBase::finish(void* result) {
-  if (!has_exception_) outcome_.result = result;
-  status_ = FutureStatus::finished;
-  schedule_callbacks();
-}
+void FutureStateBase::finish(void* result) { complete(FutureStatus::finished, result, nullptr); }
 
 void FutureStateBase::set_exception(std::exception_ptr e) {
   if (is_task_) throw RuntimeError("Task does not support set_exception operation");
   if (done()) throw InvalidStateError(std::string(status_name(status_)) + ": the future is done");
   if (!e) throw ValueError("set_exception() needs an exception");
-  store_exception(std::move(e));
-  status_ = FutureStatus::finished;
+  complete(FutureStatus::finished, nullptr, &e);
   retrieved_ = false;
-  schedule_callbacks();
 }
 
 void FutureStateBase::throw_not_result() {
   if (status_ == FutureStatus::pending) throw InvalidStateError("Result is not ready.");
   if (status_ == FutureStatus::cancelled) throw CancelledError(cancel_message());
   retrieved_ = true;
-  std::rethrow_exception(outcome_.exception);
+  std::rethrow_exception(error_);
 }
 
 std::exception_ptr FutureStateBase::exception() {
@@ -127,20 +125,28 @@ void FutureStateBase::set_cancel_message(const std::string& msg) {
 }
 
 void FutureStateBase::mark_cancelled(const std::string& msg) {
-  status_ = FutureStatus::cancelled;
   set_cancel_message(msg);
-  schedule_callbacks();
+  complete(FutureStatus::cancelled, nullptr, nullptr);
 }
 
-void FutureStateBase::schedule_callbacks() {
-  if (waiters_.empty()) return;
-  loop_->check_open();  // Python: call_soon() on a closed loop raises
+void FutureStateBase::complete(FutureStatus status, void* result, std::exception_ptr* error) {
+  assert(status_ == FutureStatus::pending && status != FutureStatus::pending);
+  if (!waiters_.empty()) loop_->check_open();
   IntrusiveList due;
   due.splice_back(waiters_);
+  waiters_.~SlimList();
+  if (error != nullptr) {
+    ::new (static_cast<void*>(&error_)) std::exception_ptr(std::move(*error));
+    has_exception_ = true;
+  } else {
+    result_ = result;
+  }
+  status_ = status;
   while (ListHook* h = due.pop_front()) static_cast<Waiter*>(h)->on_future_done(*this);
 }
 
 std::size_t FutureStateBase::remove_callback(std::uint64_t id) noexcept {
+  if (status_ != FutureStatus::pending) return 0;  // the callbacks were scheduled
   for (ListHook* h = waiters_.first(); h != nullptr; h = waiters_.next(h)) {
     auto* w = static_cast<Waiter*>(h);
     if (w->callback_id() == id) {

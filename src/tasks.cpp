@@ -169,9 +169,7 @@ void TaskState::on_root_done(void* result, std::exception_ptr* error) noexcept {
         rethrow_ = true;
         [[fallthrough]];
       default:
-        store_exception(*error);
-        status_ = FutureStatus::finished;
-        schedule_callbacks();
+        complete(FutureStatus::finished, nullptr, error);
         break;
     }
   } else if (must_cancel_) {
@@ -193,9 +191,13 @@ void TaskState::abandon() noexcept {
     std::exchange(root_, {}).destroy();  // runs the destructors of every frame in the chain
   }
   if (!done()) {
-    status_ = FutureStatus::cancelled;
-    set_cancel_message("event loop closed");
     while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
+    waiters_.~SlimList();
+    status_ = FutureStatus::cancelled;
+    try {
+      set_cancel_message("event loop closed");
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: no message
+    }
   }
 }
 

@@ -27,6 +27,7 @@
 #include "asyncio/detail/intrusive.hpp"
 #include "asyncio/detail/ready_queue.hpp"
 #include "asyncio/detail/runnable.hpp"
+#include "asyncio/detail/task_registry.hpp"
 #include "asyncio/detail/timer_heap.hpp"
 #include "asyncio/exceptions.hpp"
 #include "asyncio/task_ref.hpp"
@@ -405,7 +406,7 @@ class EventLoop {
   double virtual_now_ = 0;
   detail::ReadyQueue ready_;
   detail::TimerHeap timers_;
-  detail::IntrusiveList tasks_;
+  detail::TaskRegistry tasks_;
   detail::IntrusiveList asyncgens_;
   std::uint64_t task_counter_ = 0;
   std::atomic<int> external_{0};

@@ -1542,6 +1542,28 @@ TEST(AllTasks, ListsOnlyNotDoneTasksOfTheRunningLoop) {
   EXPECT_EQ(run_virtual(all_tasks_check()), "3q,2ms-,1");
 }
 
+Coro<std::vector<std::string>> all_tasks_after_slot_reuse() {
+  // b finishes and leaves its registry slot; d, created after, takes it. The list still comes
+  // in creation order, without b.
+  Task<void> a = asyncio::create_task(sleep_for(5), "a");
+  Task<int> b = asyncio::create_task(return_int(1), "b");
+  Task<void> c = asyncio::create_task(sleep_for(5), "c");
+  co_await asyncio::sleep(0);
+  Task<void> d = asyncio::create_task(sleep_for(5), "d");
+  std::vector<std::string> names;
+  for (const TaskRef& t : asyncio::all_tasks()) names.push_back(t.get_name());
+  for (Task<void>* t : {&a, &c, &d}) t->cancel();
+  co_await asyncio::sleep(0);
+  co_return names;
+}
+
+TEST(AllTasks, ComeInCreationOrderWhenALaterTaskReusesAFinishedOnesSlot) {
+  const std::vector<std::string> names = run_virtual(all_tasks_after_slot_reuse());
+  ASSERT_EQ(names.size(), 4U);  // the main task first
+  EXPECT_EQ(std::vector<std::string>(names.begin() + 1, names.end()),
+            (std::vector<std::string>{"a", "c", "d"}));
+}
+
 TEST(AllTasks, WithoutRunningLoopThrowsRuntimeError) {
   EXPECT_THROW((void)asyncio::all_tasks(), asyncio::RuntimeError);
 }

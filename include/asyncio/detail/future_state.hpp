@@ -7,6 +7,7 @@
 // work on the loop (callbacks never run inside set_result(), as in Python).
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -50,7 +51,7 @@ class Waiter : public ListHook {
 
 class FutureStateBase : public WaitTarget, public PoolAllocated {
  public:
-  explicit FutureStateBase(EventLoop* loop) noexcept : loop_(loop) {}
+  explicit FutureStateBase(EventLoop* loop) noexcept : loop_(loop), waiters_() {}
   FutureStateBase(const FutureStateBase&) = delete;
   FutureStateBase& operator=(const FutureStateBase&) = delete;
   virtual ~FutureStateBase();
@@ -86,16 +87,25 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   /// Python Future.exception(): null on success; throws CancelledError or InvalidStateError.
   std::exception_ptr exception();
   [[nodiscard]] void* result_ptr() const noexcept {
-    return has_exception_ ? nullptr : outcome_.result;
+    return status_ != FutureStatus::finished || has_exception_ ? nullptr : result_;
   }
   [[nodiscard]] std::exception_ptr make_cancelled_error() const;
   /// The cancel message ("" when none).
   [[nodiscard]] const std::string& cancel_message() const noexcept;
 
-  void add_waiter(Waiter* w) noexcept { waiters_.push_back(w); }
+  /// `w` waits for this pending future to complete.
+  void add_waiter(Waiter* w) noexcept {
+    assert(status_ == FutureStatus::pending);
+    waiters_.push_back(w);
+  }
   /// Removes `w` if it still waits. It must have been added to this future (or be unlinked).
   void remove_waiter(Waiter* w) noexcept {
-    if (w->linked()) waiters_.remove(w);
+    if (!w->linked()) return;
+    if (status_ == FutureStatus::pending) {
+      waiters_.remove(w);
+    } else {
+      IntrusiveList::unlink(w);  // in the list complete() is working through
+    }
   }
   /// Removes the pending done callback with this id; returns how many were removed.
   std::size_t remove_callback(std::uint64_t id) noexcept;
@@ -107,20 +117,15 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   [[noreturn]] void throw_not_result();
   void set_cancel_message(const std::string& msg);
   void mark_cancelled(const std::string& msg);
-  void schedule_callbacks();
+  /// The future completes (finished or cancelled) with `result` or `*error` (moved from): the
+  /// waiters leave the word the outcome takes, the outcome is stored, and they are told.
+  /// Throws RuntimeError, before anything changes, if it has waiters and its loop is closed
+  /// (Python: call_soon() on a closed loop raises).
+  void complete(FutureStatus status, void* result, std::exception_ptr* error);
 
   /// The stored exception (null when there is none).
   [[nodiscard]] const std::exception_ptr& stored_exception() const noexcept {
-    return has_exception_ ? outcome_.exception : kNoException;
-  }
-  /// Stores the exception the future finishes with (nothing else is stored then).
-  void store_exception(std::exception_ptr e) noexcept {
-    if (has_exception_) {
-      outcome_.exception = std::move(e);
-    } else {
-      new (&outcome_.exception) std::exception_ptr(std::move(e));
-      has_exception_ = true;
-    }
+    return has_exception_ ? error_ : kNoException;
   }
   /// Rarely set data, allocated on first use: a cancel message, a task's name.
   struct Extras {
@@ -137,23 +142,20 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   FutureStatus status_ = FutureStatus::pending;
   bool is_task_ = false;
   bool retrieved_ = false;      // the exception was looked at (Python's __log_traceback)
-  bool has_exception_ = false;  // which member of outcome_ is live
+  bool has_exception_ = false;  // finished with error_ rather than result_
 
  private:
   static const std::exception_ptr kNoException;
-  /// A future ends with a value or an exception, never both: one word holds either.
-  union Outcome {
-    void* result;  ///< points at the value the typed layer stored
-    std::exception_ptr exception;
-    Outcome() noexcept : result(nullptr) {}
-    Outcome(const Outcome&) = delete;
-    Outcome& operator=(const Outcome&) = delete;
-    ~Outcome() {}  // NOLINT(modernize-use-equals-default): the owner destroys the live member
-  } outcome_;
 
  protected:
   std::unique_ptr<Extras> extras_;
-  SlimList waiters_;  // one word: a future is in every task
+  // One word, as a future is in every task: while pending, who waits; once finished, a value
+  // or an exception (never both); when cancelled, nothing.
+  union {
+    SlimList waiters_;          ///< while pending
+    void* result_;              ///< finished: the value the typed layer stored
+    std::exception_ptr error_;  ///< finished with an exception (has_exception_)
+  };
 };
 
 }  // namespace asyncio::detail

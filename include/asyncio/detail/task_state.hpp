@@ -24,6 +24,7 @@
 #include "asyncio/coroutines.hpp"
 #include "asyncio/detail/future_state.hpp"
 #include "asyncio/detail/ready_queue.hpp"
+#include "asyncio/detail/task_registry.hpp"
 
 namespace asyncio::detail {
 
@@ -38,7 +39,7 @@ inline thread_local TaskState* tls_current_task = nullptr;
 
 /// A task: a future whose result comes from a chain of Coro frames. The ready queue holds it
 /// as itself (ReadyEntry), so it needs no Runnable interface.
-class TaskState final : public FutureStateBase, public ListHook {
+class TaskState final : public FutureStateBase {
  public:
   /// `name` may be null ("Task-N"). `promise` is the PromiseBase inside `root`'s frame.
   TaskState(EventLoop* loop, std::coroutine_handle<> root, PromiseBase* promise, std::string* name);
@@ -106,6 +107,8 @@ class TaskState final : public FutureStateBase, public ListHook {
     return tls_current_task == this ? tls_leaf : stored_leaf();
   }
   [[nodiscard]] WaitTarget* waiting_on() const noexcept { return waiting_on_; }
+  /// Where the loop's registry holds it (TaskRegistry::kNoSlot: not held).
+  std::uint32_t registry_slot = TaskRegistry::kNoSlot;
 
  private:
   [[noreturn]] void deliver_cancel();
@@ -124,7 +127,7 @@ class TaskState final : public FutureStateBase, public ListHook {
   // pointers); note_leaf() checks it against the frame before relying on it.
   static constexpr std::ptrdiff_t kLeafOffset = 2 * sizeof(void*);
 
-  // Every field counts: a TaskState is 96 bytes, the largest part of an idle task's memory
+  // Every field counts: a TaskState is 80 bytes, the largest part of an idle task's memory
   // (bench/RESULTS.md). The root promise is found from the frame's address (root_promise());
   // the innermost frame is the one the task resumes at (stored_leaf()); the count of cancel
   // requests lives in Extras (allocated by the first cancel()).

@@ -1,0 +1,81 @@
+// detail::ChunkedFifo, the store of the loop's ready queue and of the timer heap's sorted run:
+// FIFO order across chunk boundaries, indexing from the front, and reuse after draining.
+#include <cstddef>
+#include <cstdint>
+
+#include <gtest/gtest.h>
+
+#include <asyncio/detail/chunked_fifo.hpp>
+
+namespace {
+
+using Fifo = asyncio::detail::ChunkedFifo<std::uint64_t>;
+constexpr std::size_t kPer = Fifo::kPerChunk;
+
+TEST(ChunkedFifo, KeepsOrderAcrossManyChunks) {
+  Fifo q;
+  const std::size_t n = 10 * kPer + 3;
+  for (std::uint64_t i = 0; i < n; ++i) q.push_back(i);
+  ASSERT_EQ(q.size(), n);
+  EXPECT_EQ(q[0], 0U);
+  EXPECT_EQ(q[kPer], kPer);  // the first entry of the second chunk
+  EXPECT_EQ(q[n - 1], n - 1);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    ASSERT_EQ(q.front(), i);
+    q.pop_front();
+  }
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(ChunkedFifo, IndexesFromTheFrontAfterPops) {
+  Fifo q;
+  for (std::uint64_t i = 0; i < 3 * kPer; ++i) q.push_back(i);
+  for (std::size_t i = 0; i < kPer + 5; ++i) q.pop_front();
+  EXPECT_EQ(q.front(), kPer + 5);
+  EXPECT_EQ(q[kPer - 1], 2 * kPer + 4);  // crosses into the third chunk
+  q[1] = 99;                             // writable in place (the timer run's tombstones)
+  q.pop_front();
+  EXPECT_EQ(q.front(), 99U);
+}
+
+TEST(ChunkedFifo, WorksAgainAfterDrainingAcrossABoundaryOrClearing) {
+  Fifo q;
+  for (int round = 0; round < 3; ++round) {
+    // Draining exactly at a chunk's end leaves no chunk in use; the next push starts over.
+    for (std::uint64_t i = 0; i < kPer; ++i) q.push_back(i);
+    for (std::size_t i = 0; i < kPer; ++i) q.pop_front();
+    ASSERT_TRUE(q.empty());
+    q.push_back(7);
+    q.push_back(8);
+    EXPECT_EQ(q.size(), 2U);
+    EXPECT_EQ(q.front(), 7U);
+    for (std::uint64_t i = 0; i < 2 * kPer; ++i) q.push_back(i);
+    q.clear();
+    EXPECT_TRUE(q.empty());
+    q.push_back(5);
+    EXPECT_EQ(q.front(), 5U);
+    q.pop_front();
+  }
+}
+
+TEST(ChunkedFifo, AQueueThatKeepsMovingStaysCorrectOverManyChunks) {
+  // A queue of about one chunk that moves forward by 200 chunks (the table of chunks is
+  // compacted on the way): every value comes out once, in order.
+  Fifo q;
+  std::uint64_t next_in = 0;
+  std::uint64_t next_out = 0;
+  for (std::size_t step = 0; step < 200 * kPer; ++step) {
+    q.push_back(next_in++);
+    if (q.size() > kPer) {
+      ASSERT_EQ(q.front(), next_out++);
+      q.pop_front();
+    }
+  }
+  while (!q.empty()) {
+    ASSERT_EQ(q.front(), next_out++);
+    q.pop_front();
+  }
+  EXPECT_EQ(next_out, next_in);
+}
+
+}  // namespace
