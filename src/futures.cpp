@@ -131,7 +131,6 @@ void FutureStateBase::mark_cancelled(const std::string& msg) {
 
 void FutureStateBase::complete(FutureStatus status, void* result, std::exception_ptr* error) {
   assert(status_ == FutureStatus::pending && status != FutureStatus::pending);
-  if (!waiters_.empty()) loop_->check_open();
   IntrusiveList due;
   due.splice_back(waiters_);
   waiters_.~SlimList();
@@ -142,6 +141,15 @@ void FutureStateBase::complete(FutureStatus status, void* result, std::exception
     result_ = result;
   }
   status_ = status;
+  if (!due.empty()) {
+    try {
+      loop_->check_open();
+    } catch (...) {
+      // As Python: the state has changed, the callbacks are dropped, call_soon() raises.
+      while (ListHook* h = due.pop_front()) static_cast<Waiter*>(h)->on_abandon();
+      throw;
+    }
+  }
   while (ListHook* h = due.pop_front()) static_cast<Waiter*>(h)->on_future_done(*this);
 }
 

@@ -412,6 +412,20 @@ TEST(FutureCallbacks, NeverRunInsideSetResult) {
   EXPECT_EQ(bag, (Bag{1}));
 }
 
+TEST(FutureCallbacks, OnAClosedLoopAreDroppedAndSetResultRaisesButTheFutureIsDone) {
+  // Python: set_result() marks the future finished, then call_soon() on the closed loop raises
+  // and the callbacks are gone.
+  auto loop = new_virtual_loop();
+  Bag bag;
+  auto f = loop->create_future<std::string>();
+  f.add_done_callback(appender(&bag, 1));
+  loop->close();
+  EXPECT_THROW(f.set_result("x"), asyncio::RuntimeError);
+  EXPECT_TRUE(f.done());
+  EXPECT_EQ(f.result(), "x");
+  EXPECT_TRUE(bag.empty());
+}
+
 // test_callbacks_invoked_on_set_exception
 TEST(FutureCallbacks, RunAfterSetException) {
   auto loop = new_virtual_loop();

@@ -118,9 +118,9 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   void set_cancel_message(const std::string& msg);
   void mark_cancelled(const std::string& msg);
   /// The future completes (finished or cancelled) with `result` or `*error` (moved from): the
-  /// waiters leave the word the outcome takes, the outcome is stored, and they are told.
-  /// Throws RuntimeError, before anything changes, if it has waiters and its loop is closed
-  /// (Python: call_soon() on a closed loop raises).
+  /// waiters leave the word the outcome takes, the outcome is stored, and they are told. If it
+  /// has waiters and its loop is closed, they are dropped and RuntimeError is raised, the
+  /// future staying done (Python: call_soon() on a closed loop raises).
   void complete(FutureStatus status, void* result, std::exception_ptr* error);
 
   /// The stored exception (null when there is none).
