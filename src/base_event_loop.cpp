@@ -206,15 +206,19 @@ namespace {
 bool older(const TaskState* a, const TaskState* b) noexcept { return a->id() < b->id(); }
 }  // namespace
 
-std::uint32_t TaskRegistry::add(TaskState* t) {
+TaskState* TaskRegistry::task_of(void* root) noexcept {
+  return PromiseBase::in_frame(root)->task();
+}
+
+std::uint32_t TaskRegistry::add(void* root) {
   std::uint32_t slot = free_;
   if (slot != kNoSlot) {
     free_ = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(slots_[slot]) >> 1);
-    slots_[slot] = t;
+    slots_[slot] = root;
   } else {
     if (slots_.size() >= kNoSlot) throw std::length_error("too many pending tasks");
     slot = static_cast<std::uint32_t>(slots_.size());
-    slots_.push_back(t);
+    slots_.push_back(root);
   }
   ++live_;
   return slot;
@@ -222,7 +226,7 @@ std::uint32_t TaskRegistry::add(TaskState* t) {
 
 void TaskRegistry::remove(std::uint32_t slot) noexcept {
   // NOLINTNEXTLINE(performance-no-int-to-ptr): a free slot's link, never dereferenced
-  slots_[slot] = reinterpret_cast<TaskState*>((std::uintptr_t{free_} << 1) | 1);
+  slots_[slot] = reinterpret_cast<void*>((std::uintptr_t{free_} << 1) | 1);
   free_ = slot;
   --live_;
 }
@@ -230,19 +234,20 @@ void TaskRegistry::remove(std::uint32_t slot) noexcept {
 std::vector<TaskState*> TaskRegistry::list() const {
   std::vector<TaskState*> out;
   out.reserve(live_);
-  for (TaskState* s : slots_) {
-    if (!is_free(s)) out.push_back(s);
+  for (void* s : slots_) {
+    if (!is_free(s)) out.push_back(task_of(s));
   }
   std::sort(out.begin(), out.end(), older);
   return out;
 }
 
-std::vector<TaskState*> TaskRegistry::take_all() noexcept {
-  std::vector<TaskState*> out = std::move(slots_);
+std::vector<void*> TaskRegistry::take_all() noexcept {
+  std::vector<void*> out = std::move(slots_);
   slots_.clear();
   std::erase_if(out, is_free);
-  std::sort(out.begin(), out.end(), older);
-  for (TaskState* t : out) t->registry_slot = kNoSlot;
+  std::sort(out.begin(), out.end(),
+            [](void* a, void* b) { return older(task_of(a), task_of(b)); });
+  for (void* root : out) task_of(root)->registry_slot = kNoSlot;
   free_ = kNoSlot;
   live_ = 0;
   return out;
@@ -250,9 +255,9 @@ std::vector<TaskState*> TaskRegistry::take_all() noexcept {
 
 }  // namespace detail
 
-void EventLoop::register_task(detail::TaskState* t) {
+void EventLoop::register_task(detail::TaskState* t, void* root) {
   try {
-    t->registry_slot = tasks_.add(t);
+    t->registry_slot = tasks_.add(root);
   } catch (...) {
     t->release();  // the loop's reference: the task never starts
     throw;
@@ -286,8 +291,23 @@ void EventLoop::drop_pending() noexcept {
 std::vector<detail::TaskState*> EventLoop::abandon_tasks() noexcept {
   // Destroying one task's frames may wake another (a lock guard released, a future set), so
   // nothing is released here: the caller drops the queue first, then the references.
-  std::vector<detail::TaskState*> abandoned = tasks_.take_all();
-  for (detail::TaskState* t : abandoned) t->abandon();
+  const std::vector<void*> roots = tasks_.take_all();
+  std::vector<detail::TaskState*> abandoned;
+  try {
+    abandoned.reserve(roots.size());
+  } catch (...) {  // out of memory: release each task as soon as its frames are gone
+    for (void* root : roots) {
+      detail::TaskState* t = detail::TaskRegistry::task_of(root);
+      t->abandon(std::coroutine_handle<>::from_address(root));
+      t->release();
+    }
+    return abandoned;
+  }
+  for (void* root : roots) {
+    detail::TaskState* t = detail::TaskRegistry::task_of(root);
+    abandoned.push_back(t);
+    t->abandon(std::coroutine_handle<>::from_address(root));
+  }
   return abandoned;
 }
 

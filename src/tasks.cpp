@@ -17,22 +17,23 @@ namespace detail {
 
 TaskState::TaskState(EventLoop* loop, std::coroutine_handle<> root, PromiseBase* promise,
                      std::string* name)
-    : FutureStateBase(loop),
-      root_(root),
-      resume_(root),
-      id_(loop->next_task_id() & kIdMask),
-      promise_offset_(static_cast<std::uint64_t>(reinterpret_cast<char*>(promise) -
-                                                 static_cast<char*>(root.address())) /
-                      alignof(PromiseBase)) {
-  assert(root_promise() == promise);
-  leaf_at_resume_ = reinterpret_cast<char*>(promise) - kLeafOffset == root.address();
+    : FutureStateBase(loop), resume_(root) {
+  // create_task() allows promises aligned to at most 16 bytes, which sit right after the
+  // frame's two function pointers (the registry finds a task from its root frame that way).
+  assert(PromiseBase::in_frame(root.address()) == promise);
+  const std::uint64_t id = loop->next_task_id() & kIdMask;
+  id_low_ = static_cast<std::uint32_t>(id);
+  id_high_ = static_cast<std::uint16_t>(id >> 32);
   is_task_ = true;
   if (name != nullptr && !name->empty()) set_name(std::move(*name));
   promise->set_task(this);
 }
 
 TaskState::~TaskState() {
-  if (root_) root_.destroy();
+  // A pending task that has started is never destroyed: the loop holds it until it is done or
+  // abandoned. Otherwise resume_ is the root frame, if it still exists.
+  assert(holds_root());
+  if (resume_) resume_.destroy();
 }
 
 bool TaskState::cancel(const std::string& msg) {
@@ -55,7 +56,7 @@ int TaskState::uncancel() noexcept {
 
 std::string TaskState::get_name() const {
   if (extras_ && extras_->named) return extras_->name;
-  return "Task-" + std::to_string(id_);
+  return "Task-" + std::to_string(id());
 }
 
 void TaskState::set_name(std::string name) {
@@ -121,7 +122,7 @@ void TaskState::deliver_cancel() {
 
 void TaskState::run() {
   scheduled_ = false;
-  if (done() || !root_) return;
+  if (done()) return;
   Ref<TaskState> keep(this);  // completion drops the loop's reference mid-step
   waiting_on_ = nullptr;
   if (!started_ && must_cancel_) {
@@ -129,8 +130,7 @@ void TaskState::run() {
     // an unstarted coroutine, which closes it at once).
     started_ = true;
     must_cancel_ = false;
-    resume_ = {};
-    mark_cancelled(cancel_message());
+    mark_cancelled(cancel_message());  // done: resume_ stays the root, freed with the task
     loop_->unregister_task(this);
     return;
   }
@@ -156,8 +156,9 @@ void TaskState::run() {
   }
 }
 
-void TaskState::on_root_done(void* result, std::exception_ptr* error) noexcept {
-  resume_ = {};
+void TaskState::on_root_done(std::coroutine_handle<> root, void* result,
+                             std::exception_ptr* error) noexcept {
+  resume_ = root;  // from now on the task holds its root (the result lives there)
   waiting_on_ = nullptr;
   if (error != nullptr) {
     switch (classify(*error)) {
@@ -182,15 +183,14 @@ void TaskState::on_root_done(void* result, std::exception_ptr* error) noexcept {
   loop_->unregister_task(this);
 }
 
-void TaskState::abandon() noexcept {
-  if (root_) {
-    resume_ = {};
-    waiting_on_ = nullptr;
-    leaf_at_resume_ = false;
-    if (extras_) extras_->leaf = nullptr;
-    std::exchange(root_, {}).destroy();  // runs the destructors of every frame in the chain
-  }
-  if (!done()) {
+void TaskState::abandon(std::coroutine_handle<> root) noexcept {
+  assert(!done());
+  resume_ = {};
+  waiting_on_ = nullptr;
+  leaf_at_resume_ = false;
+  if (extras_) extras_->leaf = nullptr;
+  root.destroy();  // runs the destructors of every frame in the chain
+  {
     while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
     waiters_.~SlimList();
     status_ = FutureStatus::cancelled;
@@ -202,8 +202,8 @@ void TaskState::abandon() noexcept {
 }
 
 void TaskState::note_leaf(PromiseBase* leaf) noexcept {
-  leaf_at_resume_ = leaf != nullptr && resume_ &&
-                    reinterpret_cast<char*>(leaf) - kLeafOffset == resume_.address();
+  leaf_at_resume_ =
+      leaf != nullptr && resume_ && leaf == PromiseBase::in_frame(resume_.address());
   if (leaf_at_resume_) return;
   // Rare: the task stopped in a frame of another kind (an async generator's, or a user's own
   // coroutine type), or its innermost Coro frame is not the one it resumes at.
@@ -219,8 +219,9 @@ TaskState& running_task(const char* what) {
   throw RuntimeError(std::string(what) + ": no running task (await it from a coroutine)");
 }
 
-void task_root_done(TaskState* task, void* result, std::exception_ptr* error) noexcept {
-  task->on_root_done(result, error);
+void task_root_done(TaskState* task, std::coroutine_handle<> root, void* result,
+                    std::exception_ptr* error) noexcept {
+  task->on_root_done(root, result, error);
 }
 
 void report_never_awaited(const char* function) noexcept {

@@ -114,10 +114,11 @@ inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> h) noexcept {
 inline thread_local int tls_sync_depth = 0;
 inline constexpr int kMaxSyncDepth = 64;
 
-/// Called by a task's root frame when it finishes (final suspend point); `result` points at
-/// the returned value (null for void; not to be read when the body threw), `error` at what
+/// Called by a task's root frame `root` when it finishes (final suspend point); `result` points
+/// at the returned value (null for void; not to be read when the body threw), `error` at what
 /// escaped the body (null when it returned).
-void task_root_done(TaskState* task, void* result, std::exception_ptr* error) noexcept;
+void task_root_done(TaskState* task, std::coroutine_handle<> root, void* result,
+                    std::exception_ptr* error) noexcept;
 /// Debug mode: a Coro was destroyed without ever being awaited or scheduled.
 void report_never_awaited(const char* function) noexcept;
 
@@ -194,7 +195,7 @@ struct PromiseBase : PoolAllocated {
       // Folds to a constant: where P's PromiseBase sits in its frame.
       const auto offset = reinterpret_cast<char*>(static_cast<PromiseBase*>(&h.promise())) -
                           static_cast<char*>(h.address());
-      if (offset == kParentOffset) link |= kHasParent;
+      if (offset == kOffsetInFrame) link |= kHasParent;
     }
     link_ = link;
   }
@@ -209,10 +210,24 @@ struct PromiseBase : PoolAllocated {
   [[nodiscard]] PromiseBase* parent() const noexcept {
     if ((link_ & kHasParent) == 0) return nullptr;
     // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
-    return reinterpret_cast<PromiseBase*>((link_ & ~kTagMask) + kParentOffset);
+    return reinterpret_cast<PromiseBase*>((link_ & ~kTagMask) + kOffsetInFrame);
   }
   /// This frame is the root of task `t` (set before the frame first runs).
   void set_task(TaskState* t) noexcept { link_ = reinterpret_cast<std::uintptr_t>(t) | kTask; }
+  /// The task whose root this frame is (null for an awaited frame).
+  [[nodiscard]] TaskState* task() const noexcept {
+    if ((link_ & kTask) == 0) return nullptr;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
+    return reinterpret_cast<TaskState*>(link_ & ~kTagMask);
+  }
+  /// Where every Coro promise's PromiseBase sits in its frame (GCC and Clang lay a frame out as
+  /// resume pointer, destroy pointer, promise; a promise aligned to at most 16 bytes follows
+  /// at once). Code that relies on it checks it first or asserts it.
+  static constexpr std::ptrdiff_t kOffsetInFrame = 2 * sizeof(void*);
+  /// The PromiseBase of the Coro frame at `frame`.
+  static PromiseBase* in_frame(void* frame) noexcept {
+    return reinterpret_cast<PromiseBase*>(static_cast<char*>(frame) + kOffsetInFrame);
+  }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -230,7 +245,7 @@ struct PromiseBase : PoolAllocated {
             reinterpret_cast<void*>(link & ~kTagMask)));  // NOLINT(performance-no-int-to-ptr)
       }
       // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
-      task_root_done(reinterpret_cast<TaskState*>(link & ~kTagMask), h.promise().result_ptr(),
+      task_root_done(reinterpret_cast<TaskState*>(link & ~kTagMask), h, h.promise().result_ptr(),
                      h.promise().error_ptr());
       return std::noop_coroutine();
     }
@@ -249,7 +264,7 @@ struct PromiseBase : PoolAllocated {
   //   bits 3..63  the awaiting frame (a nested Coro) or the TaskState whose root this is;
   //   bit 0       set: a TaskState (a frame is never both awaited and a task's root);
   //   bit 1       set: the awaiting frame is a Coro-family frame, whose PromiseBase sits at
-  //               kParentOffset in it (the parent in the task tree);
+  //               kOffsetInFrame in it (the parent in the task tree);
   //   bit 2       set: the body returned a value that has a destructor to run;
   //   bit 3       set: an exception escaped the body (the outcome word holds it).
   // Frames and task states are 16-aligned, so the low four bits are free. This word
@@ -259,8 +274,6 @@ struct PromiseBase : PoolAllocated {
   static constexpr std::uintptr_t kHasValue = 4;
   static constexpr std::uintptr_t kHasError = 8;
   static constexpr std::uintptr_t kTagMask = 15;
-  // GCC and Clang lay a frame out as resume pointer, destroy pointer, promise.
-  static constexpr std::ptrdiff_t kParentOffset = 2 * sizeof(void*);
   std::uintptr_t link_ = 0;
 };
 

@@ -361,7 +361,7 @@ class EventLoop {
   detail::ReadyQueue& ready_queue() noexcept { return ready_; }
   void add_timer(detail::TimerNode* t, double when) { timers_.push(t, when); }
   void remove_timer(detail::TimerNode* t) noexcept { timers_.remove(t); }
-  void register_task(detail::TaskState* t);
+  void register_task(detail::TaskState* t, void* root);
   void unregister_task(detail::TaskState* t) noexcept;
   [[nodiscard]] std::vector<TaskRef> tasks() const;
   void check_open() const {

@@ -80,14 +80,14 @@ Task<T> EventLoop::create_task(Coro<T> coro) {
 template <class T>
 Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
   check_open();
-  static_assert(alignof(typename Coro<T>::promise_type) <= 64,
-                "a task's result type may be aligned to at most 64 bytes");
+  static_assert(alignof(typename Coro<T>::promise_type) <= 16,
+                "a task's result type may be aligned to at most 16 bytes");
   auto h = coro.release_for_task();
   if (!h) throw RuntimeError("cannot schedule an already awaited coroutine");
   auto* st = new detail::TaskState(this, h, &h.promise(), name);
   Task<T> task(st);  // one reference for the handle...
   st->add_ref();     // ...and the loop's, held until the task is done
-  register_task(st);
+  register_task(st, h.address());
   return task;
 }
 

@@ -140,9 +140,17 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   EventLoop* loop_;
   std::uint32_t refs_ = 0;
   FutureStatus status_ = FutureStatus::pending;
-  bool is_task_ = false;
-  bool retrieved_ = false;      // the exception was looked at (Python's __log_traceback)
-  bool has_exception_ = false;  // finished with error_ rather than result_
+  bool is_task_ : 1 = false;
+  bool retrieved_ : 1 = false;      // the exception was looked at (Python's __log_traceback)
+  bool has_exception_ : 1 = false;  // finished with error_ rather than result_
+  // TaskState's step flags and the high bits of its id live in this word's spare bits, so
+  // that a TaskState is 64 bytes (tasks.cpp). A plain future leaves them alone.
+  bool must_cancel_ : 1 = false;     // a cancel() request not yet delivered
+  bool started_ : 1 = false;         // the first step has run
+  bool scheduled_ : 1 = false;       // a step is in the ready queue
+  bool rethrow_ : 1 = false;         // a KeyboardInterrupt escaped the body: rethrow it
+  bool leaf_at_resume_ : 1 = false;  // the innermost frame is the one the task resumes at
+  std::uint16_t id_high_ = 0;        // bits 32..47 of a task's id
 
  private:
   static const std::exception_ptr kNoException;

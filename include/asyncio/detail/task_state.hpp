@@ -51,9 +51,11 @@ class TaskState final : public FutureStateBase {
   int uncancel() noexcept;
   [[nodiscard]] std::string get_name() const;
   void set_name(std::string name);
-  [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
-  /// Ids wrap around after 2^55 tasks (a year at a task per nanosecond).
-  static constexpr std::uint64_t kIdMask = (std::uint64_t{1} << 55) - 1;
+  [[nodiscard]] std::uint64_t id() const noexcept {
+    return (std::uint64_t{id_high_} << 32) | id_low_;
+  }
+  /// Ids wrap around after 2^48 tasks (three days at a task per nanosecond).
+  static constexpr std::uint64_t kIdMask = (std::uint64_t{1} << 48) - 1;
 
   /// One step of the task (from the ready queue).
   void run();
@@ -89,59 +91,47 @@ class TaskState final : public FutureStateBase {
     return was;
   }
 
-  /// The root frame finished (from its final suspend point); `result` points at its value,
-  /// `error` (when not null) at the exception that escaped it.
-  void on_root_done(void* result, std::exception_ptr* error) noexcept;
-  /// The loop is closing with this task still pending: destroy its frames, no callbacks.
-  void abandon() noexcept;
+  /// The root frame `root` finished (from its final suspend point); `result` points at its
+  /// value, `error` (when not null) at the exception that escaped it.
+  void on_root_done(std::coroutine_handle<> root, void* result, std::exception_ptr* error) noexcept;
+  /// The loop is closing with this task still pending: destroy its frames (from `root`, its
+  /// root frame, which the loop's registry kept), no callbacks.
+  void abandon(std::coroutine_handle<> root) noexcept;
 
   [[nodiscard]] bool started() const noexcept { return started_; }
-  /// The root frame's promise (null once the frames are destroyed).
-  [[nodiscard]] PromiseBase* root_promise() const noexcept {
-    if (!root_) return nullptr;
-    return reinterpret_cast<PromiseBase*>(static_cast<char*>(root_.address()) +
-                                          promise_offset_ * alignof(PromiseBase));
-  }
   /// The innermost Coro frame (while this task's step runs, the one the step has reached).
   [[nodiscard]] PromiseBase* leaf() const noexcept {
     return tls_current_task == this ? tls_leaf : stored_leaf();
   }
   [[nodiscard]] WaitTarget* waiting_on() const noexcept { return waiting_on_; }
-  /// Where the loop's registry holds it (TaskRegistry::kNoSlot: not held).
-  std::uint32_t registry_slot = TaskRegistry::kNoSlot;
 
  private:
   [[noreturn]] void deliver_cancel();
+  /// Before the first step and once done, resume_ is the root frame (null once destroyed).
+  [[nodiscard]] bool holds_root() const noexcept { return !started_ || done(); }
   /// Where the task stopped: the frame it resumes at, almost always; else what Extras noted.
   [[nodiscard]] PromiseBase* stored_leaf() const noexcept {
-    if (!started_ || done()) return root_promise();
-    if (leaf_at_resume_) {
-      return reinterpret_cast<PromiseBase*>(static_cast<char*>(resume_.address()) +
-                                            kLeafOffset);
+    if (holds_root() || leaf_at_resume_) {
+      return resume_ ? PromiseBase::in_frame(resume_.address()) : nullptr;
     }
     return extras_ ? extras_->leaf : nullptr;
   }
   /// At the end of a step that left the task pending: notes its innermost frame.
   void note_leaf(PromiseBase* leaf) noexcept;
-  // Where a Coro frame's PromiseBase sits (GCC and Clang: after the resume and destroy
-  // pointers); note_leaf() checks it against the frame before relying on it.
-  static constexpr std::ptrdiff_t kLeafOffset = 2 * sizeof(void*);
 
-  // Every field counts: a TaskState is 80 bytes, the largest part of an idle task's memory
-  // (bench/RESULTS.md). The root promise is found from the frame's address (root_promise());
-  // the innermost frame is the one the task resumes at (stored_leaf()); the count of cancel
-  // requests lives in Extras (allocated by the first cancel()).
-  std::coroutine_handle<> root_;
+  // Every field counts: a TaskState is 64 bytes, the largest part of an idle task's memory
+  // (bench/RESULTS.md). resume_ is the frame the next step resumes, and also the root frame
+  // before the first step and once done; in between, the loop's registry keeps the root (it is
+  // needed only to destroy a pending task's frames). The innermost frame is the one the task
+  // resumes at (stored_leaf()). The step flags and the id's high bits share FutureStateBase's
+  // word; the count of cancel requests lives in Extras (allocated by the first cancel()).
   std::coroutine_handle<> resume_;
   WaitTarget* waiting_on_ = nullptr;
-  std::uint64_t id_ : 55;
-  std::uint64_t leaf_at_resume_ : 1 = false;  // the innermost frame is resume_'s
-  std::uint64_t must_cancel_ : 1 = false;
-  std::uint64_t started_ : 1 = false;
-  std::uint64_t scheduled_ : 1 = false;
-  std::uint64_t rethrow_ : 1 = false;  // a KeyboardInterrupt escaped the body: rethrow it
-  // Where the PromiseBase sits in the root frame, in units of its alignment (offset < 128).
-  std::uint64_t promise_offset_ : 4;
+  std::uint32_t id_low_;
+
+ public:
+  /// Where the loop's registry holds it (TaskRegistry::kNoSlot: not held).
+  std::uint32_t registry_slot = TaskRegistry::kNoSlot;
 };
 
 /// The running task, or RuntimeError naming `what` needed one.
