@@ -58,9 +58,29 @@ TEST(ChunkedFifo, WorksAgainAfterDrainingAcrossABoundaryOrClearing) {
   }
 }
 
+TEST(ChunkedFifo, GrowsItsRingOfChunksWhileTheFrontIsNotAtItsStart) {
+  // Fill 3 chunks, drain 2, then grow to 20 chunks: the ring of chunk pointers doubles while
+  // its first chunk sits in the middle, and the order survives.
+  Fifo q;
+  std::uint64_t next_in = 0;
+  std::uint64_t next_out = 0;
+  for (std::size_t i = 0; i < 3 * kPer; ++i) q.push_back(next_in++);
+  for (std::size_t i = 0; i < 2 * kPer; ++i) {
+    ASSERT_EQ(q.front(), next_out++);
+    q.pop_front();
+  }
+  for (std::size_t i = 0; i < 20 * kPer; ++i) q.push_back(next_in++);
+  EXPECT_EQ(q[q.size() - 1], next_in - 1);
+  while (!q.empty()) {
+    ASSERT_EQ(q.front(), next_out++);
+    q.pop_front();
+  }
+  EXPECT_EQ(next_out, next_in);
+}
+
 TEST(ChunkedFifo, AQueueThatKeepsMovingStaysCorrectOverManyChunks) {
-  // A queue of about one chunk that moves forward by 200 chunks (the table of chunks is
-  // compacted on the way): every value comes out once, in order.
+  // A queue of about one chunk that moves forward by 200 chunks (the ring of chunk pointers
+  // wraps around many times): every value comes out once, in order.
   Fifo q;
   std::uint64_t next_in = 0;
   std::uint64_t next_out = 0;

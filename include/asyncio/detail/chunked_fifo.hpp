@@ -5,16 +5,16 @@
 // at once: a chunk is allocated when the back reaches the end of the last one and given back
 // when the front leaves it. A queue that swells to 100,000 entries and drains again (100,000
 // tasks created at once, or waking at once) costs its entries' bytes, not twice that, and the
-// chunks it frees serve the next queue that grows. One emptied chunk is kept as a spare, so a
-// queue that stays small allocates nothing in steady state.
+// chunks it frees serve the next queue that grows. Up to 16 emptied chunks (64 KiB) are kept
+// as spares, so a queue that keeps within that allocates nothing in steady state.
 #pragma once
 
 #include <cassert>
 #include <cstddef>
+#include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 namespace asyncio::detail {
 
@@ -25,14 +25,17 @@ class ChunkedFifo {
  public:
   static constexpr std::size_t kChunkBytes = 4096;
   static constexpr std::size_t kPerChunk = kChunkBytes / sizeof(T);
+  static constexpr std::size_t kMaxSpares = 16;
   static_assert(kPerChunk >= 2);
 
   ChunkedFifo() = default;
   ChunkedFifo(const ChunkedFifo&) = delete;
   ChunkedFifo& operator=(const ChunkedFifo&) = delete;
   ~ChunkedFifo() {
-    for (std::size_t i = first_; i < chunks_.size(); ++i) free_chunk(chunks_[i]);
-    free_chunk(spare_);
+    for (std::size_t i = 0; i < nchunks_; ++i) free_chunk(chunk(i));
+    while (spares_ != nullptr) {
+      free_chunk(reinterpret_cast<T*>(std::exchange(spares_, spares_->next)));
+    }
   }
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -40,26 +43,26 @@ class ChunkedFifo {
 
   void push_back(const T& v) {
     const std::size_t k = head_ + size_;
-    if (first_ + k / kPerChunk == chunks_.size()) add_chunk();  // may renumber the table
-    chunks_[first_ + k / kPerChunk][k % kPerChunk] = v;
+    if (k / kPerChunk == nchunks_) add_chunk();
+    chunk(k / kPerChunk)[k % kPerChunk] = v;
     ++size_;
   }
   [[nodiscard]] T& front() noexcept {
     assert(size_ > 0);
-    return chunks_[first_][head_];
+    return chunk(0)[head_];
   }
   [[nodiscard]] const T& front() const noexcept {
     assert(size_ > 0);
-    return chunks_[first_][head_];
+    return chunk(0)[head_];
   }
   void pop_front() noexcept {
     assert(size_ > 0);
     --size_;
     if (++head_ == kPerChunk) {
       head_ = 0;
-      release_chunk(chunks_[first_]);
-      chunks_[first_++] = nullptr;
-      compact();
+      release_chunk(chunk(0));
+      first_ = (first_ + 1) & mask_;
+      --nchunks_;
     } else if (size_ == 0) {
       head_ = 0;  // empty: start over at the front of the chunk already held
     }
@@ -68,14 +71,11 @@ class ChunkedFifo {
   [[nodiscard]] T& operator[](std::size_t i) noexcept {
     assert(i < size_);
     const std::size_t k = head_ + i;
-    return chunks_[first_ + k / kPerChunk][k % kPerChunk];
+    return chunk(k / kPerChunk)[k % kPerChunk];
   }
   /// Forgets every entry; keeps one chunk for what comes next.
   void clear() noexcept {
-    while (chunks_.size() > first_ + 1) {
-      release_chunk(chunks_.back());
-      chunks_.pop_back();
-    }
+    while (nchunks_ > 1) release_chunk(chunk(--nchunks_));
     head_ = 0;
     size_ = 0;
   }
@@ -83,35 +83,51 @@ class ChunkedFifo {
  private:
   static T* new_chunk() { return static_cast<T*>(::operator new(kChunkBytes)); }
   static void free_chunk(T* c) noexcept { ::operator delete(c); }
+  /// The i-th chunk in use (0 holds the front).
+  [[nodiscard]] T* chunk(std::size_t i) const noexcept { return table_[(first_ + i) & mask_]; }
   void add_chunk() {
-    if (first_ > 0 && first_ == chunks_.size()) {  // every slot before is spent: reuse the table
-      chunks_.clear();
-      first_ = 0;
+    if (nchunks_ == capacity()) grow_table();  // may throw before anything changes
+    T* c = nullptr;
+    if (spares_ != nullptr) {
+      c = reinterpret_cast<T*>(std::exchange(spares_, spares_->next));
+      --spare_count_;
+    } else {
+      c = new_chunk();
     }
-    chunks_.reserve(chunks_.size() + 1);  // may throw before anything changes
-    T* c = spare_ != nullptr ? std::exchange(spare_, nullptr) : new_chunk();
-    chunks_.push_back(c);
+    table_[(first_ + nchunks_) & mask_] = c;
+    ++nchunks_;
+  }
+  [[nodiscard]] std::size_t capacity() const noexcept { return table_ ? mask_ + 1 : 0; }
+  /// The table of chunks is a ring too: it grows (doubling) only when more chunks are in use
+  /// at once than ever before.
+  void grow_table() {
+    const std::size_t cap = capacity() == 0 ? 8 : 2 * capacity();
+    auto bigger = std::make_unique<T*[]>(cap);
+    for (std::size_t i = 0; i < nchunks_; ++i) bigger[i] = chunk(i);
+    table_ = std::move(bigger);
+    mask_ = cap - 1;
+    first_ = 0;
   }
   void release_chunk(T* c) noexcept {
-    if (spare_ == nullptr) {
-      spare_ = c;
-    } else {
+    if (spare_count_ == kMaxSpares) {
       free_chunk(c);
+      return;
     }
-  }
-  /// Drops the table's spent prefix now and then (it is one pointer per chunk).
-  void compact() noexcept {
-    if (first_ >= 64 && first_ * 2 >= chunks_.size()) {
-      chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(first_));
-      first_ = 0;
-    }
+    spares_ = ::new (static_cast<void*>(c)) Spare{spares_};
+    ++spare_count_;
   }
 
-  std::vector<T*> chunks_;  // chunks_[first_] holds the front; earlier slots are spent
-  std::size_t first_ = 0;
-  std::size_t head_ = 0;  // the front's offset in chunks_[first_]
+  struct Spare {
+    Spare* next;
+  };
+  std::unique_ptr<T*[]> table_;  // a ring of chunk pointers; chunk(0) holds the front
+  std::size_t mask_ = 0;
+  std::size_t first_ = 0;    // where chunk(0) sits in table_
+  std::size_t nchunks_ = 0;  // chunks in use
+  std::size_t head_ = 0;     // the front's offset in chunk(0)
   std::size_t size_ = 0;
-  T* spare_ = nullptr;
+  Spare* spares_ = nullptr;  // emptied chunks kept for reuse, linked through their first bytes
+  std::size_t spare_count_ = 0;
 };
 
 }  // namespace asyncio::detail
