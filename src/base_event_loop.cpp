@@ -203,7 +203,9 @@ void EventLoop::run_ready_debug(detail::ReadyEntry e) {
 namespace detail {
 
 namespace {
-bool older(const TaskState* a, const TaskState* b) noexcept { return a->id() < b->id(); }
+bool older(const TaskState* a, const TaskState* b) noexcept {
+  return a->id() < b->id();
+}
 }  // namespace
 
 TaskState* TaskRegistry::task_of(void* root) noexcept {
@@ -245,8 +247,7 @@ std::vector<void*> TaskRegistry::take_all() noexcept {
   std::vector<void*> out = std::move(slots_);
   slots_.clear();
   std::erase_if(out, is_free);
-  std::sort(out.begin(), out.end(),
-            [](void* a, void* b) { return older(task_of(a), task_of(b)); });
+  std::sort(out.begin(), out.end(), [](void* a, void* b) { return older(task_of(a), task_of(b)); });
   for (void* root : out) task_of(root)->registry_slot = kNoSlot;
   free_ = kNoSlot;
   live_ = 0;

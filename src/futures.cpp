@@ -84,7 +84,9 @@ void FutureStateBase::check_settable() const {
   if (done()) throw InvalidStateError(std::string(status_name(status_)) + ": the future is done");
 }
 
-void FutureStateBase::finish(void* result) { complete(FutureStatus::finished, result, nullptr); }
+void FutureStateBase::finish(void* result) {
+  complete(FutureStatus::finished, result, nullptr);
+}
 
 void FutureStateBase::set_exception(std::exception_ptr e) {
   if (is_task_) throw RuntimeError("Task does not support set_exception operation");

@@ -202,8 +202,7 @@ void TaskState::abandon(std::coroutine_handle<> root) noexcept {
 }
 
 void TaskState::note_leaf(PromiseBase* leaf) noexcept {
-  leaf_at_resume_ =
-      leaf != nullptr && resume_ && leaf == PromiseBase::in_frame(resume_.address());
+  leaf_at_resume_ = leaf != nullptr && resume_ && leaf == PromiseBase::in_frame(resume_.address());
   if (leaf_at_resume_) return;
   // Rare: the task stopped in a frame of another kind (an async generator's, or a user's own
   // coroutine type), or its innermost Coro frame is not the one it resumes at.

@@ -22,7 +22,9 @@ struct Node final : TimerNode {
   int id;
 };
 
-void push(TimerHeap& heap, Node* n) { heap.push(n, n->when); }
+void push(TimerHeap& heap, Node* n) {
+  heap.push(n, n->when);
+}
 
 /// Pops everything, returning the ids in firing order.
 std::vector<int> drain(TimerHeap& heap) {

@@ -159,9 +159,7 @@ class ParkedWaiterOn : public Base {
 
   [[nodiscard]] State state() const noexcept { return state_; }
   /// The parked (or woken, or cancelled) task; null before the wait starts.
-  [[nodiscard]] TaskState* task() const noexcept {
-    return state_ == State::idle ? nullptr : task_;
-  }
+  [[nodiscard]] TaskState* task() const noexcept { return state_ == State::idle ? nullptr : task_; }
 
   /// From await_suspend: parks the running task on this waiter.
   void park_running(std::coroutine_handle<> h, const char* what) {

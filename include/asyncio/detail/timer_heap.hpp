@@ -184,7 +184,7 @@ class TimerHeap {
   }
 
   std::vector<Entry> heap_;
-  ChunkedFifo<RunEntry> run_;  // sorted by (when, seq); tombstones have no node
+  ChunkedFifo<RunEntry> run_;   // sorted by (when, seq); tombstones have no node
   std::uint32_t run_base_ = 0;  // absolute position of run_[0], modulo 2^30
   std::size_t run_live_ = 0;    // live (non-tombstone) entries in the run
   double run_back_when_ = 0;    // the deadline of the run's last entry (even a tombstone)
