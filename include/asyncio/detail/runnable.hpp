@@ -66,7 +66,8 @@ class TimerNode : public WaitTarget {
 
  protected:
   TimerNode() = default;
-  /// A copy is not in the heap.
+  /// A copy is not in the heap. (g++'s -Wextra wants the base named in a copy constructor.)
+  // NOLINTNEXTLINE(readability-redundant-member-init)
   TimerNode(const TimerNode& /*other*/) noexcept : WaitTarget() {}
   ~TimerNode() = default;
 };
