@@ -190,14 +190,12 @@ void TaskState::abandon(std::coroutine_handle<> root) noexcept {
   leaf_at_resume_ = false;
   if (extras_) extras_->leaf = nullptr;
   root.destroy();  // runs the destructors of every frame in the chain
-  {
-    while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
-    waiters_.~SlimList();
-    status_ = FutureStatus::cancelled;
-    try {
-      set_cancel_message("event loop closed");
-    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: no message
-    }
+  while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
+  waiters_.~SlimList();
+  status_ = FutureStatus::cancelled;
+  try {
+    set_cancel_message("event loop closed");
+  } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: no message
   }
 }
 
