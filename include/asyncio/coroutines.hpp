@@ -210,7 +210,7 @@ struct PromiseBase : PoolAllocated {
   [[nodiscard]] PromiseBase* parent() const noexcept {
     if ((link_ & kHasParent) == 0) return nullptr;
     // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
-    return reinterpret_cast<PromiseBase*>((link_ & ~kTagMask) + kOffsetInFrame);
+    return in_frame(reinterpret_cast<void*>(link_ & ~kTagMask));
   }
   /// This frame is the root of task `t` (set before the frame first runs).
   void set_task(TaskState* t) noexcept { link_ = reinterpret_cast<std::uintptr_t>(t) | kTask; }
@@ -244,9 +244,7 @@ struct PromiseBase : PoolAllocated {
         return transfer_to(std::coroutine_handle<>::from_address(
             reinterpret_cast<void*>(link & ~kTagMask)));  // NOLINT(performance-no-int-to-ptr)
       }
-      // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
-      task_root_done(reinterpret_cast<TaskState*>(link & ~kTagMask), h, h.promise().result_ptr(),
-                     h.promise().error_ptr());
+      task_root_done(p.task(), h, h.promise().result_ptr(), h.promise().error_ptr());
       return std::noop_coroutine();
     }
     void await_resume() noexcept {}

@@ -2,7 +2,6 @@
 // Composition (gather, wait_for, wait, shield, as_completed) lives in asyncio/composition.hpp.
 #pragma once
 
-#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <concepts>
@@ -120,9 +119,8 @@ class SleepTimer : public ParkedWaiterOn<TimerNode> {
  public:
   explicit SleepTimer(double delay) noexcept { set_argument(delay); }
   /// Movable until awaited (so sleep(1) can be passed to gather()).
-  SleepTimer(SleepTimer&& other) noexcept : SleepTimer(other.argument()) {
-    assert(other.state() == State::idle && "moving a sleep() that is waiting");
-  }
+  /// (argument() asserts that `other` is not waiting yet.)
+  SleepTimer(SleepTimer&& other) noexcept : SleepTimer(other.argument()) {}
   SleepTimer(const SleepTimer&) = delete;
   SleepTimer& operator=(const SleepTimer&) = delete;
 

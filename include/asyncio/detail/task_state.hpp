@@ -210,7 +210,7 @@ class ParkedWaiterOn : public Base {
     argument_ = a;
   }
   [[nodiscard]] double argument() const noexcept {
-    assert(state_ == State::idle);
+    assert(state_ == State::idle && "the awaiter's argument is gone once its wait starts");
     return argument_;
   }
 
