@@ -91,13 +91,22 @@ class DoneCallback final : public Waiter, public Runnable, public PoolAllocated 
 
 /// The awaiter of a Future/Task: parks the task on the future, wakes when it completes.
 /// Cancelling the task cancels the future (Python's Task.__step _fut_waiter.cancel()).
+/// While the task waits, the awaiter holds a reference to the future's state (Python's
+/// Task._fut_waiter), so the handle it was given may be dropped meanwhile (an entry erased
+/// from a table of pending requests, a Task member reassigned): taken in await_suspend, a
+/// counter increment, never an allocation.
 template <class T, bool Move>
 class FutureAwaiter final : public Waiter {
  public:
   explicit FutureAwaiter(FutureStateBase* st) noexcept : st_(st) {}
   FutureAwaiter(const FutureAwaiter&) = delete;
   FutureAwaiter& operator=(const FutureAwaiter&) = delete;
-  ~FutureAwaiter() { st_->remove_waiter(this); }
+  ~FutureAwaiter() {
+    if (task_ != nullptr) {  // suspended: the reference taken there
+      st_->remove_waiter(this);
+      st_->release();
+    }
+  }
 
   [[nodiscard]] bool await_ready() const noexcept { return st_->done(); }
   void await_suspend(std::coroutine_handle<> h) {
@@ -109,6 +118,7 @@ class FutureAwaiter final : public Waiter {
       throw RuntimeError("Task cannot await on itself");
     }
     task_ = &task;
+    st_->add_ref();
     st_->add_waiter(this);
     task.park(h, st_);
   }

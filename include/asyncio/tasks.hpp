@@ -179,15 +179,22 @@ inline double checked_delay(double seconds) {
 }
 
 /// Waits for a future/task to be done without looking at its result (composition helpers).
+/// Holds a reference to the state while suspended, as FutureAwaiter does.
 class WaitDone final : public Waiter {
  public:
   explicit WaitDone(FutureStateBase* st) noexcept : st_(st) {}
   WaitDone(const WaitDone&) = delete;
   WaitDone& operator=(const WaitDone&) = delete;
-  ~WaitDone() { st_->remove_waiter(this); }
+  ~WaitDone() {
+    if (task_ != nullptr) {
+      st_->remove_waiter(this);
+      st_->release();
+    }
+  }
   [[nodiscard]] bool await_ready() const noexcept { return st_->done(); }
   void await_suspend(std::coroutine_handle<> h) {
     task_ = &running_task("await a future");
+    st_->add_ref();
     st_->add_waiter(this);
     task_->park(h, st_);
   }
