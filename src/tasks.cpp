@@ -183,13 +183,52 @@ void TaskState::on_root_done(std::coroutine_handle<> root, void* result,
   loop_->unregister_task(this);
 }
 
+namespace {
+
+/// The frame whose PromiseBase is `p`.
+std::coroutine_handle<> frame_of(PromiseBase* p) noexcept {
+  return std::coroutine_handle<>::from_address(reinterpret_cast<char*>(p) -
+                                               PromiseBase::kOffsetInFrame);
+}
+
+/// Destroys a pending task's chain of frames from `leaf` out to `root`, one frame at a time, so
+/// that a chain of any depth is destroyed without recursion: destroying `root` alone would
+/// have each frame's `co_await coro` awaiter destroy the frame it awaits, one native stack
+/// frame per level (10,000 levels overflowed under ASan). Innermost first is also the order
+/// the recursion had (the awaiter is the last object a frame constructed, so it dies first).
+/// Only a chain of Coro frames, each owned by the `co_await coro` awaiter of the next, linked
+/// by parent() from `leaf` to `root`, is taken apart this way; anything else (an async
+/// generator's frame in the chain, no leaf known) is destroyed from `root` as before. Returns false when it destroyed nothing.
+bool destroy_chain_iteratively(PromiseBase* leaf, std::coroutine_handle<> root) noexcept {
+  if (leaf == nullptr) return false;
+  PromiseBase* top = leaf;
+  while (PromiseBase* up = top->parent()) {
+    if (!top->owned_by_awaiter()) return false;  // an async generator's frame
+    top = up;
+  }
+  if (frame_of(top).address() != root.address()) return false;
+  for (PromiseBase* p = leaf; p != nullptr;) {
+    PromiseBase* const next = p->parent();  // read before the frame goes
+    const std::coroutine_handle<> frame = frame_of(p);
+    frame.destroy();  // its awaiter skips the child destroyed just before
+    tls_destroyed_child = frame.address();
+    p = next;
+  }
+  tls_destroyed_child = nullptr;
+  return true;
+}
+
+}  // namespace
+
 void TaskState::abandon(std::coroutine_handle<> root) noexcept {
   assert(!done());
+  PromiseBase* const leaf = stored_leaf();
   resume_ = {};
   waiting_on_ = nullptr;
   leaf_at_resume_ = false;
   if (extras_) extras_->leaf = nullptr;
-  root.destroy();  // runs the destructors of every frame in the chain
+  // Runs the destructors of every frame in the chain.
+  if (!destroy_chain_iteratively(leaf, root)) root.destroy();
   while (ListHook* h = waiters_.pop_front()) static_cast<Waiter*>(h)->on_abandon();
   waiters_.~SlimList();
   status_ = FutureStatus::cancelled;

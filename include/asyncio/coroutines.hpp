@@ -178,6 +178,11 @@ struct SyncRun {
 };
 inline thread_local SyncRun tls_sync_run{};
 
+/// While a pending task's frames are destroyed innermost first (TaskState::abandon): the frame
+/// just destroyed, which the awaiter in the next frame out still names and must not destroy
+/// again. Null otherwise.
+inline thread_local void* tls_destroyed_child = nullptr;
+
 /// The part of every Coro promise that the runtime reads without knowing T. (What escaped the
 /// body is kept by the derived promise, CoroPromise<T>, in one word with the value.)
 struct PromiseBase : PoolAllocated {
@@ -212,6 +217,10 @@ struct PromiseBase : PoolAllocated {
     // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, stored as an integer
     return in_frame(reinterpret_cast<void*>(link_ & ~kTagMask));
   }
+  /// Whether the frame awaiting this one owns it through its `co_await coro` awaiter (a
+  /// Coro's frame), rather than it being owned elsewhere (an async generator's frame belongs to
+  /// its AsyncGenerator). TaskState::abandon() relies on it to take a chain apart.
+  [[nodiscard]] bool owned_by_awaiter() const noexcept { return (link_ & kOwnedElsewhere) == 0; }
   /// This frame is the root of task `t` (set before the frame first runs).
   void set_task(TaskState* t) noexcept { link_ = reinterpret_cast<std::uintptr_t>(t) | kTask; }
   /// The task whose root this frame is (null for an awaited frame).
@@ -256,6 +265,8 @@ struct PromiseBase : PoolAllocated {
   void clear_value() noexcept { link_ &= ~kHasValue; }
   [[nodiscard]] bool has_error() const noexcept { return (link_ & kHasError) != 0; }
   void mark_error() noexcept { link_ |= kHasError; }
+  /// After set_continuation(): the awaiting frame does not own this one (async generators).
+  void mark_owned_elsewhere() noexcept { link_ |= kOwnedElsewhere; }
 
  private:
   // One word says who takes over when the frame finishes, and two facts about this frame:
@@ -265,12 +276,15 @@ struct PromiseBase : PoolAllocated {
   //               kOffsetInFrame in it (the parent in the task tree);
   //   bit 2       set: the body returned a value that has a destructor to run;
   //   bit 3       set: an exception escaped the body (the outcome word holds it).
+  //   bit 2 also says, in the frame of an async generator (which keeps no value in its
+  //   promise), that the awaiting frame does not own this one (owned_by_awaiter()).
   // Frames and task states are 16-aligned, so the low four bits are free. This word
   // replaces four (continuation, task, parent, and which of value and exception is live).
   static constexpr std::uintptr_t kTask = 1;
   static constexpr std::uintptr_t kHasParent = 2;
   static constexpr std::uintptr_t kHasValue = 4;
   static constexpr std::uintptr_t kHasError = 8;
+  static constexpr std::uintptr_t kOwnedElsewhere = kHasValue;
   static constexpr std::uintptr_t kTagMask = 15;
   std::uintptr_t link_ = 0;
 };
@@ -425,7 +439,7 @@ class [[nodiscard]] Coro {
     Awaiter& operator=(const Awaiter&) = delete;
     Awaiter& operator=(Awaiter&&) = delete;
     ~Awaiter() {
-      if (h_) h_.destroy();
+      if (h_ && h_.address() != detail::tls_destroyed_child) h_.destroy();
     }
 
     bool await_ready() const {

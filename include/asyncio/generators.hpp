@@ -271,6 +271,9 @@ namespace asyncio {
 ///
 /// Move-only. Destroying one that has not finished destroys its frame: the destructors of
 /// everything alive at its `co_yield` run, but catch blocks do not and nothing can be awaited.
+/// Destroying one while a task is inside its body (another task's next() or aclose() parked at
+/// an await there) waits for that step: the step ends as it would have (next() returns its
+/// value), then the frame is destroyed.
 /// For a clean-up that catches or awaits, `co_await gen.aclose()` first; one left unfinished
 /// when the loop shuts down (asyncio::run, Runner::close, loop.shutdown_asyncgens()) is
 /// aclose()d there. Nothing runs before the first next().
@@ -324,7 +327,7 @@ class [[nodiscard]] AsyncGenerator {
   friend promise_type;
   explicit AsyncGenerator(Handle h) noexcept : h_(h) {}
   void destroy() noexcept {
-    if (h_) detail::agen::destroy(std::exchange(h_, nullptr));
+    if (h_) detail::agen::release(std::exchange(h_, nullptr));
   }
 
   Handle h_;

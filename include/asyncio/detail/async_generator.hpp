@@ -138,6 +138,7 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
   template <class P>
   std::coroutine_handle<> resume_from(std::coroutine_handle<P> caller) noexcept {
     set_continuation(caller);
+    mark_owned_elsewhere();  // the AsyncGenerator owns this frame, not the caller's awaiter
     state = State::running;
     tls_leaf = this;
     return transfer_to(Handle<Y>::from_promise(*this));
@@ -147,12 +148,78 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
   Y* value = nullptr;  ///< the object of the last co_yield (valid while suspended there)
   State state = State::created;
   bool closing = false;  ///< aclose() in progress: the co_yield throws GeneratorExit
+  /// The AsyncGenerator was destroyed while a task was inside the body (next() or aclose() in
+  /// flight): the frame lives on until that step ends, and the awaiter of that step destroys
+  /// it (see release()).
+  bool orphaned = false;
+};
+
+/// Destroys a generator's frame (destructors of everything alive in it run; nothing awaits).
+template <class Y>
+void destroy(Handle<Y> h) noexcept {
+  EventLoop::unregister_asyncgen(&h.promise());
+  h.destroy();
+}
+
+/// The AsyncGenerator lets go of its frame. One that a task is running (parked at an await
+/// inside the body, on behalf of next() or aclose()) cannot be destroyed under that task: it is
+/// marked orphaned, and the awaiter of the step in flight destroys it when the step ends (or
+/// when the awaiting frame is itself destroyed), as Python's anext() awaitable keeps its
+/// generator alive. Otherwise the frame is destroyed now.
+template <class Y>
+void release(Handle<Y> h) noexcept {
+  Promise<Y>& p = h.promise();
+  if (p.state == State::running) {
+    p.orphaned = true;
+    EventLoop::unregister_asyncgen(&p);  // no finalisation: it is destroyed, as promised
+    return;
+  }
+  destroy(h);
+}
+
+/// What NextAwaiter and ACloseAwaiter share: the step they start runs the body inside the
+/// awaiting task, and whoever ends that step destroys an orphaned frame.
+template <class Y>
+struct StepAwaiter {
+  Handle<Y> h;
+  bool in_flight = false;  ///< between await_suspend and await_resume
+
+  StepAwaiter(Handle<Y> handle) noexcept : h(handle) {}  // NOLINT(google-explicit-constructor)
+  StepAwaiter(const StepAwaiter& o) noexcept : h(o.h) {}  // (before the await: never in flight)
+  StepAwaiter& operator=(const StepAwaiter&) = delete;
+  /// The awaiting frame is destroyed in the middle of the step (its task was abandoned by a
+  /// closing loop): an orphaned generator has nobody else to destroy it; one still owned can
+  /// only be destroyed from now on (its body stopped at an await of a task that is gone), so
+  /// it counts as finished and its owner destroys it.
+  ~StepAwaiter() {
+    if (!in_flight) return;
+    Promise<Y>& p = h.promise();
+    if (p.orphaned) {
+      destroy(h);
+    } else {
+      p.state = State::finished;
+      EventLoop::unregister_asyncgen(&p);
+    }
+  }
+
+  template <class P>
+  std::coroutine_handle<> start(std::coroutine_handle<P> caller) noexcept {
+    in_flight = true;
+    return h.promise().resume_from(caller);
+  }
+  /// From await_resume: the step is over. True when the frame is orphaned: the caller takes
+  /// what it needs from the promise and then calls destroy(h).
+  bool step_over() noexcept {
+    in_flight = false;
+    return h.promise().orphaned;
+  }
 };
 
 /// `co_await gen.next()`.
 template <class Y>
-struct NextAwaiter {
-  Handle<Y> h;
+struct NextAwaiter : StepAwaiter<Y> {
+  using StepAwaiter<Y>::StepAwaiter;
+  using StepAwaiter<Y>::h;
 
   bool await_ready() const {
     if (h && h.promise().state == State::suspended) [[likely]]
@@ -172,14 +239,16 @@ struct NextAwaiter {
     }
   }
   template <class P>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) const noexcept {
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
     Promise<Y>& p = h.promise();
     if (p.state == State::created) [[unlikely]] {
       if (EventLoop* loop = tls_running_loop) loop->register_asyncgen(&p);
     }
-    return p.resume_from(caller);
+    return this->start(caller);
   }
-  std::optional<Y> await_resume() const {
+  std::optional<Y> await_resume() {
+    if (this->in_flight && this->step_over()) [[unlikely]]
+      return orphan_result();
     Promise<Y>& p = h.promise();
     if (p.state == State::finished) [[unlikely]] {
       // What escaped the body is raised once; afterwards the generator is just exhausted.
@@ -188,12 +257,33 @@ struct NextAwaiter {
     }
     return std::optional<Y>(std::in_place, std::move(*p.value));
   }
+
+ private:
+  /// The step's outcome, taken out of an orphaned frame before it is destroyed.
+  [[gnu::noinline]] std::optional<Y> orphan_result() {
+    Promise<Y>& p = h.promise();
+    std::optional<Y> out;
+    std::exception_ptr error;
+    if (p.state == State::finished) {
+      error = std::exchange(p.exception, nullptr);
+    } else {
+      try {
+        out.emplace(std::move(*p.value));
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    destroy(h);
+    if (error) std::rethrow_exception(error);
+    return out;
+  }
 };
 
 /// `co_await gen.aclose()` (and finalize()).
 template <class Y>
-struct ACloseAwaiter {
-  Handle<Y> h;
+struct ACloseAwaiter : StepAwaiter<Y> {
+  using StepAwaiter<Y>::StepAwaiter;
+  using StepAwaiter<Y>::h;
 
   bool await_ready() const {
     if (!h) return true;
@@ -213,20 +303,24 @@ struct ACloseAwaiter {
     return true;
   }
   template <class P>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) const noexcept {
-    Promise<Y>& p = h.promise();
-    p.closing = true;
-    return p.resume_from(caller);
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
+    h.promise().closing = true;
+    return this->start(caller);
   }
-  void await_resume() const {
+  void await_resume() {
     if (!h) return;
+    const bool orphaned = this->in_flight && this->step_over();
     Promise<Y>& p = h.promise();
-    if (p.state == State::suspended) {  // it yielded again: leave it suspended for good
+    std::exception_ptr e = std::exchange(p.exception, nullptr);
+    const bool ignored = p.state == State::suspended;  // it yielded again
+    if (orphaned) {
+      destroy(h);
+    } else if (ignored) {  // leave it suspended for good
       p.state = State::finished;
       EventLoop::unregister_asyncgen(&p);
-      throw RuntimeError("async generator ignored GeneratorExit");
     }
-    if (std::exception_ptr e = std::exchange(p.exception, nullptr)) {
+    if (ignored) throw RuntimeError("async generator ignored GeneratorExit");
+    if (e) {
       try {
         std::rethrow_exception(e);
       } catch (const GeneratorExit&) {  // NOLINT(bugprone-empty-catch): the expected way out
@@ -238,19 +332,12 @@ struct ACloseAwaiter {
 // A free function, so the coroutine holds the handle by value, not `this` by reference.
 template <class Y>
 Coro<void> finalize_frame(Handle<Y> h) {
-  co_await ACloseAwaiter<Y>{h};
+  co_await ACloseAwaiter<Y>(h);
 }
 
 template <class Y>
 Coro<void> Promise<Y>::finalize() {
   return finalize_frame<Y>(Handle<Y>::from_promise(*this));
-}
-
-/// Destroys a generator's frame (destructors of everything alive in it run; nothing awaits).
-template <class Y>
-void destroy(Handle<Y> h) noexcept {
-  EventLoop::unregister_asyncgen(&h.promise());
-  h.destroy();
 }
 
 /// async_for()'s `fn`: called with the value (an rvalue), returns void, bool, Coro<void> or
