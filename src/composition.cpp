@@ -111,10 +111,11 @@ void GatherState::Slot::on_future_done(FutureStateBase& /*f*/) noexcept {
 void GatherState::on_child_done(Slot& s) noexcept {
   ++finished_;
   FutureStateBase& child = *s.child;
-  if (done_) {
-    if (!child.cancelled()) (void)child.exception();  // mark retrieved
-    return;
-  }
+  // The gather takes the child's outcome over: with return_exceptions, Python's _done_callback
+  // reads every child's exception once all are done; here it is marked now, so that a gather
+  // whose awaiter is cancelled before it reads the outcomes reports nothing.
+  child.mark_retrieved();
+  if (done_) return;
   if (!return_exceptions_) {
     if (child.cancelled()) {
       // A child cancelled on its own: the gather fails with CancelledError but is not itself
@@ -201,7 +202,8 @@ void WaitForCore::suspend(std::coroutine_handle<> h) {
   }
 }
 
-void WaitForCore::on_future_done(FutureStateBase& /*f*/) noexcept {
+void WaitForCore::on_future_done(FutureStateBase& f) noexcept {
+  f.mark_retrieved();  // handed to the awaiter (Python 3.12 awaits it: Task.__wakeup)
   resolved_ = true;
   if (in_heap()) inner_->loop().remove_timer(this);
   if (!queued_) parent_->wake();  // else run() wakes it: the queued entry must run first

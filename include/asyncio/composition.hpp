@@ -434,7 +434,10 @@ class ShieldCore final : public ParkedWaiter, public Waiter, public AwaitsFuture
     resume_check();
     inner_->throw_if_not_result();
   }
-  void on_future_done(FutureStateBase& /*f*/) noexcept override { wake_up(); }
+  void on_future_done(FutureStateBase& f) noexcept override {
+    f.mark_retrieved();  // Python's _inner_done_callback reads inner.exception()
+    wake_up();
+  }
   void awaited_futures(std::vector<FutureStateBase*>& out) const override { out.push_back(inner_); }
 
  private:

@@ -86,6 +86,11 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   }
   /// Python Future.exception(): null on success; throws CancelledError or InvalidStateError.
   std::exception_ptr exception();
+  /// An awaiter took the outcome over when the future completed (Python's Task.__wakeup and
+  /// the combinators' done callbacks call result() or exception() then): debug mode will not
+  /// report its exception as never retrieved, even if the awaiter is cancelled before it
+  /// looks at it.
+  void mark_retrieved() noexcept { retrieved_ = true; }
   [[nodiscard]] void* result_ptr() const noexcept {
     return status_ != FutureStatus::finished || has_exception_ ? nullptr : result_;
   }

@@ -1,0 +1,111 @@
+// Debug mode's "exception was never retrieved" must not fire for an exception that was handed
+// to an awaiter (issue 11, bug 6). When a task awaits a failed child, through a plain await,
+// gather(return_exceptions), wait_for or shield, and is cancelled after the child finished but
+// before it resumed, the awaiter took the exception over: Python's Task.__wakeup (and the
+// combinators' done callbacks) call fut.result() / fut.exception() when the child completes,
+// which marks it retrieved, so CPython reports nothing. Neither do we.
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "asyncio_test.hpp"
+
+namespace {
+
+using asyncio::Coro;
+using asyncio::Task;
+using asyncio_test::RecordingHandler;
+
+Coro<int> fail_after(double delay) {
+  co_await asyncio::sleep(delay);
+  throw asyncio::ValueError("child failed");
+}
+
+/// Runs `outer_body(child)` as a task, lets `child` fail at t=1 and, in that same iteration
+/// (after the child's step, before the outer task resumes), cancels the outer task. Returns
+/// whether the outer task ended cancelled; fails the test if debug mode reported anything.
+template <class Body>
+bool cancel_after_child_failed(Body outer_body) {
+  return asyncio::run(
+      [](Body body) -> Coro<bool> {
+        RecordingHandler handler;
+        bool cancelled = false;
+        {
+          Task<int> child = asyncio::create_task(fail_after(1));
+          Task<void> outer = asyncio::create_task(body(child));
+          co_await asyncio::sleep(0);  // child and outer start first: their timer is earlier
+          co_await asyncio::sleep(1);  // wakes right after the child's step at t=1
+          EXPECT_TRUE(child.done());
+          EXPECT_FALSE(outer.done());  // woken, not yet resumed
+          outer.cancel();
+          cancelled = co_await asyncio_test::ends_cancelled(outer);
+        }  // the last handles to the child go here, while the loop runs
+        co_await asyncio::sleep(0);
+        EXPECT_FALSE(handler.has_message("never retrieved"))
+            << (handler.empty() ? std::string() : handler.at(0).message);
+        co_return cancelled;
+      }(std::move(outer_body)),
+      asyncio_test::virtual_options(/*debug=*/true));
+}
+
+TEST(NeverRetrieved, PlainAwaitCancelledAfterChildFailed) {
+  EXPECT_TRUE(cancel_after_child_failed(
+      [](Task<int> child) -> Coro<void> { (void)co_await child; }));
+}
+
+TEST(NeverRetrieved, GatherReturnExceptionsCancelledAfterChildrenFinished) {
+  EXPECT_TRUE(cancel_after_child_failed(
+      [](Task<int> child) -> Coro<void> {
+        (void)co_await asyncio::gather(asyncio::return_exceptions, child);
+      }));
+}
+
+TEST(NeverRetrieved, GatherCancelledAfterChildFailed) {
+  EXPECT_TRUE(cancel_after_child_failed(
+      [](Task<int> child) -> Coro<void> { (void)co_await asyncio::gather(child); }));
+}
+
+TEST(NeverRetrieved, WaitForCancelledAfterInnerFailed) {
+  EXPECT_TRUE(cancel_after_child_failed(
+      [](Task<int> child) -> Coro<void> { (void)co_await asyncio::wait_for(child, 10); }));
+}
+
+TEST(NeverRetrieved, ShieldCancelledAfterInnerFailed) {
+  EXPECT_TRUE(cancel_after_child_failed(
+      [](Task<int> child) -> Coro<void> { (void)co_await asyncio::shield(child); }));
+}
+
+// The report itself still works: a failed task nobody awaited is reported when dropped.
+TEST(NeverRetrieved, UnawaitedFailureIsStillReported) {
+  const bool reported = asyncio::run(
+      []() -> Coro<bool> {
+        RecordingHandler handler;
+        {
+          Task<int> child = asyncio::create_task(fail_after(1));
+          co_await asyncio::sleep(2);
+          EXPECT_TRUE(child.done());
+        }
+        co_return handler.has_message("Task exception was never retrieved");
+      }(),
+      asyncio_test::virtual_options(/*debug=*/true));
+  EXPECT_TRUE(reported);
+}
+
+// A failed child of gather(return_exceptions) whose outcome the awaiter read is not reported.
+TEST(NeverRetrieved, GatherReturnExceptionsNormalPathNotReported) {
+  const bool clean = asyncio::run(
+      []() -> Coro<bool> {
+        RecordingHandler handler;
+        {
+          Task<int> child = asyncio::create_task(fail_after(1));
+          auto [outcome] = co_await asyncio::gather(asyncio::return_exceptions, child);
+          EXPECT_FALSE(outcome.has_value());
+        }
+        co_await asyncio::sleep(0);
+        co_return handler.empty();
+      }(),
+      asyncio_test::virtual_options(/*debug=*/true));
+  EXPECT_TRUE(clean);
+}
+
+}  // namespace
