@@ -326,6 +326,7 @@ void EventLoop::close() {
   // destroyed later does not touch it.
   while (asyncgens_.pop_front() != nullptr) {
   }
+  drop_executor_futures();
   io_->close();
   if (default_executor_) default_executor_->shutdown(false);
 }
@@ -380,6 +381,46 @@ bool EventLoop::remove_signal_handler(int sig) {
 
 void EventLoop::post_threadsafe(detail::HandleState* st) {
   io_->post(st);
+}
+
+bool detail::post_threadsafe(PostQueue& q, HandleState* st) {
+  return q.post(st);
+}
+
+std::shared_ptr<detail::PostQueue> EventLoop::threadsafe_queue() const {
+  return io_->posts;
+}
+
+std::uint32_t EventLoop::hold_executor_future(detail::FutureStateBase* f) {
+  std::uint32_t slot = 0;
+  if (!free_executor_slots_.empty()) {
+    slot = free_executor_slots_.back();
+    free_executor_slots_.pop_back();
+  } else {
+    free_executor_slots_.reserve(executor_futures_.size() + 1);  // so giving it back can't throw
+    slot = static_cast<std::uint32_t>(executor_futures_.size());
+    executor_futures_.push_back(nullptr);
+  }
+  f->add_ref();
+  executor_futures_[slot] = f;
+  return slot;
+}
+
+detail::Ref<detail::FutureStateBase> EventLoop::take_executor_future(std::uint32_t slot) noexcept {
+  if (slot >= executor_futures_.size() || executor_futures_[slot] == nullptr) return {};
+  free_executor_slots_.push_back(slot);  // capacity was reserved
+  return detail::Ref<detail::FutureStateBase>::adopt(std::exchange(executor_futures_[slot], nullptr));
+}
+
+void EventLoop::drop_executor_futures() noexcept {
+  // Released here, on the loop's thread; jobs still running find the queue closed and drop
+  // their results (Python drops a result that comes back to a closed loop).
+  std::vector<detail::FutureStateBase*> held = std::move(executor_futures_);
+  executor_futures_.clear();
+  free_executor_slots_.clear();
+  for (detail::FutureStateBase* f : held) {
+    if (f != nullptr) f->release();
+  }
 }
 
 void EventLoop::set_default_executor(std::shared_ptr<Executor> executor) {

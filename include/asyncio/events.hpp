@@ -170,7 +170,12 @@ class AsyncGenFinalizer : public ListHook {
   ~AsyncGenFinalizer() = default;
 };
 
-struct LoopIo;  // the platform part of the loop (src/unix)
+struct LoopIo;     // the platform part of the loop (src/unix)
+class PostQueue;  // the loop's thread-safe queue, shared with other threads (src/unix)
+
+/// From any thread: queues `st` on `q` (taking the ready queue's reference) and wakes its loop.
+/// False, with `st` untouched, when that loop has closed (or is gone).
+bool post_threadsafe(PostQueue& q, HandleState* st);
 
 inline double to_seconds(double s) noexcept {
   return s;
@@ -378,6 +383,15 @@ class EventLoop {
   Executor& default_executor();
   /// Runs one iteration (tests drive loops step by step with it).
   void run_once();
+  /// The thread-safe queue, for work on other threads that posts back later: it outlives the
+  /// loop, and refuses posts once the loop has closed.
+  [[nodiscard]] std::shared_ptr<detail::PostQueue> threadsafe_queue() const;
+  /// run_in_executor's futures: the loop holds each (a reference, released on its own thread)
+  /// until the job's result comes back, or until close(), so a job that finishes after the
+  /// loop closed never touches loop state. Returns the slot the job names.
+  std::uint32_t hold_executor_future(detail::FutureStateBase* f);
+  /// Gives the future held in `slot` back (null after close()).
+  detail::Ref<detail::FutureStateBase> take_executor_future(std::uint32_t slot) noexcept;
 
  private:
   template <class T>
@@ -396,6 +410,7 @@ class EventLoop {
   void poll_io();
   std::vector<detail::TaskState*> abandon_tasks() noexcept;
   void drop_pending() noexcept;
+  void drop_executor_futures() noexcept;
   [[nodiscard]] double real_time() const noexcept;
 
   RunOptions options_;
@@ -413,6 +428,8 @@ class EventLoop {
   ExceptionHandler handler_;
   std::shared_ptr<Executor> default_executor_;
   bool executor_shutdown_called_ = false;
+  std::vector<detail::FutureStateBase*> executor_futures_;  // each holds a reference; null: free
+  std::vector<std::uint32_t> free_executor_slots_;
   std::unique_ptr<detail::LoopIo> io_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -55,23 +56,41 @@ class ThreadPoolExecutor final : public Executor {
   bool shutdown_ = false;
 };
 
+namespace detail {
+
+/// From any thread: runs `f()` on the loop that owns `q`, unless that loop has closed (then `f`
+/// is destroyed here and false is returned).
+template <class F>
+bool post_callback(PostQueue& q, F&& f) {
+  auto* st = new CallbackHandle<std::decay_t<F>>(std::forward<F>(f));
+  const Handle h(st);  // released on return: the queue keeps its own reference
+  return post_threadsafe(q, st);
+}
+
+}  // namespace detail
+
+// The job on the executor's thread never touches loop state: the loop holds the future (it is
+// released on the loop's thread, by the completion or by close()), and the job reaches the
+// loop only through its shared thread-safe queue. A job that finishes after the loop closed, or
+// after it was destroyed, has its result dropped, as Python drops a result that comes back to a
+// closed loop; its function and result are destroyed on the executor's thread.
 template <class F>
 auto EventLoop::run_in_executor(Executor* executor, F f) -> Future<std::invoke_result_t<F&>> {
   using R = std::invoke_result_t<F&>;
   check_open();
   struct Job {
-    Future<R> fut;  // touched on the loop's thread only (moved out there)
     F f;
     std::optional<detail::value_or_unit_t<R>> value;
     std::exception_ptr error;
-    EventLoop* loop;
   };
-  auto job = std::make_shared<Job>(Job{create_future<R>(), std::move(f), {}, {}, this});
-  Future<R> result = job->fut;
+  Future<R> result = create_future<R>();
   Executor& ex = executor != nullptr ? *executor : default_executor();
+  auto job = std::make_shared<Job>(Job{std::move(f), {}, {}});
+  std::shared_ptr<detail::PostQueue> queue = threadsafe_queue();
+  const std::uint32_t slot = hold_executor_future(result.state());
   hold_external();
   try {
-    ex.submit([job] {
+    ex.submit([job, queue, slot, loop = this] {
       try {
         if constexpr (std::is_void_v<R>) {
           job->f();
@@ -82,21 +101,26 @@ auto EventLoop::run_in_executor(Executor* executor, F f) -> Future<std::invoke_r
       } catch (...) {
         job->error = std::current_exception();
       }
-      (void)job->loop->call_soon_threadsafe([job] {
-        Future<R> fut = std::move(job->fut);
-        job->loop->release_external();
-        if (fut.done()) return;  // cancelled meanwhile: the result is dropped
-        if (job->error) {
-          fut.set_exception(job->error);
-        } else if constexpr (std::is_void_v<R>) {
-          fut.set_result();
-        } else {
-          fut.set_result(std::move(*job->value));
-        }
-      });
+      try {
+        (void)detail::post_callback(*queue, [job, slot, loop] {  // runs on the loop's thread
+          loop->release_external();
+          const detail::Ref<detail::FutureStateBase> held = loop->take_executor_future(slot);
+          if (!held || held->done()) return;  // cancelled meanwhile: the result is dropped
+          Future<R> fut = Future<R>::from_state(held.get());
+          if (job->error) {
+            fut.set_exception(job->error);
+          } else if constexpr (std::is_void_v<R>) {
+            fut.set_result();
+          } else {
+            fut.set_result(std::move(*job->value));
+          }
+        });
+      } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: the result is lost
+      }
     });
   } catch (...) {
     release_external();
+    (void)take_executor_future(slot);
     throw;
   }
   return result;

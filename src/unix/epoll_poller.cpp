@@ -1,4 +1,4 @@
-// The epoll engine: level-triggered, one eventfd for cross-thread wake-ups.
+// The epoll engine: level-triggered, plus the loop's eventfd for cross-thread wake-ups.
 #include <sys/epoll.h>
 
 #include <array>
@@ -15,20 +15,15 @@ namespace {
 
 class EpollPoller final : public Poller {
  public:
-  EpollPoller() : epfd_(sys::epoll_create()) {
+  explicit EpollPoller(int wakefd) : epfd_(sys::epoll_create()), wakefd_(wakefd) {
     try {
-      wakefd_ = sys::eventfd_nonblocking();
       sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, EPOLLIN);
     } catch (...) {
-      sys::close(wakefd_);
       sys::close(epfd_);
       throw;
     }
   }
-  ~EpollPoller() override {
-    sys::close(wakefd_);
-    sys::close(epfd_);
-  }
+  ~EpollPoller() override { sys::close(epfd_); }
 
   void update(int fd, bool read, bool write) override {
     const auto index = static_cast<std::size_t>(fd);
@@ -68,17 +63,18 @@ class EpollPoller final : public Poller {
     return woken;
   }
 
-  void wakeup() noexcept override { sys::eventfd_signal(wakefd_); }
 
  private:
   int epfd_;
-  int wakefd_ = -1;
+  int wakefd_;  // owned by the loop's PostQueue
   std::vector<std::uint32_t> interest_;
   std::array<epoll_event, 256> events_{};
 };
 
 }  // namespace
 
-std::unique_ptr<Poller> make_epoll_poller() { return std::make_unique<EpollPoller>(); }
+std::unique_ptr<Poller> make_epoll_poller(int wakefd) {
+  return std::make_unique<EpollPoller>(wakefd);
+}
 
 }  // namespace asyncio::detail

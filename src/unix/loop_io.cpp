@@ -38,11 +38,52 @@ extern "C" void asyncio_on_signal(int sig) {
 
 }  // namespace
 
+PostQueue::PostQueue() : wakefd_(sys::eventfd_nonblocking()) {}
+
+PostQueue::~PostQueue() {
+  close();
+  sys::close(wakefd_);
+}
+
+bool PostQueue::post(HandleState* st) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return false;
+    posted_.push_back(st);
+    st->add_ref();  // the ready queue's reference
+    has_posted_.store(true, std::memory_order_release);
+  }
+  sys::eventfd_signal(wakefd_);  // the fd lives as long as this queue
+  return true;
+}
+
+void PostQueue::drain(ReadyQueue& ready) {
+  if (!has_posted_.load(std::memory_order_acquire)) return;
+  std::vector<HandleState*> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(posted_);
+    has_posted_.store(false, std::memory_order_relaxed);
+  }
+  for (HandleState* st : batch) ready.push(st);
+}
+
+void PostQueue::close() noexcept {
+  std::vector<HandleState*> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    batch.swap(posted_);
+    has_posted_.store(false, std::memory_order_relaxed);
+  }
+  for (HandleState* st : batch) st->discard();
+}
+
 LoopIo::LoopIo(Backend backend) {
   if (backend == Backend::io_uring) {
     throw RuntimeError("the io_uring backend is not available in this build; use Backend::epoll");
   }
-  poller = make_epoll_poller();
+  poller = make_epoll_poller(posts->wake_fd());
 }
 
 LoopIo::~LoopIo() { close(); }
@@ -50,7 +91,7 @@ LoopIo::~LoopIo() { close(); }
 void LoopIo::poll(int timeout_ms, ReadyQueue& ready) {
   if (timeout_ms == 0 && watchers == 0) {
     if (take_signal_flags()) drain_signals(ready);
-    drain_posted(ready);
+    posts->drain(ready);
     return;
   }
   events_.clear();
@@ -72,7 +113,7 @@ void LoopIo::poll(int timeout_ms, ReadyQueue& ready) {
       ready.push(w.writer.get());
     }
   }
-  drain_posted(ready);
+  posts->drain(ready);
 }
 
 bool LoopIo::take_signal_flags() noexcept {
@@ -85,25 +126,7 @@ bool LoopIo::take_signal_flags() noexcept {
 }
 
 void LoopIo::post(HandleState* st) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) throw RuntimeError("Event loop is closed");
-    st->add_ref();  // the ready queue's reference
-    posted_.push_back(st);
-    has_posted_.store(true, std::memory_order_release);
-  }
-  poller->wakeup();
-}
-
-void LoopIo::drain_posted(ReadyQueue& ready) {
-  if (!has_posted_.load(std::memory_order_acquire)) return;
-  std::vector<HandleState*> batch;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    batch.swap(posted_);
-    has_posted_.store(false, std::memory_order_relaxed);
-  }
-  for (HandleState* st : batch) ready.push(st);
+  if (!posts->post(st)) throw RuntimeError("Event loop is closed");
 }
 
 void LoopIo::drain_signals(ReadyQueue& ready) {
@@ -187,14 +210,9 @@ bool LoopIo::clear_signal_handle(int sig) {
 }
 
 void LoopIo::close() noexcept {
-  std::vector<HandleState*> batch;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return;
-    closed_ = true;
-    batch.swap(posted_);
-  }
-  for (HandleState* st : batch) st->discard();
+  if (closed_) return;
+  closed_ = true;
+  posts->close();
   while (!signals_.empty()) clear_signal_handle(signals_.begin()->first);
   for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
     for (Ref<HandleState>* slot : {&fds_[fd].reader, &fds_[fd].writer}) {

@@ -14,6 +14,35 @@
 
 namespace asyncio::detail {
 
+/// The part of a loop that other threads reach: the queue of call_soon_threadsafe entries and
+/// executor completions, and the eventfd that wakes the loop. Shared-owned (the loop, and every
+/// executor job in flight), so a thread that posts after the loop closed, or after it was
+/// destroyed, finds a closed queue rather than freed memory. The loop drains it on its own
+/// thread; once closed it refuses posts, and what was queued is discarded on the loop's thread.
+class PostQueue {
+ public:
+  PostQueue();  // creates the eventfd
+  PostQueue(const PostQueue&) = delete;
+  PostQueue& operator=(const PostQueue&) = delete;
+  ~PostQueue();  // closes it
+
+  [[nodiscard]] int wake_fd() const noexcept { return wakefd_; }
+  /// From any thread: queues `st` (taking the reference the ready queue will own) and wakes
+  /// the loop. False, with `st` untouched, once the loop has closed.
+  bool post(HandleState* st);
+  /// On the loop's thread: moves what was posted to `ready`, in posting order.
+  void drain(ReadyQueue& ready);
+  /// On the loop's thread: refuses further posts and discards the queued ones.
+  void close() noexcept;
+
+ private:
+  std::mutex mu_;
+  std::vector<HandleState*> posted_;  // each holds the reference the ready queue will own
+  std::atomic<bool> has_posted_{false};
+  bool closed_ = false;  // guarded by mu_
+  int wakefd_;
+};
+
 struct LoopIo {
   explicit LoopIo(Backend backend);
   LoopIo(const LoopIo&) = delete;
@@ -26,6 +55,8 @@ struct LoopIo {
   void poll(int timeout_ms, ReadyQueue& ready);
   /// Queues a handle from any thread; RuntimeError once closed.
   void post(HandleState* st);
+  /// The thread-safe queue (shared with executor jobs in flight).
+  std::shared_ptr<PostQueue> posts = std::make_shared<PostQueue>();
   /// Drops everything (the loop is closing).
   void close() noexcept;
 
@@ -42,17 +73,13 @@ struct LoopIo {
     Ref<HandleState> reader;
     Ref<HandleState> writer;
   };
-  void drain_posted(ReadyQueue& ready);
   /// True when a signal this loop handles arrived since the last check (clears the flags).
   bool take_signal_flags() noexcept;
   void drain_signals(ReadyQueue& ready);
 
   std::vector<FdWatch> fds_;
   std::vector<IoEvent> events_;
-  std::mutex mu_;
-  std::vector<HandleState*> posted_;  // each holds the reference the ready queue will own
-  std::atomic<bool> has_posted_{false};
-  bool closed_ = false;  // guarded by mu_
+  bool closed_ = false;
   int sigpipe_[2] = {-1, -1};
   std::map<int, Ref<HandleState>> signals_;
 };

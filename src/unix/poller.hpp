@@ -24,12 +24,12 @@ class Poller {
   /// Sets the interest for `fd` (both false: stop watching it).
   virtual void update(int fd, bool read, bool write) = 0;
   /// Waits up to timeout_ms (-1: forever) and appends ready fds to `out`. Returns true when
-  /// woken by wakeup().
+  /// woken through the wake-up eventfd (which it empties).
   virtual bool wait(int timeout_ms, std::vector<IoEvent>& out) = 0;
-  /// Interrupts wait() from any thread (async-signal-safe).
-  virtual void wakeup() noexcept = 0;
 };
 
-std::unique_ptr<Poller> make_epoll_poller();
+/// An epoll engine that also watches `wakefd`, an eventfd it does not own (the loop's
+/// PostQueue does: other threads may still signal it after the poller is gone).
+std::unique_ptr<Poller> make_epoll_poller(int wakefd);
 
 }  // namespace asyncio::detail
