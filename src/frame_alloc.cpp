@@ -7,9 +7,7 @@
 #include <mutex>
 #include <new>
 #include <vector>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
+#include "sys/sys.hpp"
 
 namespace asyncio::detail {
 namespace {
@@ -62,26 +60,21 @@ struct ThreadExit {
 
 /// A 2 MiB-aligned arena advised for huge pages, or null (then slabs come from operator new).
 char* new_arena() {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
   // Over-allocate to align: the kernel backs a huge page only at a 2 MiB boundary.
-  void* raw =
-      ::mmap(nullptr, 2 * kArenaBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
+  void* raw = sys::map_anonymous(2 * kArenaBytes);
+  if (raw == nullptr) return nullptr;
   auto* base = static_cast<char*>(raw);
   const auto addr = reinterpret_cast<std::uintptr_t>(base);
   const std::size_t head = (kArenaBytes - addr % kArenaBytes) % kArenaBytes;
-  if (head > 0) ::munmap(base, head);
-  ::munmap(base + head + kArenaBytes, kArenaBytes - head);
+  if (head > 0) sys::unmap(base, head);
+  sys::unmap(base + head + kArenaBytes, kArenaBytes - head);
   char* arena = base + head;
   static const bool advise = [] {
     const char* v = std::getenv("ASYNCIO_HUGEPAGES");
     return v == nullptr || std::strcmp(v, "0") != 0;
   }();
-  if (advise) (void)::madvise(arena, kArenaBytes, MADV_HUGEPAGE);  // failure changes nothing
+  if (advise) sys::advise_huge_pages(arena, kArenaBytes);  // failure changes nothing
   return arena;
-#else
-  return nullptr;
-#endif
 }
 
 /// A fresh slab of kSlabBytes. Called with the orphans' lock held.

@@ -22,9 +22,7 @@ class SigintGuard {
  public:
   SigintGuard(EventLoop& loop, detail::FutureStateBase* task) : loop_(loop), task_(task) {
     if (!sys::is_main_thread()) return;
-    struct sigaction old {};
-    if (::sigaction(SIGINT, nullptr, &old) != 0) return;
-    if (old.sa_handler != SIG_DFL) return;  // NOLINT(cppcoreguidelines-pro-type-union-access)
+    if (sys::signal_handler_of(SIGINT) != SIG_DFL) return;
     loop_.add_signal_handler(SIGINT, [this] { on_sigint(); });
     installed_ = true;
   }

@@ -1,7 +1,9 @@
 #include "sys/sys.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -58,5 +60,32 @@ long write_some(int fd, const void* buf, std::size_t n) noexcept {
 }
 
 bool is_main_thread() noexcept { return ::syscall(SYS_gettid) == ::getpid(); }
+
+int set_signal_action(int sig, void (*handler)(int), int flags) noexcept {
+  struct sigaction sa {};
+  sa.sa_handler = handler;  // NOLINT(cppcoreguidelines-pro-type-union-access)
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = flags;
+  return ::sigaction(sig, &sa, nullptr) == 0 ? 0 : errno;
+}
+
+void (*signal_handler_of(int sig) noexcept)(int) {
+  struct sigaction old {};
+  if (::sigaction(sig, nullptr, &old) != 0) return SIG_DFL;
+  return old.sa_handler;  // NOLINT(cppcoreguidelines-pro-type-union-access)
+}
+
+void* map_anonymous(std::size_t n) noexcept {
+  void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void unmap(void* p, std::size_t n) noexcept { (void)::munmap(p, n); }
+
+void advise_huge_pages([[maybe_unused]] void* p, [[maybe_unused]] std::size_t n) noexcept {
+#ifdef MADV_HUGEPAGE
+  (void)::madvise(p, n, MADV_HUGEPAGE);
+#endif
+}
 
 }  // namespace asyncio::sys

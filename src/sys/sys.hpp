@@ -1,5 +1,6 @@
-// The only place raw system calls are made: thin wrappers that map failures to
-// std::system_error carrying errno (one seam for error mapping and, later, fault injection).
+// The only place the library makes raw system calls (the rest of src/ calls these wrappers):
+// thin wrappers that map failures to std::system_error carrying errno (one seam for error
+// mapping and, later, fault injection).
 #pragma once
 
 #include <cerrno>
@@ -35,5 +36,15 @@ long read_some(int fd, void* buf, std::size_t n) noexcept;
 /// write() that retries EINTR; async-signal-safe.
 long write_some(int fd, const void* buf, std::size_t n) noexcept;
 bool is_main_thread() noexcept;
+/// sigaction(2): installs `handler` (SIG_DFL, SIG_IGN or a function) for `sig` with `flags`
+/// and an empty mask. Returns 0, or the errno (the caller decides what a failure means).
+int set_signal_action(int sig, void (*handler)(int), int flags) noexcept;
+/// The handler currently installed for `sig` (SIG_DFL on failure).
+void (*signal_handler_of(int sig) noexcept)(int);
+/// Anonymous private read-write memory of `n` bytes, or null.
+void* map_anonymous(std::size_t n) noexcept;
+void unmap(void* p, std::size_t n) noexcept;
+/// madvise(MADV_HUGEPAGE) where the kernel has it; a failure changes nothing.
+void advise_huge_pages(void* p, std::size_t n) noexcept;
 
 }  // namespace asyncio::sys

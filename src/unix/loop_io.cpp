@@ -181,13 +181,8 @@ void LoopIo::set_signal_handle(int sig, Ref<HandleState> h) {
     sys::pipe_nonblocking(sigpipe_);
     poller->update(sigpipe_[0], true, false);
   }
-  struct sigaction sa {};
-  sa.sa_handler = asyncio_on_signal;  // NOLINT(cppcoreguidelines-pro-type-union-access)
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
   set_signal_fd(sig, sigpipe_[1]);
-  if (::sigaction(sig, &sa, nullptr) != 0) {
-    const int err = errno;
+  if (const int err = sys::set_signal_action(sig, asyncio_on_signal, SA_RESTART); err != 0) {
     if (signals_.find(sig) == signals_.end()) set_signal_fd(sig, -1);
     throw RuntimeError("sig " + std::to_string(sig) + " cannot be caught: " + std::strerror(err));
   }
@@ -201,10 +196,7 @@ bool LoopIo::clear_signal_handle(int sig) {
   if (it == signals_.end()) return false;
   it->second->cancel();
   signals_.erase(it);
-  struct sigaction sa {};
-  sa.sa_handler = SIG_DFL;  // NOLINT(cppcoreguidelines-pro-type-union-access)
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(sig, &sa, nullptr);
+  (void)sys::set_signal_action(sig, SIG_DFL, 0);
   set_signal_fd(sig, -1);
   return true;
 }
