@@ -5,10 +5,13 @@
 #include <utility>
 
 #include "asyncio/detail/intrusive.hpp"
-#include "asyncio/detail/task_state.hpp"
 #include "asyncio/exceptions.hpp"
 
 namespace asyncio {
+
+namespace detail {
+class TaskState;
+}
 
 /// A type-erased, copyable reference to a task of any result type; false when empty.
 /// Python: the Task objects returned by asyncio.current_task() / asyncio.all_tasks()
@@ -19,17 +22,17 @@ class TaskRef {
 
   explicit operator bool() const noexcept { return static_cast<bool>(st_); }
   /// Python: Task.done()
-  [[nodiscard]] bool done() const { return state().done(); }
+  [[nodiscard]] bool done() const;
   /// Python: Task.cancelled()
-  [[nodiscard]] bool cancelled() const { return state().cancelled(); }
+  [[nodiscard]] bool cancelled() const;
   /// Requests cancellation; see Task::cancel. Python: Task.cancel(msg)
-  bool cancel(const std::string& msg = {}) { return state().cancel(msg); }
+  bool cancel(const std::string& msg = {});
   /// Python: Task.get_name()
-  [[nodiscard]] std::string get_name() const { return state().get_name(); }
+  [[nodiscard]] std::string get_name() const;
   /// Python: Task.cancelling()
-  [[nodiscard]] int cancelling() const { return state().cancelling(); }
+  [[nodiscard]] int cancelling() const;
   /// Python: Task.uncancel()
-  int uncancel() { return state().uncancel(); }
+  int uncancel();
 
   friend bool operator==(const TaskRef& a, const TaskRef& b) noexcept { return a.st_ == b.st_; }
 
@@ -43,5 +46,20 @@ class TaskRef {
   }
   detail::Ref<detail::TaskState> st_;
 };
+
+}  // namespace asyncio
+
+// TaskRef is complete before TaskState's header (which ends by including events.hpp, which
+// holds a TaskRef in ExceptionContext) comes in, so this header compiles on its own.
+#include "asyncio/detail/task_state.hpp"
+
+namespace asyncio {
+
+inline bool TaskRef::done() const { return state().done(); }
+inline bool TaskRef::cancelled() const { return state().cancelled(); }
+inline bool TaskRef::cancel(const std::string& msg) { return state().cancel(msg); }
+inline std::string TaskRef::get_name() const { return state().get_name(); }
+inline int TaskRef::cancelling() const { return state().cancelling(); }
+inline int TaskRef::uncancel() { return state().uncancel(); }
 
 }  // namespace asyncio
