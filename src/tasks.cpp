@@ -2,6 +2,8 @@
 #include "asyncio/tasks.hpp"
 
 #include <cassert>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
@@ -258,6 +260,14 @@ TaskState& running_task(const char* what) {
 void task_root_done(TaskState* task, std::coroutine_handle<> root, void* result,
                     std::exception_ptr* error) noexcept {
   task->on_root_done(root, result, error);
+}
+
+void unsupported_frame_layout() noexcept {
+  std::fputs(
+      "asyncio: this compiler does not place a coroutine's promise right after the frame's two "
+      "function pointers (PromiseBase::kOffsetInFrame); tasks cannot work\n",
+      stderr);
+  std::abort();
 }
 
 void report_never_awaited(const char* function) noexcept {

@@ -87,9 +87,13 @@ inline thread_local std::coroutine_handle<>* tls_trampoline = nullptr;
 /// Whether awaits go through the task step's trampoline. Symmetric transfer keeps the stack flat
 /// only when the compiler makes it a tail call: clang always does; g++ 12 only with
 /// optimisation and without ASan. Elsewhere the trampoline does it (same execution order, a
-/// few more instructions per await). ASYNCIO_FORCE_TRAMPOLINE turns it on everywhere.
-#if defined(ASYNCIO_FORCE_TRAMPOLINE) || \
-    (!defined(__clang__) && (!defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__)))
+/// few more instructions per await). The build decides once (CMake's ASYNCIO_TRAMPOLINE, which
+/// reaches consumers as a compile definition and through asyncio.pc), so that code built with
+/// other flags than the library sees the same inline definitions; without it (headers used
+/// directly), the compiler's own flags decide.
+#if defined(ASYNCIO_TRAMPOLINE)
+inline constexpr bool kTrampoline = ASYNCIO_TRAMPOLINE != 0;
+#elif !defined(__clang__) && (!defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__))
 inline constexpr bool kTrampoline = true;
 #else
 inline constexpr bool kTrampoline = false;

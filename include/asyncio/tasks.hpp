@@ -66,6 +66,12 @@ class Task : public Future<T> {
   }
 };
 
+namespace detail {
+/// The compiler lays out coroutine frames otherwise than the library assumes: says so on stderr
+/// and aborts (nothing can work then).
+[[noreturn]] void unsupported_frame_layout() noexcept;
+}  // namespace detail
+
 template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
   return create_task_named(std::move(coro), &name);
@@ -83,6 +89,11 @@ Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
                 "a task's result type may be aligned to at most 16 bytes");
   auto h = coro.release_for_task();
   if (!h) throw RuntimeError("cannot schedule an already awaited coroutine");
+  // The registry finds a task from its root frame through the promise's place in the frame
+  // (PromiseBase::kOffsetInFrame). Checked in every build type; the compiler folds it to a
+  // constant, so it costs nothing where the assumption holds.
+  if (detail::PromiseBase::in_frame(h.address()) != &h.promise()) [[unlikely]]
+    detail::unsupported_frame_layout();
   auto* st = new detail::TaskState(this, h, &h.promise(), name);
   Task<T> task(st);  // one reference for the handle...
   st->add_ref();     // ...and the loop's, held until the task is done
