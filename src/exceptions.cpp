@@ -4,6 +4,18 @@
 #include <exception>
 #include <string>
 
+namespace asyncio {
+
+std::exception_ptr TimeoutError::cause() const noexcept {
+  // std::throw_with_nested threw an object derived from both this class and nested_exception.
+  if (const auto* nested = dynamic_cast<const std::nested_exception*>(this)) {
+    return nested->nested_ptr();
+  }
+  return nullptr;
+}
+
+}  // namespace asyncio
+
 namespace asyncio::detail {
 
 ErrorKind classify(const std::exception_ptr& e) noexcept {
@@ -41,6 +53,15 @@ std::string describe(const std::exception_ptr& e) {
     return x.what();
   } catch (...) {
     return "unknown exception";
+  }
+}
+
+void throw_timeout_from(const std::exception_ptr& cause) {
+  if (!cause) throw TimeoutError();
+  try {
+    std::rethrow_exception(cause);
+  } catch (...) {
+    std::throw_with_nested(TimeoutError());  // nests the exception being handled: `cause`
   }
 }
 

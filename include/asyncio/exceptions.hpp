@@ -50,10 +50,21 @@ class Error : public std::runtime_error {
 };
 
 /// The operation exceeded its deadline. Python: TimeoutError (asyncio.TimeoutError)
+///
+/// When timeout(), timeout_at() or wait_for() turn the cancellation they caused into a
+/// TimeoutError, they throw it with std::throw_with_nested, so the CancelledError it replaces
+/// stays reachable (Python's `__cause__`): `e.cause()` returns it, and
+/// `std::rethrow_if_nested(e)` rethrows it. A TimeoutError thrown without a cause (as_completed,
+/// or `throw TimeoutError()` in user code) is not a std::nested_exception, so
+/// std::rethrow_if_nested() does nothing on it.
 class TimeoutError : public Error {
  public:
   TimeoutError() : Error("TimeoutError") {}
   using Error::Error;
+
+  /// The exception this error replaced (the CancelledError of the time-out), or null when it
+  /// has none. Python: exc.__cause__
+  [[nodiscard]] std::exception_ptr cause() const noexcept;
 };
 
 /// The object is not in a state that allows the operation (e.g. result() of a pending future).
@@ -151,6 +162,10 @@ ErrorKind classify(const std::exception_ptr& e) noexcept;
 std::string cancelled_message(const std::exception_ptr& e);
 /// A short human description of any exception: its what() when it has one.
 std::string describe(const std::exception_ptr& e);
+/// Throws TimeoutError with `cause` (normally a CancelledError) nested in it: what timeout()
+/// and wait_for() raise when their deadline cancelled the work (Python:
+/// `raise TimeoutError from exc_val`).
+[[noreturn]] void throw_timeout_from(const std::exception_ptr& cause);
 }  // namespace detail
 
 }  // namespace asyncio

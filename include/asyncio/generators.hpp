@@ -38,21 +38,25 @@
 
 namespace asyncio {
 
-/// A synchronous generator: a lazily started coroutine that produces values with `co_yield`
-/// and, when S is not void, receives values with `S x = co_yield y;` (Python's generator
-/// and generator-based coroutine).
+/// A synchronous generator: a lazily started coroutine that produces values with `co_yield`,
+/// when S is not void receives values with `S x = co_yield y;`, and when R is not void ends
+/// with `co_return r;` (Python's generator and generator-based coroutine; the parameters are
+/// those of Python's typing.Generator[YieldType, SendType, ReturnType]).
 ///
 /// Y is what is yielded: an object type (next() returns std::optional<Y>, moved out of the
 /// generator), or an lvalue reference `T&` / `const T&` (no copy at all; next() returns
 /// std::optional<std::reference_wrapper<T>>). S is what send() delivers; void for none.
-/// S must be default-constructible: S{} plays Python's None (what next() sends).
+/// S must be default-constructible: S{} plays Python's None (what next() sends). R is what the
+/// body returns (an object type, read with return_value(); `R r = co_yield elements_of(g)`
+/// evaluates to it); void for none. With a non-void R the body must end with `co_return r;`
+/// (flowing off its end is undefined behaviour, as in any coroutine that returns a value).
 ///
 /// Move-only. Destroying (or close()-ing) a suspended generator destroys its frame, which runs
 /// the destructors of everything alive at the `co_yield` where it stopped, innermost delegated
 /// generator first (Python's GeneratorExit, as RAII). Nothing runs before the first next().
 /// A generator cannot `co_await`; that is AsyncGenerator.
 /// Python: generator (types.GeneratorType)
-template <class Y, class S = void>
+template <class Y, class S = void, class R = void>
 class [[nodiscard]] Generator {
   static_assert(!std::is_rvalue_reference_v<Y>, "Generator<T&&>: yield T (moved) or T& instead");
   static_assert(std::is_lvalue_reference_v<Y> || (std::is_object_v<Y> && !std::is_array_v<Y> &&
@@ -62,11 +66,14 @@ class [[nodiscard]] Generator {
                                       std::default_initializable<S> && std::move_constructible<S>),
                 "Generator<Y, S>: S must be void or a default-constructible, movable object type "
                 "(S{} stands for Python's None)");
+  static_assert(std::is_void_v<R> || (std::is_object_v<R> && !std::is_array_v<R> &&
+                                      !std::is_const_v<R> && std::move_constructible<R>),
+                "Generator<Y, S, R>: R must be void or a non-const, movable object type");
 
-  using Handle = detail::gen::Handle<Y, S>;
+  using Handle = detail::gen::Handle<Y, S, R>;
 
  public:
-  using promise_type = detail::gen::Promise<Y, S>;
+  using promise_type = detail::gen::Promise<Y, S, R>;
   using value_type = std::remove_cvref_t<Y>;
   /// What the iterator gives: the yielded object itself (no copy).
   using reference = std::remove_reference_t<Y>&;
@@ -75,6 +82,8 @@ class [[nodiscard]] Generator {
                                        std::reference_wrapper<std::remove_reference_t<Y>>, Y>;
   /// send()'s parameter (an uninhabited type when S is void).
   using send_type = std::conditional_t<std::is_void_v<S>, detail::gen::NoSend, S>;
+  /// What the body returns with `co_return r;` (void: nothing).
+  using return_type = R;
 
   class iterator;
 
@@ -145,7 +154,7 @@ class [[nodiscard]] Generator {
       case State::suspended:
         break;
     }
-    r.top.promise().pending = std::move(e);  // raised by the innermost frame's co_yield
+    r.top_frame->pending = std::move(e);  // raised by the innermost frame's co_yield
     return take(step(handle_));
   }
   /// throw_(std::make_exception_ptr(e)): `gen.throw_(asyncio::ValueError("bad"))`.
@@ -164,9 +173,22 @@ class [[nodiscard]] Generator {
     if (!handle_) return;
     if (handle_.promise().own_root.state == detail::gen::State::running)
       throw ValueError("generator already executing");
-    detail::gen::destroy_chain(handle_);
+    detail::gen::destroy_chain<Y, S>(handle_.promise());
     handle_ = nullptr;
     closed_ = true;
+  }
+
+  /// What the body returned with `co_return r;` once it has finished (next() returned empty);
+  /// a reference to the value, which stays in the generator until it is closed or destroyed
+  /// (move from it if you like). Unlike Python's StopIteration.value, it can be read at any
+  /// time after the end, not only by the call that finished the generator.
+  /// Throws: InvalidStateError if the body has not returned (not finished yet, ended by an
+  ///   exception, or closed), RuntimeError (moved-from).
+  /// Python: StopIteration.value; the value of `yield from gen`
+  // (add_lvalue_reference_t: with a void R these declarations must still be well-formed.)
+  std::add_lvalue_reference_t<R> return_value() requires(!std::is_void_v<R>) { return *returned(); }
+  std::add_lvalue_reference_t<const R> return_value() const requires(!std::is_void_v<R>) {
+    return *returned();
   }
 
   /// Resumes the generator to its first (next) value: `for (auto& v : gen)` continues a
@@ -209,11 +231,25 @@ class [[nodiscard]] Generator {
   [[noreturn]] static void throw_empty() {
     throw RuntimeError("Generator is empty (moved from or default-constructed)");
   }
+  /// return_value()'s checks; the promise's slot for the return value.
+  auto* returned() const {
+    if (!handle_) {
+      if (!closed_) throw_empty();
+      throw InvalidStateError("the generator was closed: it has no return value");
+    }
+    auto& slot = handle_.promise().returned;
+    if (!slot) [[unlikely]] {
+      throw InvalidStateError(handle_.promise().own_root.state == detail::gen::State::finished
+                                  ? "the generator ended by an exception: it has no return value"
+                                  : "the generator has not returned yet");
+    }
+    return std::addressof(*slot);
+  }
   void destroy() noexcept {
     if (!handle_) return;
     assert(handle_.promise().own_root.state != detail::gen::State::running &&
            "a Generator destroyed from its own body");
-    detail::gen::destroy_chain(handle_);
+    detail::gen::destroy_chain<Y, S>(handle_.promise());
   }
 
   Handle handle_;
@@ -222,8 +258,8 @@ class [[nodiscard]] Generator {
 
 /// The iterator of Generator: `*it` is the object the generator yielded (valid until the next
 /// increment; it may be moved from). Compares equal to std::default_sentinel once finished.
-template <class Y, class S>
-class Generator<Y, S>::iterator {
+template <class Y, class S, class R>
+class Generator<Y, S, R>::iterator {
  public:
   using value_type = Generator::value_type;
   using difference_type = std::ptrdiff_t;
@@ -247,16 +283,17 @@ class Generator<Y, S>::iterator {
 }  // namespace asyncio
 
 /// A Generator is a (move-only, single-pass) view: `std::move(gen) | std::views::take(3)`.
-template <class Y, class S>
-inline constexpr bool std::ranges::enable_view<asyncio::Generator<Y, S>> = true;
+template <class Y, class S, class R>
+inline constexpr bool std::ranges::enable_view<asyncio::Generator<Y, S, R>> = true;
 
 namespace asyncio {
 
-// ---- AsyncGenerator<Y> ------------------------------------------------------------------------
+// ---- AsyncGenerator<Y, S> ---------------------------------------------------------------------
 // Engine: detail/async_generator.hpp. Guide: docs/howto/generators.md ("Async generators").
 
 /// An asynchronous generator: a lazily started coroutine that may both `co_await` and
-/// `co_yield` (Python's `async def` with `yield`, PEP 525).
+/// `co_yield` (Python's `async def` with `yield`, PEP 525), and, when S is not void, receives
+/// values with `S x = co_yield y;` (what asend() delivers; S{} for next()).
 ///
 ///     asyncio::AsyncGenerator<int> ticker(double delay, int to) {
 ///       for (int i = 0; i < to; ++i) { co_yield i; co_await asyncio::sleep(delay); }
@@ -268,26 +305,34 @@ namespace asyncio {
 /// that task, and cancelling that task raises CancelledError at the body's await, unwinds the
 /// body and then propagates out of next(). Y is a non-const object type (move-only is fine);
 /// `co_yield rvalue` is moved once into next()'s optional, `co_yield lvalue` is copied once.
+/// S is void (no asend()) or a default-constructible, movable object type (S{} is Python's
+/// None). There is no return value: Python forbids `return value` in an async generator.
 ///
 /// Move-only. Destroying one that has not finished destroys its frame: the destructors of
 /// everything alive at its `co_yield` run, but catch blocks do not and nothing can be awaited.
-/// Destroying one while a task is inside its body (another task's next() or aclose() parked at
-/// an await there) waits for that step: the step ends as it would have (next() returns its
-/// value), then the frame is destroyed.
+/// Destroying one while a task is inside its body (another task's next(), asend(), athrow() or
+/// aclose() parked at an await there) waits for that step: the step ends as it would have
+/// (next() returns its value), then the frame is destroyed.
 /// For a clean-up that catches or awaits, `co_await gen.aclose()` first; one left unfinished
 /// when the loop shuts down (asyncio::run, Runner::close, loop.shutdown_asyncgens()) is
 /// aclose()d there. Nothing runs before the first next().
 /// Python: async generator (types.AsyncGeneratorType)
-template <class Y>
+template <class Y, class S = void>
 class [[nodiscard]] AsyncGenerator {
   static_assert(std::is_object_v<Y> && !std::is_array_v<Y> && !std::is_const_v<Y> &&
                     !std::is_volatile_v<Y>,
                 "AsyncGenerator<Y>: Y must be a non-const object type");
-  using Handle = detail::agen::Handle<Y>;
+  static_assert(std::is_void_v<S> || (std::is_object_v<S> && !std::is_const_v<S> &&
+                                      std::default_initializable<S> && std::move_constructible<S>),
+                "AsyncGenerator<Y, S>: S must be void or a default-constructible, movable object "
+                "type (S{} stands for Python's None)");
+  using Handle = detail::agen::Handle<Y, S>;
 
  public:
-  using promise_type = detail::agen::Promise<Y>;
+  using promise_type = detail::agen::Promise<Y, S>;
   using value_type = Y;
+  /// asend()'s parameter (an uninhabited type when S is void).
+  using send_type = std::conditional_t<std::is_void_v<S>, detail::gen::NoSend, S>;
 
   /// An empty generator, like a moved-from one: next() throws RuntimeError.
   AsyncGenerator() noexcept = default;
@@ -302,15 +347,50 @@ class [[nodiscard]] AsyncGenerator {
   ~AsyncGenerator() { destroy(); }
 
   /// Runs the generator, inside the awaiting task, to its next `co_yield` and returns the
-  /// value; empty once it has finished, on that await and every later one.
+  /// value; empty once it has finished, on that await and every later one. With a non-void S,
+  /// the `co_yield` where it was suspended receives S{}.
   /// Cancellation: while the body awaits, cancelling the awaiting task raises CancelledError
   ///   there; the body unwinds (its clean-up runs) and the error propagates from here; the
   ///   generator is then finished. A value already yielded is never lost: there is no
   ///   suspension point between the `co_yield` and the return of next().
   /// Throws: what the body throws (once; the generator is then finished), CancelledError,
-  ///   RuntimeError (moved-from, or another next()/aclose() is still running the body).
-  /// Python: await anext(agen), agen.__anext__()
-  [[nodiscard]] detail::agen::NextAwaiter<Y> next() noexcept { return {h_}; }
+  ///   RuntimeError (moved-from; another step is still running the body: "anext():
+  ///   asynchronous generator is already running"; or this awaiter was awaited before: each
+  ///   step's awaiter, here and below, is good for one co_await, as Python's awaitables are).
+  /// Python: await anext(agen), agen.__anext__(), agen.asend(None)
+  [[nodiscard]] detail::agen::NextAwaiter<Y, S> next() noexcept { return {h_}; }
+
+  /// next() that delivers `value` as the result of the `co_yield` where the generator is
+  /// suspended: returns the next yielded value, empty once finished.
+  /// Cancellation: as next().
+  /// Throws: RuntimeError if the generator has not started (start it with next(); Python
+  ///   raises TypeError for a value other than None), and as next() (also its "anext(): ..."
+  ///   message while another step runs, as Python words it).
+  /// Python: await agen.asend(value)
+  [[nodiscard]] detail::agen::ASendAwaiter<Y, S> asend(send_type value) requires(
+      !std::is_void_v<S>) {
+    return {h_, std::move(value)};
+  }
+
+  /// Raises `e` inside the generator at the `co_yield` where it is suspended. If the body
+  /// catches it and yields again, returns that value; if it returns, returns empty; otherwise
+  /// `e` (or whatever escapes) propagates from here and the generator is finished. On a
+  /// generator that has not started, `e` is raised at once and the generator is finished
+  /// without running any of its body; on a finished one, the result is empty (both as in
+  /// Python 3.12).
+  /// Cancellation: as next() (the body runs inside the awaiting task).
+  /// Throws: `e` or what the body throws, CancelledError, ValueError (null `e`), RuntimeError
+  ///   (moved-from, or another step is running the body: "athrow(): asynchronous generator
+  ///   is already running").
+  /// Python: await agen.athrow(e)
+  [[nodiscard]] detail::agen::AThrowAwaiter<Y, S> athrow(std::exception_ptr e) noexcept {
+    return {h_, std::move(e)};
+  }
+  /// athrow(std::make_exception_ptr(e)): `co_await gen.athrow(asyncio::ValueError("bad"))`.
+  template <detail::gen::NotExceptionPtr E>
+  [[nodiscard]] detail::agen::AThrowAwaiter<Y, S> athrow(E&& e) {
+    return {h_, std::make_exception_ptr(std::forward<E>(e))};
+  }
 
   /// Closes the generator: if it is suspended at a `co_yield`, that `co_yield` throws
   /// GeneratorExit, so its catch blocks and destructors run, and it may co_await while it
@@ -319,9 +399,11 @@ class [[nodiscard]] AsyncGenerator {
   /// Cancellation: if the body's clean-up awaits and the task is cancelled there, the
   ///   CancelledError propagates from here and the generator is finished.
   /// Throws: what the clean-up throws, RuntimeError ("async generator ignored GeneratorExit":
-  ///   the body yielded again; it stays suspended until destroyed), RuntimeError (running).
+  ///   the body yielded again; it stays suspended until destroyed), RuntimeError ("aclose():
+  ///   asynchronous generator is already running": another task's step is parked at an await
+  ///   in the body, or the body closes itself; the generator is left alone).
   /// Python: await agen.aclose()
-  [[nodiscard]] detail::agen::ACloseAwaiter<Y> aclose() noexcept { return {h_}; }
+  [[nodiscard]] detail::agen::ACloseAwaiter<Y, S> aclose() noexcept { return {h_}; }
 
  private:
   friend promise_type;
@@ -340,8 +422,8 @@ class [[nodiscard]] AsyncGenerator {
 /// around the loop); an exception from that clean-up replaces the one that ended the loop.
 /// Takes `gen` by value: pass `ticker(1, 2)` or `std::move(gen)`.
 /// Cancellation: as next() and aclose().   Python: async for (+ contextlib.aclosing)
-template <class Y, detail::agen::LoopBody<Y> F>
-Coro<void> async_for(AsyncGenerator<Y> gen, F fn) {
+template <class Y, class S, detail::agen::LoopBody<Y> F>
+Coro<void> async_for(AsyncGenerator<Y, S> gen, F fn) {
   using R = std::invoke_result_t<F&, Y&&>;
   std::exception_ptr err;
   try {
@@ -364,9 +446,9 @@ Coro<void> async_for(AsyncGenerator<Y> gen, F fn) {
 }
 
 namespace detail::agen {
-template <class Y>
-AsyncGenerator<Y> Promise<Y>::get_return_object() noexcept {
-  return AsyncGenerator<Y>(Handle<Y>::from_promise(*this));
+template <class Y, class S>
+AsyncGenerator<Y, S> Promise<Y, S>::get_return_object() noexcept {
+  return AsyncGenerator<Y, S>(Handle<Y, S>::from_promise(*this));
 }
 }  // namespace detail::agen
 

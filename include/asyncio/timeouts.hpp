@@ -11,7 +11,9 @@
 // new task) or a coroutine lambda that receives the Timeout. When the deadline passes, the
 // awaiting task is cancelled; the CancelledError that comes out of the block is turned into
 // TimeoutError - but only if this timeout caused it: the cancellation requests are counted
-// (Task::cancelling / uncancel), so a cancellation from outside stays a CancelledError.
+// (Task::cancelling / uncancel), so a cancellation from outside stays a CancelledError. The
+// CancelledError is nested in the TimeoutError (TimeoutError::cause(), std::rethrow_if_nested),
+// as Python chains it (`__cause__`).
 #pragma once
 
 #include <chrono>
@@ -63,8 +65,8 @@ class Timeout {
 
   /// Internal (the block's entry): binds to the running task. Python: Timeout.__aenter__
   void enter();
-  /// Internal (the block's exit): rethrows `error`, turned into TimeoutError when this timeout
-  /// caused it. Python: Timeout.__aexit__
+  /// Internal (the block's exit): rethrows `error`, turned into TimeoutError (with `error`
+  /// nested in it) when this timeout caused it. Python: Timeout.__aexit__
   void exit(std::exception_ptr error);
 
  private:
@@ -147,7 +149,8 @@ inline double deadline_after(double delay) {
 ///   to where it was on entry), it throws TimeoutError instead. An outer cancellation, even one
 ///   that arrives at the same time, stays CancelledError. If the block swallows the
 ///   cancellation and returns, its result is returned (expired() is then true).
-/// Throws: TimeoutError, CancelledError, or the error of `aw`.
+/// Throws: TimeoutError (whose cause() is the CancelledError that came out of the block),
+///   CancelledError, or the error of `aw`.
 /// Python: async with asyncio.timeout_at(when): return await aw
 template <class A>
 requires(detail::Childlike<A> && !detail::TimeoutBody<A>) Coro<detail::result_of_t<A>> timeout_at(
@@ -234,7 +237,7 @@ inline void Timeout::exit(std::exception_ptr error) {
     // the CancelledError belongs to somebody else.
     if (detail::withdraw_cancel(*task_) <= cancelling_ && error &&
         detail::classify(error) == detail::ErrorKind::cancelled) {
-      throw TimeoutError();
+      detail::throw_timeout_from(error);  // `raise TimeoutError from exc_val`
     }
   } else if (state_ == State::active) {
     state_ = State::finished;

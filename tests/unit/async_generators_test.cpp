@@ -1,14 +1,17 @@
-// Tests for asyncio/generators.hpp: AsyncGenerator<Y> and async_for.
+// Tests for asyncio/generators.hpp: AsyncGenerator<Y, S> and async_for.
 //
 // Where a test translates a behaviour that CPython checks in Lib/test/test_asyncgen.py
-// (AsyncGenAsyncioTest: aclose, finalisation by shutdown_asyncgens/asyncio.run, cancellation,
-// "already running"), its comment names the Python test or quotes the Python it follows.
+// (AsyncGenAsyncioTest: aclose, asend, athrow, finalisation by shutdown_asyncgens/asyncio.run,
+// cancellation, "already running"), its comment names the Python test or quotes the Python it
+// follows.
 // Loops run with virtual time (asyncio_test::run_virtual): sleeps cost no real time and
 // loop.time() advances by exactly the slept amounts.
+#include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -25,21 +28,9 @@ using asyncio::AsyncGenerator;
 using asyncio::Coro;
 using asyncio_test::LogLines;
 using asyncio_test::run_virtual;
+using asyncio_test::Tracker;
 
 // ---- helpers -----------------------------------------------------------------------------------
-
-/// Adds "~name" to a log when destroyed: shows which locals of a frame were destroyed.
-class Tracker {
- public:
-  Tracker(LogLines* log, std::string name) : log_(log), name_(std::move(name)) {}
-  Tracker(const Tracker&) = delete;
-  Tracker& operator=(const Tracker&) = delete;
-  ~Tracker() { log_->add("~" + name_); }
-
- private:
-  LogLines* log_;
-  std::string name_;
-};
 
 double now() {
   return asyncio::get_running_loop().time();
@@ -785,6 +776,500 @@ Coro<long> sum_many(long n) {
 TEST(AsyncGenerator, ManyElementsWithoutSuspendingKeepTheStackFlat) {
   constexpr long kN = 300'000;  // deep enough to overflow the stack if each step nested
   EXPECT_EQ(run_virtual(sum_many(kN)), kN * (kN - 1) / 2);
+}
+
+// ---- asend, athrow, and steps while the body runs ----------------------------------------------
+
+/// What the body catches in the athrow() tests. Python: class FooEr(Exception)
+struct FooEr : std::runtime_error {
+  FooEr() : std::runtime_error("FooEr") {}
+};
+
+std::string describe_value(int v) {
+  return std::to_string(v);
+}
+std::string describe_value(const std::string& v) {
+  return v;
+}
+
+/// Awaits one step (next, asend, athrow or aclose) and says how it ended: "value V", "empty",
+/// "done" (aclose), or the exception ("RuntimeError: <what>", "FooEr", ...).
+template <class Step>
+Coro<std::string> outcome(Step step) {
+  try {
+    if constexpr (std::is_void_v<decltype(step.await_resume())>) {
+      co_await step;
+      co_return "done";
+    } else {
+      auto v = co_await step;
+      co_return v ? "value " + describe_value(*v) : std::string("empty");
+    }
+  } catch (const asyncio::RuntimeError& e) {
+    co_return std::string("RuntimeError: ") + e.what();
+  } catch (const asyncio::ValueError& e) {
+    co_return std::string("ValueError: ") + e.what();
+  } catch (const FooEr&) {
+    co_return "FooEr";
+  } catch (const asyncio::CancelledError&) {
+    co_return "CancelledError";
+  } catch (const asyncio::GeneratorExit&) {
+    co_return "GeneratorExit";
+  } catch (const std::exception& e) {
+    co_return std::string("error: ") + e.what();
+  }
+}
+
+/// Sleeps `delay`, then fails. Python: sleep_n_crash (1 / 0)
+Coro<void> sleep_n_crash(double delay) {
+  co_await asyncio::sleep(delay);
+  throw std::domain_error("division by zero");
+}
+
+/// Awaits a sleep that another callback cancels halfway. Python: sleep_n_crash of asend_03
+Coro<void> sleep_n_cancelled(double delay) {
+  asyncio::Task<void> fut =
+      asyncio::create_task([](double d) -> Coro<void> { co_await asyncio::sleep(d); }(delay));
+  asyncio::get_running_loop().call_later(delay / 2, [fut]() mutable { fut.cancel(); });
+  co_await fut;
+}
+
+/// Python (test_async_gen_asyncio_asend_01..03):
+///     async def gen():
+///         try:
+///             await asyncio.sleep(0.01)
+///             v = yield 1
+///             await middle(0.01)
+///             yield v * 2
+///             await asyncio.sleep(0.01)
+///         finally:
+///             await asyncio.sleep(0.01); await asyncio.sleep(0.01)
+///             DONE = 1
+AsyncGenerator<int, int> doubler(LogLines* log, Coro<void> (*middle)(double)) {
+  std::exception_ptr err;
+  try {
+    co_await asyncio::sleep(0.01);
+    const int v = co_yield 1;
+    co_await middle(0.01);
+    log->add("after middle");
+    co_yield v * 2;
+    co_await asyncio::sleep(0.01);
+  } catch (...) {
+    err = std::current_exception();
+  }
+  co_await asyncio::sleep(0.01);  // the `finally:` awaits
+  co_await asyncio::sleep(0.01);
+  log->add("DONE");
+  if (err) std::rethrow_exception(err);
+}
+
+// test_async_gen_asyncio_asend_01
+Coro<void> asend_delivers(LogLines* log) {
+  auto g = doubler(log, [](double d) -> Coro<void> { co_await asyncio::sleep(d); });
+  EXPECT_EQ(co_await outcome(g.next()), "value 1");  // Python: asend(None)
+  EXPECT_EQ(co_await outcome(g.asend(100)), "value 200");
+  EXPECT_EQ(co_await outcome(g.asend(5)), "empty");  // StopAsyncIteration
+  EXPECT_EQ(log->joined(), "after middle DONE");
+  EXPECT_DOUBLE_EQ(now(), 0.05);
+}
+TEST(AsyncGeneratorSend, AsendDeliversTheValueToTheCoYield) {
+  LogLines log;
+  run_virtual(asend_delivers(&log));
+}
+
+// test_async_gen_asyncio_asend_02
+Coro<void> asend_crash(LogLines* log) {
+  auto g = doubler(log, sleep_n_crash);
+  EXPECT_EQ(co_await outcome(g.next()), "value 1");
+  EXPECT_EQ(co_await outcome(g.asend(100)), "error: division by zero");
+  EXPECT_EQ(log->joined(), "DONE");  // the clean-up ran, awaits included, before asend() raised
+  EXPECT_EQ(co_await outcome(g.next()), "empty");
+}
+TEST(AsyncGeneratorSend, AnErrorAfterAsendPropagatesFromItAfterTheCleanup) {
+  LogLines log;
+  run_virtual(asend_crash(&log));
+}
+
+// test_async_gen_asyncio_asend_03
+Coro<void> asend_cancelled(LogLines* log) {
+  auto g = doubler(log, sleep_n_cancelled);
+  EXPECT_EQ(co_await outcome(g.next()), "value 1");
+  EXPECT_EQ(co_await outcome(g.asend(100)), "CancelledError");
+  EXPECT_EQ(log->joined(), "DONE");
+}
+TEST(AsyncGeneratorSend, ACancellationInsideTheBodyPropagatesFromAsend) {
+  LogLines log;
+  run_virtual(asend_cancelled(&log));
+}
+
+/// Yields v + i for i = 0, 1, ..., n - 1, where v is the value sent into the previous co_yield.
+AsyncGenerator<int, int> plus_index(int n) {
+  int v = 0;
+  for (int i = 0; i < n; ++i) v = co_yield v + i;
+}
+
+// test_async_gen_asyncio_anext_05: `v = yield 1; v = yield v; yield v * 100`, driven by send.
+Coro<void> next_sends_default() {
+  auto g = plus_index(4);
+  EXPECT_EQ(co_await g.next(), std::optional<int>(0));
+  EXPECT_EQ(co_await g.asend(10), std::optional<int>(11));
+  EXPECT_EQ(co_await g.next(), std::optional<int>(2));  // next() sends S{}: 0 + 2
+  EXPECT_EQ(co_await g.asend(20), std::optional<int>(23));
+  EXPECT_FALSE(co_await g.asend(1));
+  std::vector<int> seen;
+  co_await asyncio::async_for(plus_index(3), [&seen](int v) { seen.push_back(v); });
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2}));  // async_for uses next(): S{} each time
+}
+TEST(AsyncGeneratorSend, NextSendsADefaultConstructedValueAsPythonsNone) {
+  run_virtual(next_sends_default());
+}
+
+// test_async_gen_exception_10: asend() into a just-started generator. Python raises TypeError
+// for a value other than None; asend() always sends a value, so it always refuses.
+Coro<void> asend_unstarted(LogLines* log) {
+  auto g = [](LogLines* lg) -> AsyncGenerator<int, int> {
+    lg->add("started");
+    co_yield 123;
+  }(log);
+  EXPECT_EQ(co_await outcome(g.asend(100)),
+            "RuntimeError: can't send non-None value to a just-started async generator");
+  EXPECT_EQ(log->size(), 0U);
+  EXPECT_EQ(co_await outcome(g.next()), "value 123");  // still unstarted: next() starts it
+  EXPECT_EQ(log->joined(), "started");
+}
+TEST(AsyncGeneratorSend, AsendBeforeTheFirstNextThrowsRuntimeErrorAndStartsNothing) {
+  LogLines log;
+  run_virtual(asend_unstarted(&log));
+}
+
+Coro<void> asend_move_only() {
+  auto g = []() -> AsyncGenerator<int, std::unique_ptr<int>> {
+    std::unique_ptr<int> box = co_yield 0;
+    co_yield box ? *box : -1;
+    box = co_yield 0;
+    co_yield box ? *box : -1;
+  }();
+  EXPECT_EQ(co_await g.next(), std::optional<int>(0));
+  EXPECT_EQ(co_await g.asend(std::make_unique<int>(42)), std::optional<int>(42));
+  EXPECT_EQ(co_await g.next(), std::optional<int>(0));
+  EXPECT_EQ(co_await g.next(), std::optional<int>(-1));  // next() sent an empty unique_ptr
+}
+TEST(AsyncGeneratorSend, SentMoveOnlyValueIsMovedIn) {
+  run_virtual(asend_move_only());
+}
+
+/// Python (test_async_gen_asyncio_athrow_01, _02):
+///     async def gen():
+///         try:
+///             await asyncio.sleep(0.01)
+///             try:
+///                 v = yield 1
+///             except FooEr:
+///                 v = 1000
+///                 await handler(0.01)
+///             yield v * 2
+///             await asyncio.sleep(0.01)
+///         finally:
+///             await asyncio.sleep(0.01); await asyncio.sleep(0.01)
+///             DONE = 1
+AsyncGenerator<int, int> catches_fooer(LogLines* log, Coro<void> (*handler)(double)) {
+  std::exception_ptr err;
+  try {
+    co_await asyncio::sleep(0.01);
+    int v = 0;
+    bool caught = false;
+    try {
+      v = co_yield 1;
+    } catch (const FooEr&) {
+      v = 1000;
+      caught = true;
+    }
+    if (caught) co_await handler(0.01);  // (no co_await inside a catch block)
+    co_yield v * 2;
+    co_await asyncio::sleep(0.01);
+  } catch (...) {
+    err = std::current_exception();
+  }
+  co_await asyncio::sleep(0.01);
+  co_await asyncio::sleep(0.01);
+  log->add("DONE");
+  if (err) std::rethrow_exception(err);
+}
+
+// test_async_gen_asyncio_athrow_01
+Coro<void> athrow_caught(LogLines* log) {
+  auto g = catches_fooer(log, [](double d) -> Coro<void> { co_await asyncio::sleep(d); });
+  EXPECT_EQ(co_await outcome(g.next()), "value 1");
+  EXPECT_EQ(co_await outcome(g.athrow(FooEr{})), "value 2000");
+  EXPECT_EQ(co_await outcome(g.next()), "empty");
+  EXPECT_EQ(log->joined(), "DONE");
+}
+TEST(AsyncGeneratorThrow, CaughtInsideTheBodyAthrowReturnsTheNextYield) {
+  LogLines log;
+  run_virtual(athrow_caught(&log));
+}
+
+// test_async_gen_asyncio_athrow_02: the handler's await is cancelled; the CancelledError
+// unwinds the body (its clean-up awaits) and propagates from athrow().
+Coro<void> athrow_then_cancelled(LogLines* log) {
+  auto g = catches_fooer(log, sleep_n_cancelled);
+  EXPECT_EQ(co_await outcome(g.next()), "value 1");
+  EXPECT_EQ(co_await outcome(g.athrow(FooEr{})), "CancelledError");
+  EXPECT_EQ(log->joined(), "DONE");
+  EXPECT_EQ(co_await outcome(g.next()), "empty");
+}
+TEST(AsyncGeneratorThrow, ACancellationWhileHandlingPropagatesFromAthrow) {
+  LogLines log;
+  run_virtual(athrow_then_cancelled(&log));
+}
+
+// test_async_gen_asyncio_athrow_03: the body swallows the exception and returns.
+Coro<void> athrow_swallowed(LogLines* log) {
+  auto g = [](LogLines* lg) -> AsyncGenerator<int> {
+    try {
+      co_yield 0;
+    } catch (...) {  // NOLINT(bugprone-empty-catch): Python's bare `except: pass`
+    }
+    lg->add("DONE");
+  }(log);
+  EXPECT_EQ(co_await outcome(g.next()), "value 0");
+  EXPECT_EQ(co_await outcome(g.athrow(asyncio::ValueError("v"))), "empty");  // StopAsyncIteration
+  EXPECT_EQ(log->joined(), "DONE");
+}
+TEST(AsyncGeneratorThrow, BodyThatCatchesAndReturnsGivesEmpty) {
+  LogLines log;
+  run_virtual(athrow_swallowed(&log));
+}
+
+/// Python (test_async_gen_asyncio_anext_04):
+///     async def foo():
+///         yield 1
+///         await asyncio.sleep(0.01)
+///         try:
+///             yield 2
+///             yield 3
+///         except ZeroDivisionError:
+///             yield 1000
+///         await asyncio.sleep(0.01)
+///         yield 4
+AsyncGenerator<int> foo_1234() {
+  co_yield 1;
+  co_await asyncio::sleep(0.01);
+  bool caught = false;
+  try {
+    co_yield 2;
+    co_yield 3;
+  } catch (const std::domain_error&) {
+    caught = true;
+  }
+  if (caught) co_yield 1000;
+  co_await asyncio::sleep(0.01);
+  co_yield 4;
+}
+// test_async_gen_asyncio_anext_04 (run2), anext_tuple: throw() into the next step.
+Coro<void> athrow_resumes_iteration() {
+  auto g = foo_1234();
+  EXPECT_EQ(co_await outcome(g.next()), "value 1");
+  EXPECT_EQ(co_await outcome(g.next()), "value 2");
+  EXPECT_EQ(co_await outcome(g.athrow(std::domain_error("ZeroDivisionError"))), "value 1000");
+  EXPECT_EQ(co_await outcome(g.next()), "value 4");
+  EXPECT_EQ(co_await outcome(g.next()), "empty");
+  EXPECT_EQ(co_await outcome(g.next()), "empty");
+}
+TEST(AsyncGeneratorThrow, IterationContinuesAfterACaughtAthrow) {
+  run_virtual(athrow_resumes_iteration());
+}
+
+Coro<void> athrow_uncaught(LogLines* log) {
+  auto g = with_cleanup(log);  // RAII "raii" and a catch(...) that logs and rethrows
+  EXPECT_EQ(co_await outcome(g.next()), "value 1");
+  EXPECT_EQ(co_await outcome(g.athrow(FooEr{})), "FooEr");
+  EXPECT_EQ(log->joined(), "catch ~raii");
+  EXPECT_EQ(co_await outcome(g.next()), "empty");           // finished
+  EXPECT_EQ(co_await outcome(g.athrow(FooEr{})), "empty");  // Python 3.12: athrow() gives None
+}
+TEST(AsyncGeneratorThrow, UncaughtExceptionPropagatesAndFinishesTheGenerator) {
+  LogLines log;
+  run_virtual(athrow_uncaught(&log));
+}
+
+// test_async_gen_exception_11: athrow(GeneratorExit()) is not aclose(): what escapes the body
+// propagates to the caller, GeneratorExit included.
+Coro<void> athrow_generator_exit() {
+  auto g = range_gen(3);
+  EXPECT_EQ(co_await outcome(g.next()), "value 0");
+  EXPECT_EQ(co_await outcome(g.athrow(asyncio::GeneratorExit{})), "GeneratorExit");
+  EXPECT_EQ(co_await outcome(g.next()), "empty");
+}
+TEST(AsyncGeneratorThrow, AthrowOfGeneratorExitPropagatesFromAthrow) {
+  run_virtual(athrow_generator_exit());
+}
+
+// Python: athrow() on a generator that has not started raises the exception at once and
+// closes the generator; nothing of its body runs.
+Coro<void> athrow_unstarted(LogLines* log) {
+  auto g = logged(log);
+  EXPECT_EQ(co_await outcome(g.athrow(FooEr{})), "FooEr");
+  EXPECT_EQ(log->size(), 0U);
+  EXPECT_EQ(co_await outcome(g.next()), "empty");
+  EXPECT_EQ(co_await outcome(g.aclose()), "done");
+  EXPECT_EQ(log->size(), 0U);
+}
+TEST(AsyncGeneratorThrow, AthrowBeforeTheFirstNextRaisesAtOnceAndRunsNothing) {
+  LogLines log;
+  run_virtual(athrow_unstarted(&log));
+}
+
+// Python 3.12: `await agen.athrow(exc)` on an exhausted or closed generator returns None.
+Coro<void> athrow_finished() {
+  auto exhausted = range_gen(1);
+  (void)co_await exhausted.next();
+  EXPECT_FALSE(co_await exhausted.next());
+  EXPECT_EQ(co_await outcome(exhausted.athrow(FooEr{})), "empty");
+  auto closed = range_gen(3);
+  (void)co_await closed.next();
+  co_await closed.aclose();
+  EXPECT_EQ(co_await outcome(closed.athrow(FooEr{})), "empty");
+  EXPECT_EQ(co_await outcome(closed.next()), "empty");
+}
+TEST(AsyncGeneratorThrow, AthrowAfterTheEndOrAfterAcloseIsEmpty) {
+  run_virtual(athrow_finished());
+}
+
+Coro<void> athrow_misuse() {
+  auto g = range_gen(2);
+  (void)co_await g.next();
+  EXPECT_EQ(co_await outcome(g.athrow(std::exception_ptr{})),
+            "ValueError: athrow() needs an exception, not a null exception_ptr");
+  EXPECT_EQ(co_await outcome(g.next()), "value 1");  // untouched
+  AsyncGenerator<int> moved = std::move(g);
+  EXPECT_EQ(co_await outcome(g.athrow(FooEr{})),
+            "RuntimeError: AsyncGenerator is empty (moved from or default-constructed)");
+  AsyncGenerator<int, int> empty;
+  EXPECT_EQ(co_await outcome(empty.asend(1)),
+            "RuntimeError: AsyncGenerator is empty (moved from or default-constructed)");
+}
+TEST(AsyncGeneratorThrow, NullExceptionIsAValueErrorAndAnEmptyGeneratorARuntimeError) {
+  run_virtual(athrow_misuse());
+}
+
+/// Echoes twice what it receives, after a second's sleep. Yields 0 first.
+AsyncGenerator<int, int> slow_doubler() {
+  int v = co_yield 0;
+  for (;;) {
+    co_await asyncio::sleep(1);
+    v = co_yield v * 2;
+  }
+}
+
+// Python: a step started while another task's step is suspended at an await inside the body
+// raises RuntimeError with the name of the method (asend shares anext's message), and leaves
+// the generator and the step in flight alone. aclose() is refused the same way: the body is
+// not at a `co_yield`, where GeneratorExit could be thrown, but inside another task's await.
+Coro<void> steps_while_running() {
+  auto g = slow_doubler();
+  EXPECT_EQ(co_await g.next(), std::optional<int>(0));
+  auto first = asyncio::create_task(outcome(g.asend(5)));
+  co_await asyncio::sleep(0.5);  // `first` is parked in the body's sleep
+  EXPECT_EQ(co_await outcome(g.next()),
+            "RuntimeError: anext(): asynchronous generator is already running");
+  EXPECT_EQ(co_await outcome(g.asend(3)),
+            "RuntimeError: anext(): asynchronous generator is already running");
+  EXPECT_EQ(co_await outcome(g.athrow(FooEr{})),
+            "RuntimeError: athrow(): asynchronous generator is already running");
+  EXPECT_EQ(co_await outcome(g.aclose()),
+            "RuntimeError: aclose(): asynchronous generator is already running");
+  EXPECT_EQ(co_await first, "value 10");  // unaffected
+  EXPECT_DOUBLE_EQ(now(), 1.0);
+  EXPECT_EQ(co_await outcome(g.asend(7)), "value 14");
+  EXPECT_EQ(co_await outcome(g.aclose()), "done");
+  EXPECT_EQ(co_await outcome(g.next()), "empty");
+}
+TEST(AsyncGeneratorSteps, AsendAthrowAndAcloseWhileTheBodyAwaitsForAnotherTaskThrowRuntimeError) {
+  run_virtual(steps_while_running());
+}
+
+using SelfStepping = AsyncGenerator<std::string, int>;
+SelfStepping steps_itself(SelfStepping** self) {
+  co_yield "started";
+  co_yield co_await outcome((*self)->asend(1));
+  co_yield co_await outcome((*self)->athrow(FooEr{}));
+  co_yield co_await outcome((*self)->aclose());
+}
+Coro<void> steps_from_own_body() {
+  SelfStepping* self = nullptr;
+  SelfStepping g = steps_itself(&self);
+  self = &g;
+  EXPECT_EQ(co_await outcome(g.next()), "value started");
+  EXPECT_EQ(co_await outcome(g.next()),
+            "value RuntimeError: anext(): asynchronous generator is already running");
+  EXPECT_EQ(co_await outcome(g.next()),
+            "value RuntimeError: athrow(): asynchronous generator is already running");
+  EXPECT_EQ(co_await outcome(g.next()),
+            "value RuntimeError: aclose(): asynchronous generator is already running");
+  EXPECT_EQ(co_await outcome(g.next()), "empty");
+}
+TEST(AsyncGeneratorSteps, AsendAthrowAndAcloseFromTheBodyItselfThrowRuntimeError) {
+  run_virtual(steps_from_own_body());
+}
+
+// Destroying the generator while asend()'s or athrow()'s step awaits in the body lets the step
+// finish (as for next()); the frame is destroyed afterwards (ASan checks the "afterwards").
+Coro<void> destroyed_during_steps(LogLines* log) {
+  auto g = std::make_unique<AsyncGenerator<int, int>>(slow_doubler());
+  (void)co_await g->next();
+  auto sending = asyncio::create_task(outcome(g->asend(5)));
+  co_await asyncio::sleep(0.5);
+  g.reset();
+  EXPECT_EQ(co_await sending, "value 10");
+
+  auto h = std::make_unique<AsyncGenerator<int, int>>(
+      catches_fooer(log, [](double d) -> Coro<void> { co_await asyncio::sleep(d); }));
+  (void)co_await h->next();
+  auto throwing = asyncio::create_task(outcome(h->athrow(FooEr{})));
+  co_await asyncio::sleep(0.005);  // inside the handler's sleep
+  h.reset();
+  EXPECT_EQ(co_await throwing, "value 2000");
+  EXPECT_EQ(log->size(), 0U);  // destroyed at its co_yield: the `finally:` part never ran
+}
+TEST(AsyncGeneratorSteps, DestroyingTheGeneratorDuringAsendOrAthrowLetsTheStepFinish) {
+  LogLines log;
+  run_virtual(destroyed_during_steps(&log));
+}
+
+/// Awaits `step`, an lvalue, once more; returns the RuntimeError's message (or "no error").
+template <class Step>
+Coro<std::string> await_again(Step* step) {
+  try {
+    (void)co_await *step;
+  } catch (const asyncio::RuntimeError& e) {
+    co_return e.what();
+  }
+  co_return "no error";
+}
+
+// test_async_gen_await_same_anext_coro_twice, test_async_gen_await_same_aclose_coro_twice:
+// a step's awaiter is good for one await; the second one raises RuntimeError and does nothing.
+Coro<void> awaiting_one_step_twice() {
+  auto g = plus_index(5);
+  auto first = g.next();
+  EXPECT_EQ(co_await first, std::optional<int>(0));
+  EXPECT_EQ(co_await await_again(&first), "cannot reuse already awaited __anext__()/asend()");
+  auto sending = g.asend(10);
+  EXPECT_EQ(co_await sending, std::optional<int>(11));
+  EXPECT_EQ(co_await await_again(&sending), "cannot reuse already awaited __anext__()/asend()");
+  auto throwing = g.athrow(FooEr{});
+  EXPECT_EQ(co_await outcome(std::move(throwing)), "FooEr");
+  auto closing = g.aclose();
+  co_await closing;
+  EXPECT_EQ(co_await await_again(&closing), "cannot reuse already awaited aclose()/athrow()");
+  auto throwing_again = g.athrow(FooEr{});
+  EXPECT_EQ(co_await throwing_again, std::nullopt);  // finished: empty
+  EXPECT_EQ(co_await await_again(&throwing_again),
+            "cannot reuse already awaited aclose()/athrow()");
+  EXPECT_EQ(co_await g.next(), std::nullopt);  // a new awaiter is fine
+}
+TEST(AsyncGeneratorSteps, AwaitingOneStepTwiceThrowsRuntimeError) {
+  run_virtual(awaiting_one_step_twice());
 }
 
 }  // namespace

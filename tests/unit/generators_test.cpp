@@ -1,4 +1,4 @@
-// Tests for asyncio/generators.hpp: the synchronous Generator<Y, S>.
+// Tests for asyncio/generators.hpp: the synchronous Generator<Y, S, R>.
 //
 // Where a test translates a behaviour that CPython checks (Lib/test/test_generators.py: the
 // PEP 255 and coroutine doctests, ExceptionTest, GeneratorThrowTest; test_yield_from.py for
@@ -1045,6 +1045,257 @@ TEST(GeneratorDelegation, ElementsOfMoveOnlyRangeElementsByReference) {
   for (std::unique_ptr<int>& p : g) *p += 10;
   EXPECT_EQ(*owned[0], 11);
   EXPECT_EQ(*owned[1], 12);
+}
+
+// ---- return values (co_return v; StopIteration.value; the value of yield from) ----------------
+
+/// Python (test_yield_from.py, test_next_and_return_with_value):
+///     def g(r):
+///         yield
+///         return r
+Generator<int, void, std::string> yields_then_returns(std::string r) {
+  co_yield 1;
+  co_yield 2;
+  co_return r;
+}
+
+TEST(GeneratorReturn, ReturnValueIsReadAfterTheGeneratorFinishes) {
+  auto g = yields_then_returns("done");
+  EXPECT_EQ(g.next(), 1);
+  EXPECT_EQ(g.next(), 2);
+  EXPECT_EQ(g.next(), std::nullopt);  // StopIteration("done")
+  EXPECT_EQ(g.return_value(), "done");
+  EXPECT_EQ(g.next(), std::nullopt);
+  EXPECT_EQ(g.return_value(), "done");  // still there (Python: only on the first StopIteration)
+  const auto& cg = g;
+  EXPECT_EQ(cg.return_value(), "done");
+  std::string taken = std::move(g.return_value());  // it may be moved out
+  EXPECT_EQ(taken, "done");
+}
+
+TEST(GeneratorReturn, RangeForThenReturnValue) {
+  auto g = yields_then_returns("end");
+  std::vector<int> got;
+  for (int v : g) got.push_back(v);
+  EXPECT_EQ(got, (std::vector<int>{1, 2}));
+  EXPECT_EQ(g.return_value(), "end");
+}
+
+// test_send_and_return_with_value: the value sent in decides what is returned.
+TEST(GeneratorReturn, SendAndReturnTogether) {
+  auto g = []() -> Generator<int, std::string, std::string> {
+    std::string x = co_yield 0;
+    co_return "received " + x;
+  }();
+  EXPECT_EQ(g.next(), 0);
+  EXPECT_EQ(g.send("spam"), std::nullopt);
+  EXPECT_EQ(g.return_value(), "received spam");
+}
+
+TEST(GeneratorReturn, ReturnValueBeforeTheEndOrWithoutOneThrows) {
+  auto unstarted = yields_then_returns("x");
+  EXPECT_THROW((void)unstarted.return_value(), asyncio::InvalidStateError);
+  auto suspended = yields_then_returns("x");
+  suspended.next();
+  EXPECT_THROW((void)suspended.return_value(), asyncio::InvalidStateError);
+  suspended.close();  // the frame, and any value, are gone
+  EXPECT_THROW((void)suspended.return_value(), asyncio::InvalidStateError);
+  auto failed = []() -> Generator<int, void, int> {
+    co_yield 1;
+    throw std::out_of_range("boom");
+  }();
+  failed.next();
+  EXPECT_THROW(failed.next(), std::out_of_range);
+  try {
+    (void)failed.return_value();
+    ADD_FAILURE() << "no InvalidStateError";
+  } catch (const asyncio::InvalidStateError& e) {
+    EXPECT_STREQ(e.what(), "the generator ended by an exception: it has no return value");
+  }
+  auto moved = yields_then_returns("x");
+  auto owner = std::move(moved);
+  // NOLINTNEXTLINE(bugprone-use-after-move): using a moved-from generator is the point
+  EXPECT_THROW((void)moved.return_value(), asyncio::RuntimeError);
+}
+
+TEST(GeneratorReturn, MoveOnlyReturnValue) {
+  auto g = []() -> Generator<int, void, std::unique_ptr<int>> {
+    auto box = std::make_unique<int>(7);
+    co_yield 1;
+    co_return box;  // implicitly moved
+  }();
+  EXPECT_EQ(g.next(), 1);
+  EXPECT_EQ(g.next(), std::nullopt);
+  std::unique_ptr<int> box = std::move(g.return_value());
+  ASSERT_NE(box, nullptr);
+  EXPECT_EQ(*box, 7);
+}
+
+/// Python (test_generator_return_value, reduced):
+///     def g2(v):
+///         yield "g2 spam"; yield "g2 more spam"
+///         return v
+///     def g1():
+///         ret = yield from g2(1)
+///         trace.append("g2 returned %r" % (ret,))
+Generator<std::string, void, int> g2(int v, std::vector<std::string>* trace) {
+  trace->push_back("Starting g2");
+  co_yield "g2 spam";
+  co_yield "g2 more spam";
+  trace->push_back("Finishing g2");
+  co_return v;
+}
+Generator<std::string> g1(std::vector<std::string>* trace) {
+  trace->push_back("Starting g1");
+  co_yield "g1 ham";
+  for (int v : {1, 2}) {
+    const int ret = co_yield elements_of(g2(v, trace));
+    trace->push_back("g2 returned " + std::to_string(ret));
+  }
+  co_yield "g1 eggs";
+  trace->push_back("Finishing g1");
+}
+TEST(GeneratorReturn, YieldFromEvaluatesToTheInnerReturnValue) {
+  std::vector<std::string> trace;
+  for (const std::string& x : g1(&trace)) trace.push_back("Yielded " + x);
+  EXPECT_EQ(trace, (std::vector<std::string>{
+                       "Starting g1", "Yielded g1 ham", "Starting g2", "Yielded g2 spam",
+                       "Yielded g2 more spam", "Finishing g2", "g2 returned 1", "Starting g2",
+                       "Yielded g2 spam", "Yielded g2 more spam", "Finishing g2", "g2 returned 2",
+                       "Yielded g1 eggs", "Finishing g1"}));
+}
+
+/// The classic generator-based coroutine pair (PEP 380's averager, Fluent Python's grouper):
+///     def averager():
+///         total = count = 0
+///         while True:
+///             term = yield
+///             if term is None: break
+///             total += term; count += 1
+///         return total / count
+///     def grouper(results):
+///         while True: results.append((yield from averager()))
+Generator<std::monostate, std::optional<double>, double> averager() {
+  double total = 0;
+  int count = 0;
+  for (;;) {
+    std::optional<double> term = co_yield {};
+    if (!term) break;
+    total += *term;
+    ++count;
+  }
+  co_return count == 0 ? 0.0 : total / count;
+}
+Generator<std::monostate, std::optional<double>> grouper(std::vector<double>* results) {
+  for (;;) results->push_back(co_yield elements_of(averager()));
+}
+TEST(GeneratorReturn, SendThroughADelegationAndCollectEachReturnValue) {
+  std::vector<double> results;
+  auto g = grouper(&results);
+  g.next();
+  for (double v : {1.0, 2.0, 6.0}) g.send(v);
+  g.send(std::nullopt);  // the first averager returns; the grouper starts the next
+  for (double v : {10.0, 20.0}) g.send(v);
+  g.send(std::nullopt);
+  EXPECT_EQ(results, (std::vector<double>{3.0, 15.0}));
+}
+
+// test_catching_exception_from_subgen_and_returning: throw_() reaches the inner generator,
+// which catches it and returns; the outer receives that value.
+TEST(GeneratorReturn, InnerThatCatchesAThrownExceptionAndReturnsHandsItsValueOut) {
+  std::vector<std::string> trace;
+  auto inner = [](std::vector<std::string>* t) -> Generator<int, void, int> {
+    try {
+      co_yield 1;
+    } catch (const asyncio::ValueError&) {
+      t->emplace_back("inner caught ValueError");
+    }
+    co_return 2;
+  };
+  auto outer = [](Generator<int, void, int> in, std::vector<std::string>* t) -> Generator<int> {
+    const int v = co_yield elements_of(std::move(in));
+    t->push_back("inner returned " + std::to_string(v) + " to outer");
+    co_yield v;
+  };
+  auto g = outer(inner(&trace), &trace);
+  EXPECT_EQ(g.next(), 1);
+  EXPECT_EQ(g.throw_(asyncio::ValueError("v")), 2);
+  EXPECT_EQ(trace,
+            (std::vector<std::string>{"inner caught ValueError", "inner returned 2 to outer"}));
+}
+
+TEST(GeneratorReturn, ReturnValuesPassUpAChainOfDelegations) {
+  struct Sum {
+    // Yields n, n-1, ..., 1 and returns their sum, each level adding its own n.
+    static Generator<int, void, long> down(int n) {
+      if (n == 0) co_return 0;
+      co_yield n;
+      const long below = co_yield elements_of(down(n - 1));
+      co_return below + n;
+    }
+  };
+  auto g = Sum::down(4);
+  std::vector<int> got;
+  for (int v : g) got.push_back(v);
+  EXPECT_EQ(got, (std::vector<int>{4, 3, 2, 1}));
+  EXPECT_EQ(g.return_value(), 10);
+}
+
+TEST(GeneratorReturn, DeepRecursiveDelegationWithReturnValuesDoesNotGrowTheStack) {
+  struct Depth {
+    static Generator<int, void, int> down(int n) {
+      if (n == 0) co_return 0;
+      if (n % 1000 == 0) co_yield n;
+      const int below = co_yield elements_of(down(n - 1));
+      co_return below + 1;
+    }
+  };
+  constexpr int kDepth = 100'000;
+  auto g = Depth::down(kDepth);
+  int yielded = 0;
+  for (int v : g) {
+    EXPECT_EQ(v % 1000, 0);
+    ++yielded;
+  }
+  EXPECT_EQ(yielded, kDepth / 1000);
+  EXPECT_EQ(g.return_value(), kDepth);
+}
+
+TEST(GeneratorReturn, ReturnValueIsMovedNotCopied) {
+  Counted::reset();
+  auto inner = []() -> Generator<int, void, Counted> {
+    co_yield 0;
+    co_return Counted{5};
+  };
+  auto outer = [](Generator<int, void, Counted> in) -> Generator<int> {
+    Counted c = co_yield elements_of(std::move(in));
+    co_yield c.value;
+  };
+  EXPECT_EQ(drain(outer(inner())), (std::vector<int>{0, 5}));
+  EXPECT_EQ(Counted::copies, 0);
+}
+
+TEST(GeneratorReturn, DelegatingToAFinishedGeneratorGivesItsReturnValue) {
+  auto finished = yields_then_returns("kept");
+  while (finished.next()) {
+  }
+  auto closed = yields_then_returns("lost");
+  closed.close();
+  auto outer = [](Generator<int, void, std::string> a,
+                  Generator<int, void, std::string> b) -> Generator<int, void, std::string> {
+    std::string r = co_yield elements_of(std::move(a));  // yields nothing: it has finished
+    try {
+      r += co_yield elements_of(std::move(b));
+    } catch (const asyncio::RuntimeError&) {
+      r += " / closed: no value";
+    }
+    const std::vector<int> seven{7};  // (g++ 12 refuses a braced temporary in a co_yield)
+    co_yield elements_of(seven);      // a range, inside a generator with a return value
+    co_return r;
+  };
+  auto g = outer(std::move(finished), std::move(closed));
+  EXPECT_EQ(drain(g), (std::vector<int>{7}));
+  EXPECT_EQ(g.return_value(), "kept / closed: no value");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 // "expiring" once the deadline passed). Virtual time throughout; the "loop busy" tests, which
 // block the loop with time.sleep(), keep their structure without the blocking.
 #include <chrono>
+#include <exception>
 #include <optional>
 #include <regex>
 #include <stdexcept>
@@ -600,6 +601,113 @@ TEST(Timeout, OutsideATaskItCannotBeEntered) {
 
 TEST(Timeout, WithoutARunningLoopThrowsRuntimeError) {
   EXPECT_THROW((void)asyncio::timeout(1, value_after(0, 1)), asyncio::RuntimeError);
+}
+
+// ---- TimeoutError keeps its cause (Python's __cause__ / __context__) -------------------------
+
+/// The message of the CancelledError held by `e`; "not a CancelledError" for anything else.
+std::string cancelled_message(const std::exception_ptr& e) {
+  if (!e) return "no cause";
+  try {
+    std::rethrow_exception(e);
+  } catch (const CancelledError& c) {
+    return "CancelledError(" + c.message() + ")";
+  } catch (...) {
+    return "not a CancelledError";
+  }
+}
+
+/// What std::rethrow_if_nested(e) throws, described as cancelled_message() does.
+std::string rethrown_nested(const TimeoutError& e) {
+  try {
+    std::rethrow_if_nested(e);
+  } catch (...) {
+    return cancelled_message(std::current_exception());
+  }
+  return "nothing rethrown";
+}
+
+// test_timeout_exception_cause
+TEST(Timeout, TimeoutErrorKeepsTheCancelledErrorAsItsCause) {
+  run_virtual([]() -> Coro<void> {
+    std::string cause = "no TimeoutError";
+    std::string nested = "no TimeoutError";
+    try {
+      co_await asyncio::timeout(0, value_after(1, 1));
+    } catch (const TimeoutError& e) {
+      cause = cancelled_message(e.cause());
+      nested = rethrown_nested(e);
+    }
+    EXPECT_EQ(cause, "CancelledError()");
+    EXPECT_EQ(nested, "CancelledError()");
+  }());
+}
+
+// The cause is the very CancelledError that came out of the block, not a fresh one.
+TEST(TimeoutAt, TheCauseIsTheCancelledErrorThatLeftTheBlock) {
+  run_virtual([]() -> Coro<void> {
+    std::string cause = "no TimeoutError";
+    try {
+      co_await asyncio::timeout_at(now() + 1, [](Timeout&) -> Coro<void> {
+        try {
+          co_await asyncio::sleep(10);
+        } catch (const CancelledError&) {
+          throw CancelledError("body gave up");
+        }
+      });
+    } catch (const TimeoutError& e) {
+      cause = cancelled_message(e.cause());
+    }
+    EXPECT_EQ(cause, "CancelledError(body gave up)");
+    EXPECT_DOUBLE_EQ(now(), 1);
+  }());
+}
+
+// test_wait_for_waits_for_task_cancellation: `cm.exception.__context__` is the CancelledError.
+TEST(WaitFor, TimeoutErrorKeepsTheInnerCancelledErrorAsItsCause) {
+  run_virtual([]() -> Coro<void> {
+    auto slow_to_cancel = []() -> Coro<int> {
+      std::exception_ptr err;
+      try {
+        co_await asyncio::sleep(10);
+      } catch (const CancelledError&) {
+        err = std::current_exception();
+      }
+      co_await asyncio::sleep(0.5);  // the clean-up takes a while; wait_for waits for it
+      std::rethrow_exception(err);
+    };
+    std::string cause = "no TimeoutError";
+    std::string nested = "no TimeoutError";
+    try {
+      (void)co_await asyncio::wait_for(slow_to_cancel(), 1s);
+    } catch (const TimeoutError& e) {
+      cause = cancelled_message(e.cause());
+      nested = rethrown_nested(e);
+    }
+    EXPECT_EQ(cause, "CancelledError()");
+    EXPECT_EQ(nested, "CancelledError()");
+    EXPECT_DOUBLE_EQ(now(), 1.5);
+    // The same when wait_for() is given a task (the task is cancelled, not run inline).
+    Task<int> task = asyncio::create_task(slow_to_cancel());
+    cause = "no TimeoutError";
+    try {
+      (void)co_await asyncio::wait_for(task, 1s);
+    } catch (const TimeoutError& e) {
+      cause = cancelled_message(e.cause());
+    }
+    EXPECT_EQ(cause, "CancelledError()");
+    EXPECT_TRUE(task.cancelled());
+    EXPECT_DOUBLE_EQ(now(), 3.0);
+  }());
+}
+
+// A TimeoutError raised for no cancellation has no cause, and is no std::nested_exception, so
+// std::rethrow_if_nested() on it does nothing (rather than std::terminate()).
+TEST(TimeoutError, WithoutACauseIsNotNested) {
+  const TimeoutError plain;
+  EXPECT_EQ(plain.cause(), nullptr);
+  EXPECT_EQ(rethrown_nested(plain), "nothing rethrown");
+  EXPECT_STREQ(plain.what(), "TimeoutError");
 }
 
 }  // namespace

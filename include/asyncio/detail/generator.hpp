@@ -1,4 +1,4 @@
-// Internal: the engine under asyncio::Generator<Y, S> (include/asyncio/generators.hpp).
+// Internal: the engine under asyncio::Generator<Y, S, R> (include/asyncio/generators.hpp).
 //
 // A generator is a lazily started coroutine that suspends at every `co_yield`. The consumer
 // (next(), send(), throw_(), the range-for iterator) resumes it and reads the value through a
@@ -17,6 +17,12 @@
 // passes through an intermediate frame. (An exception thrown in by throw_() is left in the
 // innermost frame's promise, where its `co_yield` finds it.)
 //
+// The frames of one chain may differ in their return type R (`int r = co_yield elements_of(
+// inner())` with a void outer), so everything the chain needs lives in the R-free base of the
+// promise, Frame<Y, S>, and the chain links frames by Frame pointers. Only the outermost frame's
+// handle is typed (the Generator's); a DelegateAwaiter, which knows its inner's R, reads the
+// inner's return value (Promise<Y, S, R>::returned) when the delegation ends.
+//
 // Starting a delegation (the outer frame hands `top` to the inner one) and ending it (the inner
 // frame's final_suspend hands `top` back to its parent) both suspend with state `handoff` and
 // return to the consumer, whose resume() loop resumes the new `top`: a trampoline. Symmetric
@@ -31,6 +37,7 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <type_traits>
 #include <utility>
@@ -40,7 +47,7 @@
 
 namespace asyncio {
 
-template <class Y, class S>
+template <class Y, class S, class R>
 class Generator;
 
 /// `co_yield asyncio::elements_of(x)`: yield every element of `x` (Python's `yield from x`).
@@ -76,6 +83,8 @@ template <class S>
 using SentPtr = std::conditional_t<std::is_void_v<S>, NoSend*, S*>;
 
 template <class Y, class S>
+struct Frame;
+template <class Y, class S, class R>
 struct Promise;
 
 /// `co_yield lvalue` copies: Y is a copyable object type.
@@ -86,24 +95,32 @@ concept CopyYieldable = !std::is_reference_v<Y> && std::copy_constructible<Y>;
 template <class E>
 concept NotExceptionPtr = !std::same_as<std::remove_cvref_t<E>, std::exception_ptr>;
 
-/// An lvalue reference to a G.
-template <class R, class G>
-concept LvalueOf = std::is_lvalue_reference_v<R> && std::same_as<std::remove_cvref_t<R>, G>;
+/// True for Generator<Y, S, R> with any R: what `co_yield elements_of(g)` can delegate to.
+template <class G, class Y, class S>
+inline constexpr bool kGeneratorOf = false;
+template <class Y, class S, class R>
+inline constexpr bool kGeneratorOf<Generator<Y, S, R>, Y, S> = true;
 
-/// An input range whose elements convert to Y, other than the generator type G itself
-/// (`co_yield elements_of(range)`).
-template <class R, class Y, class G>
+/// An lvalue reference to a Generator<Y, S, R> (any R).
+template <class G, class Y, class S>
+concept LvalueGenerator =
+    std::is_lvalue_reference_v<G> && kGeneratorOf<std::remove_cvref_t<G>, Y, S>;
+
+/// An input range whose elements convert to Y, other than a Generator<Y, S, R> (which is
+/// delegated to, not walked): `co_yield elements_of(range)`.
+template <class Rg, class Y, class S>
 concept RangeOf =
-    std::ranges::input_range<R> && std::convertible_to<std::ranges::range_reference_t<R>, Y> &&
-    !std::same_as<std::remove_cvref_t<R>, G>;
+    std::ranges::input_range<Rg> && std::convertible_to<std::ranges::range_reference_t<Rg>, Y> &&
+    !kGeneratorOf<std::remove_cvref_t<Rg>, Y, S>;
 
-template <class Y, class S>
-using Handle = std::coroutine_handle<Promise<Y, S>>;
+template <class Y, class S, class R>
+using Handle = std::coroutine_handle<Promise<Y, S, R>>;
 
 /// What one delegation chain shares; lives in the outermost promise (see the file comment).
 template <class Y, class S>
 struct Root {
-  Handle<Y, S> top;                     ///< innermost frame: the one that next() resumes
+  std::coroutine_handle<> top;          ///< innermost frame: the one that next() resumes
+  Frame<Y, S>* top_frame{};             ///< its promise
   std::remove_reference_t<Y>* value{};  ///< the object of the last co_yield
   SentPtr<S> sent{};                    ///< send()'s argument, read by `co_yield` on resume
   State state = State::created;
@@ -119,21 +136,41 @@ struct Access {
   static bool closed(const G& g) noexcept {
     return g.closed_;
   }
+  /// Takes the frame out of `g`, which is left empty.
   template <class G>
-  static void release(G& g) noexcept {
-    g.handle_ = nullptr;
+  static auto take(G& g) noexcept {
+    return std::exchange(g.handle_, nullptr);
   }
-  template <class Y, class S>
-  static Generator<Y, S> make(Handle<Y, S> h) noexcept {
-    return Generator<Y, S>(h);
+  template <class Y, class S, class R>
+  static Generator<Y, S, R> make(Handle<Y, S, R> h) noexcept {
+    return Generator<Y, S, R>(h);
   }
 };
+
+/// Destroys the frame `p` owned by a Generator (or a DelegateAwaiter), and the chain of frames
+/// it is delegating to. Innermost first, one at a time: destroying a delegating frame destroys
+/// its DelegateAwaiter, which would destroy the next frame from inside that destructor, and so
+/// on, one native stack frame per level (a 100'000-deep recursive generator abandoned midway
+/// would overflow the stack). So each inner frame is released from its owner first.
+template <class Y, class S>
+void destroy_chain(Frame<Y, S>& p) noexcept {
+  // A frame delegated to by another is only destroyed by its owner once done (or released).
+  if (p.root == &p.own_root && !p.self.done()) {
+    for (Frame<Y, S>* f = p.own_root.top_frame; f != &p;) {
+      Frame<Y, S>* parent = f->parent;
+      *f->owner = nullptr;
+      f->self.destroy();
+      f = parent;
+    }
+  }
+  p.self.destroy();
+}
 
 /// The `co_yield v` awaiter for a value that outlives the suspension (a temporary of the
 /// co_yield full-expression, or an lvalue when Y is a reference). Its result is the sent value.
 template <class Y, class S>
 struct YieldAwaiter {
-  Promise<Y, S>* promise;
+  Frame<Y, S>* promise;
 
   // Non-static members throughout: clang-tidy flags a static one at every co_yield.
   constexpr bool await_ready() const noexcept { return false; }
@@ -162,21 +199,29 @@ struct CopyYieldAwaiter : YieldAwaiter<Y, S> {
   }
 };
 
-/// `co_yield elements_of(std::move(inner))`: run `inner` in place of the delegating frame
-/// until it finishes; its exception, if any, is rethrown at the delegating `co_yield`.
-/// Owns `inner`, so destroying the delegating frame (close(), abandonment) destroys the
-/// whole chain below it, innermost frame first.
-template <class Y, class S>
+/// `R r = co_yield elements_of(std::move(inner))`: run `inner` in place of the delegating frame
+/// until it finishes; its exception, if any, is rethrown at the delegating `co_yield`, and
+/// otherwise the `co_yield` evaluates to its return value (R). Owns `inner`'s frame, so
+/// destroying the delegating frame (close(), abandonment) destroys the whole chain below it,
+/// innermost frame first.
+template <class Y, class S, class R>
 class DelegateAwaiter {
  public:
-  explicit DelegateAwaiter(Generator<Y, S>&& inner) noexcept : inner_(std::move(inner)) {}
+  explicit DelegateAwaiter(Generator<Y, S, R>&& inner) noexcept {
+    if (Handle<Y, S, R> h = Access::take(inner)) inner_ = &h.promise();
+  }
+  DelegateAwaiter(const DelegateAwaiter&) = delete;
+  DelegateAwaiter& operator=(const DelegateAwaiter&) = delete;
+  ~DelegateAwaiter() {
+    if (inner_ != nullptr) destroy_chain(*inner_);
+  }
 
   /// Checks `inner` before the awaiter takes ownership of it (so that a refused generator
   /// stays with its owner). A finished or closed inner is fine: it yields nothing.
   /// Throws: RuntimeError (moved-from inner), ValueError (inner is running: the generator
   ///   delegating to itself).
-  static void check(const Generator<Y, S>& inner) {
-    Handle<Y, S> h = Access::handle(inner);
+  static void check(const Generator<Y, S, R>& inner) {
+    Handle<Y, S, R> h = Access::handle(inner);
     if (!h && !Access::closed(inner))
       throw RuntimeError("elements_of(): the generator is empty (moved from)");
     if (h && h.promise().own_root.state == State::running)
@@ -184,36 +229,49 @@ class DelegateAwaiter {
   }
 
   bool await_ready() const noexcept {
-    Handle<Y, S> h = Access::handle(inner_);
-    return !h || h.promise().own_root.state == State::finished;
+    return inner_ == nullptr || inner_->own_root.state == State::finished;
   }
 
   /// Splices inner's chain (inner may itself be partly consumed, suspended in its own
   /// delegation) under `outer`'s root and hands off to its innermost frame.
-  void await_suspend(Handle<Y, S> outer) noexcept {
-    Handle<Y, S> inner = Access::handle(inner_);
-    Root<Y, S>* root = outer.promise().root;
-    Handle<Y, S> top = inner.promise().own_root.top;
-    for (Handle<Y, S> h = top;; h = h.promise().parent) {
-      h.promise().root = root;
-      if (h == inner) break;
+  template <class P>
+  void await_suspend(std::coroutine_handle<P> outer_handle) noexcept {
+    Frame<Y, S>& outer = outer_handle.promise();
+    Frame<Y, S>& inner = *inner_;
+    Root<Y, S>* root = outer.root;
+    Frame<Y, S>* top = inner.own_root.top_frame;
+    for (Frame<Y, S>* f = top;; f = f->parent) {
+      f->root = root;
+      if (f == &inner) break;
     }
-    inner.promise().parent = outer;
-    inner.promise().owner = &inner_;
-    root->top = top;
+    inner.parent = &outer;
+    inner.owner = &inner_;
+    root->top = top->self;
+    root->top_frame = top;
     root->state = State::handoff;
     // A partly consumed inner resumes from its co_yield: Python sends it None, here S{}.
     if constexpr (!std::is_void_v<S>) root->sent = std::addressof(none_);
   }
 
-  void await_resume() const {
-    Handle<Y, S> h = Access::handle(inner_);
-    if (h && h.promise().error) std::rethrow_exception(std::exchange(h.promise().error, nullptr));
+  /// Rethrows what escaped the inner generator, or returns what it returned.
+  /// Throws: the inner's exception; RuntimeError when R is not void and the inner has no
+  ///   return value (it was closed, or ended by an exception before this delegation).
+  R await_resume() {
+    if (inner_ != nullptr && inner_->error)
+      std::rethrow_exception(std::exchange(inner_->error, nullptr));
+    if constexpr (!std::is_void_v<R>) {
+      auto* inner = static_cast<Promise<Y, S, R>*>(inner_);
+      if (inner == nullptr || !inner->returned) [[unlikely]]
+        throw RuntimeError(
+            "elements_of(): the generator has no return value (it was closed, or it ended by "
+            "an exception)");
+      return std::move(*inner->returned);
+    }
   }
 
  private:
   struct Empty {};
-  Generator<Y, S> inner_;
+  Frame<Y, S>* inner_ = nullptr;  ///< nulled by destroy_chain when it destroys the frame
   [[no_unique_address]] std::conditional_t<std::is_void_v<S>, Empty, std::remove_cv_t<S>> none_{};
 };
 
@@ -222,10 +280,12 @@ class DelegateAwaiter {
 template <class Y, class S>
 struct FinalAwaiter {
   constexpr bool await_ready() const noexcept { return false; }
-  void await_suspend(Handle<Y, S> h) const noexcept {
-    Promise<Y, S>& p = h.promise();
-    if (p.parent) {
-      p.root->top = p.parent;
+  template <class P>
+  void await_suspend(std::coroutine_handle<P> h) const noexcept {
+    Frame<Y, S>& p = h.promise();
+    if (p.parent != nullptr) {
+      p.root->top = p.parent->self;
+      p.root->top_frame = p.parent;
       p.root->state = State::handoff;
     } else {
       p.root->state = State::finished;
@@ -234,26 +294,21 @@ struct FinalAwaiter {
   constexpr void await_resume() const noexcept {}
 };
 
+/// The part of a generator's promise that does not depend on its return type: everything a
+/// delegation chain needs.
 template <class Y, class S>
-struct Promise {
+struct Frame {
   Root<Y, S> own_root;           ///< the chain's shared state while this frame is outermost
   Root<Y, S>* root = &own_root;  ///< the chain this frame runs in
-  Handle<Y, S> parent;           ///< the frame delegating to this one (null when outermost)
-  Generator<Y, S>* owner{};      ///< when delegated to: the DelegateAwaiter's generator
+  Frame* parent{};               ///< the frame delegating to this one (null when outermost)
+  Frame** owner{};               ///< when delegated to: the DelegateAwaiter's pointer to it
+  std::coroutine_handle<> self;  ///< this frame
   std::exception_ptr error;      ///< what escaped the body; rethrown to the consumer/parent
   std::exception_ptr pending;    ///< throw_()'s exception, raised by the `co_yield` on resume
 
-  static void* operator new(std::size_t n) { return frame_alloc(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
-
-  Generator<Y, S> get_return_object() noexcept {
-    own_root.top = Handle<Y, S>::from_promise(*this);
-    return Access::make(own_root.top);
-  }
   constexpr std::suspend_always initial_suspend() const noexcept { return {}; }
   constexpr FinalAwaiter<Y, S> final_suspend() const noexcept { return {}; }
   void unhandled_exception() noexcept { error = std::current_exception(); }
-  constexpr void return_void() const noexcept {}
 
   /// `co_yield value` (value Y: an rvalue; reference Y: anything that binds to it).
   YieldAwaiter<Y, S> yield_value(std::conditional_t<std::is_reference_v<Y>, Y, Y&&> v) noexcept {
@@ -267,14 +322,17 @@ struct Promise {
     return {{this}, v};
   }
 
-  /// `co_yield elements_of(std::move(g))`: delegate to g (same Y and S).
-  DelegateAwaiter<Y, S> yield_value(elements_of<Generator<Y, S>&&> e) {
-    DelegateAwaiter<Y, S>::check(e.range);
-    return DelegateAwaiter<Y, S>(std::move(e.range));
+  /// `co_yield elements_of(std::move(g))`: delegate to g (same Y and S, any R); the
+  /// `co_yield` evaluates to g's return value.
+  template <class R>
+  DelegateAwaiter<Y, S, R> yield_value(elements_of<Generator<Y, S, R>&&> e) {
+    DelegateAwaiter<Y, S, R>::check(e.range);
+    return DelegateAwaiter<Y, S, R>(std::move(e.range));
   }
 
   /// `co_yield elements_of(lvalue_generator)`: rejected, the delegating frame must own it.
-  template <LvalueOf<Generator<Y, S>> G>
+  template <class G>
+  requires LvalueGenerator<G, Y, S>
   void yield_value(elements_of<G>) {
     static_assert(!std::is_lvalue_reference_v<G>,
                   "co_yield elements_of(g) takes ownership: write elements_of(std::move(g))");
@@ -282,9 +340,9 @@ struct Promise {
 
   /// `co_yield elements_of(range)` for any other input range whose elements convert to Y:
   /// delegates to a small generator that walks the range (values sent in are dropped).
-  template <RangeOf<Y, Generator<Y, S>> R>
-  DelegateAwaiter<Y, S> yield_value(elements_of<R> e) {
-    return DelegateAwaiter<Y, S>(walk<R>(std::addressof(e.range)));
+  template <RangeOf<Y, S> Rg>
+  DelegateAwaiter<Y, S, void> yield_value(elements_of<Rg> e) {
+    return DelegateAwaiter<Y, S, void>(walk<Rg>(std::addressof(e.range)));
   }
 
   /// A synchronous generator cannot `co_await` (Python: `await` outside an async function).
@@ -297,31 +355,38 @@ struct Promise {
 
  private:
   // The range lives in the co_yield full-expression that this generator's frame runs inside.
-  template <class R>
-  static Generator<Y, S> walk(std::remove_reference_t<R>* range) {
+  template <class Rg>
+  static Generator<Y, S, void> walk(std::remove_reference_t<Rg>* range) {
     for (auto&& e : *range) co_yield static_cast<decltype(e)>(e);
   }
 };
 
-/// Destroys the frame `h` owned by a Generator, and the chain of frames it is delegating to.
-/// Innermost first, one at a time: destroying a delegating frame destroys its DelegateAwaiter,
-/// whose generator would destroy the next frame from inside that destructor, and so on, one
-/// native stack frame per level (a 100'000-deep recursive generator abandoned midway would
-/// overflow the stack). So each inner frame is released from its owner first.
-template <class Y, class S>
-void destroy_chain(Handle<Y, S> h) noexcept {
-  Promise<Y, S>& p = h.promise();
-  // A frame delegated to by another is only destroyed by its owner once done (or released).
-  if (p.root == &p.own_root && !h.done()) {
-    for (Handle<Y, S> f = p.own_root.top; f != h;) {
-      Handle<Y, S> parent = f.promise().parent;
-      Access::release(*f.promise().owner);
-      f.destroy();
-      f = parent;
-    }
+/// Where `co_return v;` puts v (Python: StopIteration.value); a void R has `co_return;` only.
+template <class R>
+struct ReturnSlot {
+  std::optional<R> returned;  ///< set by `co_return v;`, read by return_value() / delegation
+
+  void return_value(R&& v) { returned.emplace(std::move(v)); }
+  void return_value(const R& v) requires std::copy_constructible<R> { returned.emplace(v); }
+};
+template <>
+struct ReturnSlot<void> {
+  constexpr void return_void() const noexcept {}
+};
+
+template <class Y, class S, class R>
+struct Promise : Frame<Y, S>, ReturnSlot<R> {
+  static void* operator new(std::size_t n) { return frame_alloc(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
+
+  Generator<Y, S, R> get_return_object() noexcept {
+    Handle<Y, S, R> h = Handle<Y, S, R>::from_promise(*this);
+    this->self = h;
+    this->own_root.top = h;
+    this->own_root.top_frame = this;
+    return Access::make(h);
   }
-  h.destroy();
-}
+};
 
 /// resume() when the generator cannot be resumed: finished, or running (re-entered).
 [[gnu::noinline, gnu::cold]] inline bool refuse_resume(State st) {
@@ -332,8 +397,8 @@ void destroy_chain(Handle<Y, S> h) noexcept {
 /// resume() when the chain did not just yield: a delegation started or ended (resume the
 /// chain's new top until something yields: the trampoline), or the outermost frame finished.
 template <class Y, class S>
-[[gnu::noinline]] bool resume_slow(Handle<Y, S> h) {
-  Root<Y, S>& r = h.promise().own_root;
+[[gnu::noinline]] bool resume_slow(Frame<Y, S>& outermost) {
+  Root<Y, S>& r = outermost.own_root;
   while (r.state == State::handoff) {
     r.state = State::running;
     r.top.resume();
@@ -342,7 +407,7 @@ template <class Y, class S>
     r.state = State::suspended;
     return true;
   }
-  if (h.promise().error) std::rethrow_exception(std::exchange(h.promise().error, nullptr));
+  if (outermost.error) std::rethrow_exception(std::exchange(outermost.error, nullptr));
   return false;
 }
 
@@ -350,8 +415,8 @@ template <class Y, class S>
 /// Returns true when a value was yielded (read it from own_root.value), false when the
 /// generator finished. Rethrows what escaped the body.
 /// Throws: ValueError if the generator is running (a re-entrant call from its own body).
-template <class Y, class S>
-inline bool resume(Handle<Y, S> h, SentPtr<S> sent) {
+template <class Y, class S, class R>
+inline bool resume(Handle<Y, S, R> h, SentPtr<S> sent) {
   Root<Y, S>& r = h.promise().own_root;
   if (r.state > State::suspended) [[unlikely]]
     return refuse_resume(r.state);
@@ -364,7 +429,7 @@ inline bool resume(Handle<Y, S> h, SentPtr<S> sent) {
   else
     r.top.resume();
   if (r.state != State::running) [[unlikely]]
-    return resume_slow(h);
+    return resume_slow<Y, S>(h.promise());
   r.state = State::suspended;
   return true;
 }
