@@ -248,7 +248,9 @@ void WaitForCore::run() {
 
 void WaitForCore::finish() {
   if (parent_ != nullptr) parent_->resume_check();
-  if (phase_ == Phase::timed_out && inner_->cancelled()) throw TimeoutError();
+  if (phase_ == Phase::timed_out && inner_->cancelled()) {
+    throw_timeout_from(inner_->make_cancelled_error());  // the inner's CancelledError is its cause
+  }
   inner_->throw_if_not_result();
 }
 

@@ -7,10 +7,13 @@
 //
 // Every combinator accepts any awaitable, as Python's ensure_future() does: a Coro becomes a task
 // (started at a later loop iteration), a Task or Future is used as it is, anything else is
-// wrapped in a coroutine and scheduled as a task. Waiting is done with intrusive waiter nodes
-// (detail::Waiter) living in the awaiter objects, so wait_for and shield allocate nothing;
-// gather keeps all its per-child bookkeeping in one block, wait in one array. The cancellation
-// contract of each is written on it and drawn in docs/design/cancellation.md.
+// wrapped in a coroutine and scheduled as a task. The one exception is Python 3.12's too:
+// wait_for() with a time-out > 0 runs a Coro (or any awaitable but a Task or Future) inside the
+// awaiting task, under a timeout(). Waiting is done with intrusive waiter nodes (detail::Waiter)
+// living in the awaiter objects, so shield, and wait_for on a task or future, allocate nothing
+// (wait_for of a coroutine: the timer of its timeout()); gather keeps all its per-child
+// bookkeeping in one block, wait in one array. The cancellation contract of each is written on
+// it and drawn in docs/design/cancellation.md.
 #pragma once
 
 #include <chrono>
@@ -27,6 +30,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "asyncio/coroutines.hpp"
@@ -295,10 +299,13 @@ auto ensure_future(A&& aw) {
 
 // ---- wait_for ----------------------------------------------------------------------------------
 
+class Timeout;  // timeouts.hpp, included at the end of this header
+
 namespace detail {
 
-/// The engine of wait_for(): waits on the inner future and a timer without resuming the
-/// awaiting task until the inner future is done.
+/// The engine of wait_for() for a task or a future (and for any awaitable when the time-out is
+/// <= 0, which makes it a task first): waits on the inner future and a timer without resuming
+/// the awaiting task until the inner future is done.
 ///   waiting --inner done--> resolved
 ///   waiting --timer, then two hops through the ready queue--> cancelling --inner done--> resolved
 ///   waiting --outer cancel--> forwarded to inner --inner done--> resolved
@@ -308,7 +315,9 @@ namespace detail {
 ///                     the decision (hop 2): the inner is done, return its value
 /// Python 3.11 decides at the same point: the time-out handle releases a waiter future, and the
 /// awaiting task checks fut.done() one iteration later. Deciding at the timer (as 3.12's
-/// timeout-based wait_for does) would cancel the woken inner task and lose its result.
+/// timeout-based wait_for does) would cancel the woken inner task and lose its result. (For a
+/// coroutine, which runs in the awaiting task, wait_for does decide at the timer, as 3.12 does:
+/// see WaitForInline.)
 class WaitForCore final : public Waiter,
                           public TimerNode,  // also its WaitTarget
 
@@ -349,6 +358,58 @@ class WaitForCore final : public Waiter,
   bool queued_ = false;    // this Runnable sits in the ready queue
 };
 
+/// The engine of wait_for() for a coroutine (or any awaitable that is not a task or a future)
+/// with a time-out > 0: Python 3.12's `async with timeout(t): return await coro`. The coroutine
+/// runs inside the awaiting task, through its own `co_await` awaiter (no task, no trip through
+/// the loop), between the entry and the exit of a Timeout: at the deadline the Timeout cancels
+/// the awaiting task, so the coroutine sees CancelledError at its suspension point, and the exit
+/// turns that CancelledError - only the Timeout's own - into TimeoutError, as timeout() does.
+///   start(): enter the Timeout (deadline armed) -> suspend(): run the coroutine here, until it
+///   ends or suspends -> finish(): exit the Timeout (rethrows, maybe as TimeoutError)
+/// `Cm` is Timeout: a parameter only because timeouts.hpp, which includes this header, defines
+/// it after this point (it is looked up when wait_for() is instantiated).
+template <class R, class Cm = Timeout>
+class WaitForInline {
+ public:
+  WaitForInline(Coro<R> coro, double when) : cm_(when), inner_(std::move(coro)) {}
+  WaitForInline(const WaitForInline&) = delete;
+  WaitForInline& operator=(const WaitForInline&) = delete;
+  ~WaitForInline() = default;
+
+  void start() {
+    (void)inner_.await_ready();  // a consumed coroutine: RuntimeError before any timer is armed
+    cm_.enter();                 // RuntimeError outside a task
+  }
+  template <class P>
+  bool suspend(std::coroutine_handle<P> h) noexcept {
+    return inner_.await_suspend(h);  // false: the coroutine finished without suspending
+  }
+  R finish() {
+    std::exception_ptr error;
+    if constexpr (std::is_void_v<R>) {
+      try {
+        inner_.await_resume();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      cm_.exit(error);  // rethrows `error`, as TimeoutError when the deadline caused it
+    } else {
+      std::optional<R> value;
+      try {
+        value.emplace(inner_.await_resume());
+      } catch (...) {
+        error = std::current_exception();
+      }
+      cm_.exit(error);
+      return std::move(*value);
+    }
+  }
+
+ private:
+  Cm cm_;  // first, so that the coroutine (inner_) dies inside the block, as in `async with`
+  typename Coro<R>::Awaiter inner_;
+};
+
 }  // namespace detail
 
 /// What wait_for() returns: awaiting it yields the inner awaitable's result. Movable until
@@ -367,18 +428,44 @@ class [[nodiscard]] WaitFor {
   ~WaitFor() = default;
 
   bool await_ready() {
-    if (child_.state) throw RuntimeError("wait_for() awaitable awaited twice");
+    if (engine_.index() != kIdle) throw RuntimeError("wait_for() awaitable awaited twice");
+    if constexpr (!detail::FutureHandle<A>) {
+      if (timeout_ > 0) {
+        // Python 3.12: `async with timeout(t)`, the deadline taken as wait_for starts running.
+        const double when = get_running_loop().time() + timeout_;
+        engine_.template emplace<kInline>(detail::as_coro<result_type>(std::move(aw_)), when)
+            .start();
+        return false;  // the coroutine runs in await_suspend, as with `co_await coro`
+      }
+    }
     child_ = detail::to_child(std::move(aw_));
-    core_.emplace(child_.state.get(), timeout_);
-    return core_->ready();
+    return engine_.template emplace<kCore>(child_.state.get(), timeout_).ready();
   }
-  void await_suspend(std::coroutine_handle<> h) { core_->suspend(h); }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    if constexpr (!detail::FutureHandle<A>) {
+      if (auto* in = std::get_if<kInline>(&engine_)) return in->suspend(h);
+    }
+    std::get_if<kCore>(&engine_)->suspend(h);
+    return true;
+  }
   result_type await_resume() {
-    core_->finish();
+    if constexpr (!detail::FutureHandle<A>) {
+      if (auto* in = std::get_if<kInline>(&engine_)) return in->finish();
+    }
+    std::get_if<kCore>(&engine_)->finish();
     return result();
   }
 
  private:
+  // Which engine runs the wait, chosen when it is awaited: none yet, the one that waits on a
+  // task or future (WaitForCore), or the one that runs a coroutine inline (WaitForInline).
+  static constexpr std::size_t kIdle = 0;
+  static constexpr std::size_t kCore = 1;
+  static constexpr std::size_t kInline = 2;
+  using Inline = std::conditional_t<detail::FutureHandle<A>, std::monostate,
+                                    detail::WaitForInline<result_type>>;
+
   result_type result() {
     if constexpr (!std::is_void_v<result_type>) {
       return detail::take_result<result_type>(child_.state.get(), child_.owned);
@@ -387,19 +474,39 @@ class [[nodiscard]] WaitFor {
 
   A aw_;
   double timeout_;
-  detail::Child child_;
-  std::optional<detail::WaitForCore> core_;
+  detail::Child child_;  // WaitForCore's inner future
+  std::variant<std::monostate, detail::WaitForCore, Inline> engine_;
 };
 
-/// Waits for `aw` for at most `timeout` seconds and returns its result. A Coro runs as a new
-/// task. On time-out the inner awaitable is cancelled and wait_for waits until it has finished
-/// cancelling, then throws TimeoutError; if it swallows the cancellation and returns a value (or
-/// its result arrives in the same loop iteration as the time-out), that value is returned.
-/// A time-out <= 0 times out at once unless `aw` is already done (then its result is returned).
-/// Cancellation: cancelling the awaiting task cancels `aw` and waits for it to finish; the
-///   awaiter then sees what `aw` ended with (normally CancelledError), as when awaiting a task.
-///   A cancellation that arrives after `aw` finished is delivered as CancelledError (the result
-///   is dropped, never the cancellation).
+/// Waits for `aw` for at most `timeout` seconds and returns its result; on time-out, throws
+/// TimeoutError once `aw` has finished. How it waits depends on what `aw` is:
+///   * A Coro, or any awaitable that is not a Task or Future (a lock's acquire(), gather(),
+///     shield(), another wait_for()), runs inside the awaiting task as `co_await aw` would: at
+///     once, with the awaiter's current_task(), in its task tree; no task is made. It runs under
+///     a timeout(): at the deadline the awaiting task is cancelled, `aw` sees CancelledError at
+///     the co_await it is suspended in (its catch blocks and destructors run), and when that
+///     CancelledError comes out, wait_for throws TimeoutError instead, as timeout() throws it.
+///     If `aw` swallows the cancellation and returns a value, the value is returned. A result
+///     that arrives in the deadline's loop iteration is lost to the cancellation, as in 3.12.
+///     Python: `async with asyncio.timeout(t): return await aw`
+///   * A Task or Future is not awaited inline: at the deadline it is cancelled, and wait_for
+///     waits until it has finished; then TimeoutError, or the value if it swallowed the
+///     cancellation and returned one. A result that arrives in the deadline's iteration wins:
+///     the decision is taken two passes through the ready queue after the deadline, as
+///     Python 3.11 does (see detail::WaitForCore).
+///   * A time-out <= 0: a Task or Future already done gives its result at once. Anything else
+///     is cancelled at once and waited for, then TimeoutError (or the value, if it swallowed
+///     the cancellation). A Coro (or other awaitable) becomes a task that is cancelled before
+///     its first step: its body never runs. Python 3.12: `fut = ensure_future(aw)`,
+///     `await _cancel_and_wait(fut)`, `raise TimeoutError from exc`
+/// The deadline is taken when the wait starts (the WaitFor is awaited), not when wait_for() is
+/// called.
+/// Cancellation: a coroutine sees the awaiter's cancellation itself, being part of that task,
+///   and the awaiter gets whatever comes out of it (CancelledError normally; a cancellation
+///   from outside stays CancelledError even at the deadline). A Task or Future is cancelled in
+///   turn and waited for; the awaiter sees what it ended with, as when awaiting a task. A
+///   cancellation that arrives after it finished is delivered as CancelledError (the result is
+///   dropped, never the cancellation).
 /// Throws: TimeoutError, CancelledError, or the error of `aw`.   Python: asyncio.wait_for(aw, t)
 template <class A, class Rep, class Period>
 requires detail::Childlike<A> WaitFor<detail::plain_t<A>> wait_for(
@@ -760,3 +867,6 @@ requires(detail::FutureHandle<X> || detail::CoroObject<X>)
 }
 
 }  // namespace asyncio
+
+// Timeout, which wait_for() of a coroutine runs under; timeouts.hpp includes this header first.
+#include "asyncio/timeouts.hpp"  // IWYU pragma: export

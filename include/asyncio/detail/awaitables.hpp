@@ -83,6 +83,17 @@ Coro<R> wrap_awaitable(A aw) {
   }
 }
 
+/// The awaitable as a coroutine that runs it inside the awaiting task: a Coro as it is (consumed,
+/// even from an lvalue), anything else wrapped (Python's `await aw` in the awaiting coroutine).
+template <class R, class A>
+Coro<R> as_coro(A&& aw) {
+  if constexpr (CoroObject<A>) {
+    return plain_t<A>(std::move(aw));
+  } else {
+    return wrap_awaitable<R>(plain_t<A>(std::forward<A>(aw)));
+  }
+}
+
 /// The awaitable as a combinator stores it until it is awaited: a Coro is moved out even from
 /// an lvalue (awaiting consumes it anyway); anything else is copied or moved as given.
 template <class A>
