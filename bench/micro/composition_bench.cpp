@@ -85,8 +85,9 @@ void BM_WaitFor_ReadyFuture(benchmark::State& state) {
 }
 BENCHMARK(BM_WaitFor_ReadyFuture);
 
-// co_await wait_for(trivial(), 1s): a coroutine that returns at once becomes a task (one loop
-// iteration, a timer armed and removed). For comparison with the ready path.
+// co_await wait_for(trivial(), 1s): a coroutine that returns at once runs inline under a
+// timeout() (a timer armed and removed, no task, no loop iteration). For comparison with the
+// ready path.
 void BM_WaitFor_CoroutineThatReturnsAtOnce(benchmark::State& state) {
   on_loop(state, [](benchmark::State* st) -> Coro<void> {
     for (auto _ : *st) {
