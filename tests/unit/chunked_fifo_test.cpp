@@ -1,5 +1,6 @@
 // detail::ChunkedFifo, the store of the loop's ready queue and of the timer heap's sorted run:
-// FIFO order across chunk boundaries, indexing from the front, and reuse after draining.
+// FIFO order across chunk boundaries, indexing from the front, reuse after draining, and
+// truncation (the timer run's compaction).
 #include <cstddef>
 #include <cstdint>
 
@@ -96,6 +97,44 @@ TEST(ChunkedFifo, AQueueThatKeepsMovingStaysCorrectOverManyChunks) {
     q.pop_front();
   }
   EXPECT_EQ(next_out, next_in);
+}
+
+TEST(ChunkedFifo, TruncateKeepsTheFrontEntriesAndGivesEmptiedChunksBack) {
+  Fifo q;
+  for (std::uint64_t i = 0; i < 10 * kPer; ++i) q.push_back(i);
+  for (std::size_t i = 0; i < kPer / 2; ++i) q.pop_front();  // the front mid-chunk
+  ASSERT_EQ(q.chunks_in_use(), 10U);
+  q.truncate(kPer);  // what is left spans the first two chunks
+  EXPECT_EQ(q.size(), kPer);
+  EXPECT_EQ(q.chunks_in_use(), 2U);
+  EXPECT_EQ(q.spare_chunks(), 8U);
+  EXPECT_EQ(q.front(), kPer / 2);
+  EXPECT_EQ(q[kPer - 1], kPer / 2 + kPer - 1);
+  // Pushing goes on right behind the kept entries, reusing the spares.
+  for (std::uint64_t i = 0; i < 3 * kPer; ++i) q.push_back(1000000 + i);
+  EXPECT_EQ(q[kPer], 1000000U);
+  EXPECT_EQ(q.spare_chunks(), 5U);
+  for (std::uint64_t i = 0; i < kPer; ++i) {
+    ASSERT_EQ(q.front(), kPer / 2 + i);
+    q.pop_front();
+  }
+  EXPECT_EQ(q.front(), 1000000U);
+  q.truncate(0);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.chunks_in_use(), 1U);
+  q.push_back(7);
+  EXPECT_EQ(q.front(), 7U);
+}
+
+TEST(ChunkedFifo, TruncateAtAChunkBoundaryThenPushStartsANewChunk) {
+  Fifo q;
+  for (std::uint64_t i = 0; i < 4 * kPer; ++i) q.push_back(i);
+  q.truncate(2 * kPer);  // ends exactly at the end of the second chunk
+  EXPECT_EQ(q.chunks_in_use(), 2U);
+  q.push_back(42);
+  EXPECT_EQ(q.chunks_in_use(), 3U);
+  EXPECT_EQ(q[2 * kPer], 42U);
+  EXPECT_EQ(q[2 * kPer - 1], 2 * kPer - 1);
 }
 
 }  // namespace

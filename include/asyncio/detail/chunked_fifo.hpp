@@ -73,6 +73,21 @@ class ChunkedFifo {
     const std::size_t k = head_ + i;
     return chunk(k / kPerChunk)[k % kPerChunk];
   }
+  /// Keeps the first `n` entries and forgets the rest; chunks left empty go back.
+  void truncate(std::size_t n) noexcept {
+    assert(n <= size_);
+    if (n == 0) {
+      clear();
+      return;
+    }
+    size_ = n;
+    const std::size_t used = (head_ + n - 1) / kPerChunk + 1;
+    while (nchunks_ > used) release_chunk(chunk(--nchunks_));
+  }
+  /// Chunks holding entries (or, when empty, kept for the next push).
+  [[nodiscard]] std::size_t chunks_in_use() const noexcept { return nchunks_; }
+  /// Emptied chunks kept for reuse (at most kMaxSpares).
+  [[nodiscard]] std::size_t spare_chunks() const noexcept { return spare_count_; }
   /// Forgets every entry; keeps one chunk for what comes next.
   void clear() noexcept {
     while (nchunks_ > 1) release_chunk(chunk(--nchunks_));

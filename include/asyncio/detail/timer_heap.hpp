@@ -7,12 +7,15 @@
 //    cancelled entry becomes a tombstone that is skipped. Its entries are 16 bytes (node and
 //    deadline; their sequence numbers are implied, see front()), kept in 4 KiB chunks
 //    (chunked_fifo.hpp), so it never copies itself as it grows and gives chunks back as the
-//    timers fire;
+//    timers fire. When tombstones outnumber live entries (and fill more than a chunk), the run
+//    is compacted (compact_run()), so cancelled timers behind a live one cost O(live) memory,
+//    not O(cancelled), at amortised O(1) per cancel;
 //  * a 4-ary min-heap for the rest, with keys stored inline (comparisons never chase node
 //    pointers, which matters with 100k timers); each node knows its index, so cancelling
-//    removes it at once in O(log n).
+//    removes it at once in O(log n). Its vector gives memory back once it is a quarter full.
 // The earliest timer is the smaller of the run's front and the heap's top. Deadlines live
-// here, not in the nodes (a sleeping frame is smaller by a word).
+// here, not in the nodes (a sleeping frame is smaller by a word). (CPython instead leaves
+// cancelled handles in its heap and rebuilds it once more than half of at least 100 are.)
 
 #pragma once
 
@@ -32,6 +35,14 @@ class TimerHeap {
   [[nodiscard]] std::size_t size() const noexcept { return heap_.size() + run_live_; }
   [[nodiscard]] TimerNode* top() const noexcept { return front().node; }
   [[nodiscard]] double top_when() const noexcept { return front().when; }
+  /// Entries the sorted run has room for in the chunks it holds, tombstones included (tests).
+  [[nodiscard]] std::size_t run_capacity_entries() const noexcept {
+    return run_.chunks_in_use() * ChunkedFifo<RunEntry>::kPerChunk;
+  }
+  /// Entries the heap's vector has room for (tests).
+  [[nodiscard]] std::size_t heap_capacity() const noexcept { return heap_.capacity(); }
+  /// How many times the run was compacted (tests).
+  [[nodiscard]] std::uint64_t compactions() const noexcept { return compactions_; }
 
   /// Schedules `n` at loop time `when`.
   void push(TimerNode* n, double when) {
@@ -61,18 +72,21 @@ class TimerHeap {
       run_[(i - run_base_) & kPosMask].node = nullptr;  // a tombstone (or the front, skipped)
       --run_live_;
       skip_tombstones();
+      const std::size_t dead = run_.size() - run_live_;
+      if (dead > run_live_ && dead > kCompactAbove) compact_run();
       return;
     }
     const Entry last = heap_.back();
     heap_.pop_back();
-    if (i == heap_.size()) return;  // it was the last entry
-    if (i > 0 && less(last, heap_[(i - 1) / kArity])) {
+    if (i != heap_.size()) {  // else it was the last entry
       heap_[i] = last;
-      sift_up(i);
-    } else {
-      heap_[i] = last;
-      sift_down(i);
+      if (i > 0 && less(last, heap_[(i - 1) / kArity])) {
+        sift_up(i);
+      } else {
+        sift_down(i);
+      }
     }
+    if (heap_.size() <= heap_.capacity() / 4 && heap_.capacity() > kHeapKeep) shrink_heap();
   }
   TimerNode* pop() noexcept {
     TimerNode* n = top();
@@ -96,7 +110,7 @@ class TimerHeap {
       if (run_[i].node != nullptr) out.push_back(run_[i].node);
     }
     for (TimerNode* n : out) n->heap_index = kNotInHeap;
-    heap_.clear();
+    std::vector<Entry>().swap(heap_);  // its memory too
     run_.clear();
     run_live_ = 0;
     return out;
@@ -104,6 +118,8 @@ class TimerHeap {
 
  private:
   static constexpr std::size_t kArity = 4;
+  // The heap's vector shrinks, once a quarter full, to no less than this many entries.
+  static constexpr std::size_t kHeapKeep = 1024;
   // A node's heap_index: a heap position (< 2^30), or kRunFlag plus the run position modulo
   // 2^30 (positions are absolute so popping the run's front renumbers nothing; differences
   // are taken modulo 2^30, exact while the run holds fewer than 2^30 entries).
@@ -121,12 +137,15 @@ class TimerHeap {
     TimerNode* node;  // null: a tombstone
     double when;
   };
+  // The run is compacted once its tombstones outnumber its live entries and fill a chunk.
+  static constexpr std::size_t kCompactAbove = ChunkedFifo<RunEntry>::kPerChunk;
   /// The earliest timer. Run entries carry no sequence number; a tie between the run's front
   /// and the heap's top is decided without one. The run was (re)started at seq
   /// run_start_seq_, and its deadlines never decrease. A heap entry scheduled before that
-  /// came first. One scheduled since went to the heap because its deadline was below the
-  /// run's last one then; every run entry with the same deadline must precede it, as a later
-  /// one would have had a deadline at least that high.
+  /// came first. One scheduled since went to the heap because its deadline was below
+  /// run_back_when_ then; every run entry with the same deadline must precede it, as a later
+  /// one would have had a deadline at least that high. (So run_back_when_ must never go down
+  /// while the run lasts, not even when compaction drops the tombstone that set it.)
   [[nodiscard]] Entry front() const noexcept {
     if (run_live_ == 0) return heap_.front();
     const RunEntry& r = run_.front();
@@ -146,6 +165,33 @@ class TimerHeap {
     while (run_.front().node == nullptr) {
       run_.pop_front();
       run_base_ = run_pos(1);
+    }
+  }
+  /// Drops the run's tombstones: live entries move towards the front, keeping their order, and
+  /// are renumbered; chunks left empty go back (to ChunkedFifo's spares, then the allocator).
+  /// The front is live and stays where it is, so run_base_ holds. run_start_seq_ and
+  /// run_back_when_ keep their values (see front()). O(run size), paid for by the tombstones
+  /// it drops, which are more than half of it.
+  void compact_run() noexcept {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < run_.size(); ++i) {
+      const RunEntry e = run_[i];
+      if (e.node == nullptr) continue;
+      e.node->heap_index = kRunFlag | run_pos(kept);
+      run_[kept++] = e;
+    }
+    run_.truncate(kept);
+    ++compactions_;
+  }
+  /// Moves the heap into a vector half empty, giving the rest back. Amortised O(1): another
+  /// shrink needs half of what is left removed, a regrowth as many added.
+  void shrink_heap() noexcept {
+    try {
+      std::vector<Entry> smaller;
+      smaller.reserve(heap_.size() * 2 > kHeapKeep ? heap_.size() * 2 : kHeapKeep);
+      smaller.insert(smaller.end(), heap_.begin(), heap_.end());
+      heap_.swap(smaller);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: keep the larger vector
     }
   }
   static bool less(const Entry& a, const Entry& b) noexcept {
@@ -184,12 +230,13 @@ class TimerHeap {
   }
 
   std::vector<Entry> heap_;
-  ChunkedFifo<RunEntry> run_;   // sorted by (when, seq); tombstones have no node
-  std::uint32_t run_base_ = 0;  // absolute position of run_[0], modulo 2^30
-  std::size_t run_live_ = 0;    // live (non-tombstone) entries in the run
-  double run_back_when_ = 0;    // the deadline of the run's last entry (even a tombstone)
+  ChunkedFifo<RunEntry> run_;        // sorted by (when, seq); tombstones have no node
+  std::uint32_t run_base_ = 0;       // absolute position of run_[0], modulo 2^30
+  std::size_t run_live_ = 0;         // live (non-tombstone) entries in the run
+  double run_back_when_ = 0;         // the highest deadline the run has held since it started
   std::uint64_t run_start_seq_ = 0;  // the seq of the run's first entry since it last emptied
   std::uint64_t next_seq_ = 0;
+  std::uint64_t compactions_ = 0;
 };
 
 }  // namespace asyncio::detail
