@@ -1,6 +1,7 @@
 // The loop's scheduling core: one iteration, timers, tasks, closing, errors
 // (Python: base_events.py, BaseEventLoop._run_once and friends).
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -25,6 +26,18 @@ namespace {
 bool debug_from_environment() {
   const char* v = std::getenv("ASYNCIO_DEBUG");
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+/// ASYNCIO_SHUFFLE=N (a decimal seed): shuffle mode unless RunOptions::shuffle_seed is set.
+/// Unset, empty, 0 or not a number: off.
+std::uint64_t shuffle_seed_from_environment() {
+  const char* v = std::getenv("ASYNCIO_SHUFFLE");
+  if (v == nullptr || *v < '0' || *v > '9') return 0;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long seed = std::strtoull(v, &end, 10);
+  if (errno != 0 || *end != '\0') return 0;
+  return static_cast<std::uint64_t>(seed);
 }
 
 /// One step of a task, or a Runnable.
@@ -73,7 +86,10 @@ void TimerHandleState::on_timer() noexcept {
 EventLoop::EventLoop(RunOptions options)
     : options_(options),
       debug_(options.debug || debug_from_environment()),
-      io_(std::make_unique<detail::LoopIo>(options.backend)) {}
+      io_(std::make_unique<detail::LoopIo>(options.backend)) {
+  if (options_.shuffle_seed == 0) options_.shuffle_seed = shuffle_seed_from_environment();
+  ready_.seed_shuffle(options_.shuffle_seed);
+}
 
 EventLoop::~EventLoop() {
   if (!running_) {
@@ -166,7 +182,12 @@ void EventLoop::run_once() {
     while (detail::TimerNode* t = timers_.pop_due(end)) t->on_timer();
   }
   // Run what was ready when this pass began; what it schedules waits for the next pass.
-  for (std::size_t n = ready_.size(); n > 0; --n) {
+  // Shuffle mode first puts those entries in a seeded random order; off, it costs this branch.
+  std::size_t n = ready_.size();
+  if (options_.shuffle_seed != 0) [[unlikely]] {
+    ready_.shuffle_front(n);
+  }
+  for (; n > 0; --n) {
     const detail::ReadyEntry e = ready_.pop();
     if (debug_) [[unlikely]] {
       run_ready_debug(e);
@@ -314,13 +335,27 @@ std::vector<detail::TaskState*> EventLoop::abandon_tasks() noexcept {
 
 void EventLoop::close() {
   if (running_) throw RuntimeError("Cannot close a running event loop");
-  if (closed_) return;
-  // Queued entries first (a queued task step would otherwise outlive its task), then the
-  // tasks' frames (whose destructors may queue more), then whatever they queued.
-  drop_pending();
-  std::vector<detail::TaskState*> abandoned = abandon_tasks();
-  drop_pending();
-  for (detail::TaskState* t : abandoned) t->release();
+  if (closed_ || closing_) return;  // closing_: called again by a destructor run below
+  closing_ = true;
+  // Destructors run here (pending tasks' frames, dropped callbacks' captures) may offer the
+  // loop new work: create_task, call_soon, call_later, create_future... It is accepted, and
+  // destroyed in a further round before close() returns: a task created now never starts (its
+  // frame is destroyed unstarted), a callback never runs. Each round may be offered more, so
+  // the rounds go on until one leaves nothing behind.
+  // Why not refuse it, as Python's close() does by marking the loop closed first? Here a refusal
+  // is an exception thrown in a destructor: std::terminate, unless the destructor catches it.
+  // Not only create_task would throw: completing a future that has waiters checks the loop is
+  // open, so a guard calling Task::cancel() or Future::set_result() would too (a sibling task
+  // parked on a future, cancelled from a guard while close() destroys the guard's frame).
+  // Work offered after close() has returned is refused (check_open()).
+  do {
+    // Queued entries first (a queued task step would otherwise outlive its task), then the
+    // tasks' frames (whose destructors may queue more), then whatever they queued.
+    drop_pending();
+    std::vector<detail::TaskState*> abandoned = abandon_tasks();
+    drop_pending();
+    for (detail::TaskState* t : abandoned) t->release();
+  } while (tasks_.size() != 0 || !ready_.empty() || !timers_.empty());
   closed_ = true;
   // Async generators still registered (no shutdown_asyncgens()) forget this loop, so that one
   // destroyed later does not touch it.

@@ -53,6 +53,11 @@ struct RunOptions {
   bool virtual_time = false;
   /// The I/O engine.
   Backend backend = Backend::automatic;
+  /// Shuffle mode, a testing aid no asyncio has (0: off; ASYNCIO_SHUFFLE=N in the environment
+  /// when this is 0). Each iteration runs the entries that were ready when it began in an order
+  /// drawn from this seed instead of FIFO; the same seed gives the same order. A task's own
+  /// steps stay in order and timers still fire by deadline (docs/design/loop.md, "Shuffle mode").
+  std::uint64_t shuffle_seed = 0;
 };
 
 /// What the exception handler is told. Python: the `context` dict of call_exception_handler.
@@ -369,6 +374,8 @@ class EventLoop {
   void register_task(detail::TaskState* t, void* root);
   void unregister_task(detail::TaskState* t) noexcept;
   [[nodiscard]] std::vector<TaskRef> tasks() const;
+  /// RuntimeError once close() has returned. While close() runs, work offered by the
+  /// destructors it runs is accepted and then destroyed by close() itself (see close()).
   void check_open() const {
     if (closed_) throw RuntimeError("Event loop is closed");
   }
@@ -418,6 +425,7 @@ class EventLoop {
   bool running_ = false;
   bool stopping_ = false;
   bool closed_ = false;
+  bool closing_ = false;  // close() is running (a second call from a destructor returns)
   double virtual_now_ = 0;
   detail::ReadyQueue ready_;
   detail::TimerHeap timers_;

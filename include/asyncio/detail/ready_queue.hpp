@@ -1,6 +1,9 @@
 // Internal: the loop's ready queue, a FIFO of entries (Runnables, and tasks whose next step is
 // due) in 4 KiB chunks (chunked_fifo.hpp): 8 bytes per queued entry, nothing copied as it
 // grows, chunks given back as it drains, and no allocation while it stays within a chunk.
+// In shuffle mode (RunOptions::shuffle_seed) the loop has it permute the entries of each pass
+// (shuffle_front) with a small generator of its own, so a seed gives the same order with every
+// compiler and standard library.
 #pragma once
 
 #include <cstddef>
@@ -48,8 +51,30 @@ class ReadyQueue {
   [[nodiscard]] std::size_t size() const noexcept { return q_.size(); }
   [[nodiscard]] bool empty() const noexcept { return q_.empty(); }
 
+  /// Seeds the generator shuffle_front() draws from.
+  void seed_shuffle(std::uint64_t seed) noexcept { rng_ = seed; }
+  /// Puts the first `n` entries in a random order drawn from the seeded generator (a
+  /// Fisher-Yates shuffle); the entries behind them keep their place.
+  void shuffle_front(std::size_t n) noexcept {
+    for (std::size_t i = n; i > 1; --i) {
+      const std::size_t j = static_cast<std::size_t>(next_random() % i);  // bias: below i/2^64
+      const ReadyEntry e = q_[i - 1];
+      q_[i - 1] = q_[j];
+      q_[j] = e;
+    }
+  }
+
  private:
+  /// splitmix64 (Steele, Lea and Flood): any seed, 0 included, gives a well-mixed sequence.
+  std::uint64_t next_random() noexcept {
+    std::uint64_t z = (rng_ += 0x9E3779B97F4A7C15U);
+    z = (z ^ (z >> 30U)) * 0xBF58476D1CE4E5B9U;
+    z = (z ^ (z >> 27U)) * 0x94D049BB133111EBU;
+    return z ^ (z >> 31U);
+  }
+
   ChunkedFifo<ReadyEntry> q_;
+  std::uint64_t rng_ = 0;  // shuffle mode's generator state
 };
 
 }  // namespace asyncio::detail
