@@ -28,15 +28,15 @@ bool debug_from_environment() {
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
 }
 
-/// ASYNCIO_SHUFFLE=N (a decimal seed): shuffle mode unless RunOptions::shuffle_seed is set.
-/// Unset, empty, 0 or not a number: off.
-std::uint64_t shuffle_seed_from_environment() {
+/// ASYNCIO_SHUFFLE=N (a decimal seed, 0 included): shuffle mode unless RunOptions::shuffle_seed
+/// is set. Unset, empty or not a number: off.
+std::optional<std::uint64_t> shuffle_seed_from_environment() {
   const char* v = std::getenv("ASYNCIO_SHUFFLE");
-  if (v == nullptr || *v < '0' || *v > '9') return 0;
+  if (v == nullptr || *v < '0' || *v > '9') return std::nullopt;
   char* end = nullptr;
   errno = 0;
   const unsigned long long seed = std::strtoull(v, &end, 10);
-  if (errno != 0 || *end != '\0') return 0;
+  if (errno != 0 || *end != '\0') return std::nullopt;
   return static_cast<std::uint64_t>(seed);
 }
 
@@ -87,8 +87,9 @@ EventLoop::EventLoop(RunOptions options)
     : options_(options),
       debug_(options.debug || debug_from_environment()),
       io_(std::make_unique<detail::LoopIo>(options.backend)) {
-  if (options_.shuffle_seed == 0) options_.shuffle_seed = shuffle_seed_from_environment();
-  ready_.seed_shuffle(options_.shuffle_seed);
+  if (!options_.shuffle_seed) options_.shuffle_seed = shuffle_seed_from_environment();
+  shuffle_ = options_.shuffle_seed.has_value();
+  ready_.seed_shuffle(options_.shuffle_seed.value_or(0));
 }
 
 EventLoop::~EventLoop() {
@@ -184,7 +185,7 @@ void EventLoop::run_once() {
   // Run what was ready when this pass began; what it schedules waits for the next pass.
   // Shuffle mode first puts those entries in a seeded random order; off, it costs this branch.
   std::size_t n = ready_.size();
-  if (options_.shuffle_seed != 0) [[unlikely]] {
+  if (shuffle_) [[unlikely]] {
     ready_.shuffle_front(n);
   }
   for (; n > 0; --n) {

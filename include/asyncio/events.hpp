@@ -53,11 +53,12 @@ struct RunOptions {
   bool virtual_time = false;
   /// The I/O engine.
   Backend backend = Backend::automatic;
-  /// Shuffle mode, a testing aid no asyncio has (0: off; ASYNCIO_SHUFFLE=N in the environment
-  /// when this is 0). Each iteration runs the entries that were ready when it began in an order
-  /// drawn from this seed instead of FIFO; the same seed gives the same order. A task's own
-  /// steps stay in order and timers still fire by deadline (docs/design/loop.md, "Shuffle mode").
-  std::uint64_t shuffle_seed = 0;
+  /// Shuffle mode, a testing aid no asyncio has (empty: off, unless ASYNCIO_SHUFFLE=N is in
+  /// the environment; any seed, 0 included, turns it on). Each iteration runs the entries that
+  /// were ready when it began in an order drawn from this seed instead of FIFO; the same seed
+  /// gives the same order. A task's own steps stay in order and timers still fire by deadline
+  /// (docs/design/loop.md, "Shuffle mode").
+  std::optional<std::uint64_t> shuffle_seed = std::nullopt;
 };
 
 /// What the exception handler is told. Python: the `context` dict of call_exception_handler.
@@ -422,6 +423,7 @@ class EventLoop {
 
   RunOptions options_;
   bool debug_ = false;
+  bool shuffle_ = false;  // options_.shuffle_seed is set
   bool running_ = false;
   bool stopping_ = false;
   bool closed_ = false;
