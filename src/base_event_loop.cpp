@@ -86,7 +86,8 @@ void TimerHandleState::on_timer() noexcept {
 EventLoop::EventLoop(RunOptions options)
     : options_(options),
       debug_(options.debug || debug_from_environment()),
-      io_(std::make_unique<detail::LoopIo>(options.backend)) {
+      io_(std::make_unique<detail::LoopIo>(options.backend)),
+      posted_(&io_->posts->has_posted()) {
   if (!options_.shuffle_seed) options_.shuffle_seed = shuffle_seed_from_environment();
   shuffle_ = options_.shuffle_seed.has_value();
   ready_.seed_shuffle(options_.shuffle_seed.value_or(0));
@@ -120,6 +121,7 @@ void EventLoop::run_forever() {
     EventLoop* loop;
     explicit Running(EventLoop* l) : loop(l) {
       loop->running_ = true;
+      loop->thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
       detail::tls_running_loop = loop;
     }
     Running(const Running&) = delete;
@@ -127,6 +129,7 @@ void EventLoop::run_forever() {
     ~Running() {
       loop->stopping_ = false;
       loop->running_ = false;
+      loop->thread_id_.store(std::thread::id(), std::memory_order_relaxed);
       detail::tls_running_loop = nullptr;
     }
   } running(this);
@@ -417,6 +420,18 @@ bool EventLoop::remove_signal_handler(int sig) {
 
 void EventLoop::post_threadsafe(detail::HandleState* st) {
   io_->post(st);
+}
+
+void EventLoop::take_posted() {
+  io_->posts->drain(ready_);
+}
+
+void EventLoop::check_thread() const {
+  const std::thread::id owner = thread_id_.load(std::memory_order_relaxed);
+  if (owner != std::thread::id() && owner != std::this_thread::get_id()) {
+    throw RuntimeError(
+        "Non-thread-safe operation invoked on an event loop other than the current one");
+  }
 }
 
 bool detail::post_threadsafe(PostQueue& q, HandleState* st) {

@@ -230,6 +230,8 @@ requires(detail::Childlike<A>&&...) Gathering<false, detail::result_of_t<A>...> 
   Gathering<false, detail::result_of_t<A>...> g;
   if constexpr (sizeof...(A) > 0) {
     detail::gather_children(false, g, std::forward<A>(aws)...);
+  } else {
+    (void)get_running_loop();  // RuntimeError outside a loop, as Python's gather() of nothing
   }
   return g;
 }
@@ -245,6 +247,8 @@ requires(detail::Childlike<A>&&...) Gathering<true, detail::result_of_t<A>...> g
   Gathering<true, detail::result_of_t<A>...> g;
   if constexpr (sizeof...(A) > 0) {
     detail::gather_children(true, g, std::forward<A>(aws)...);
+  } else {
+    (void)get_running_loop();  // RuntimeError outside a loop, as Python's gather() of nothing
   }
   return g;
 }
@@ -253,7 +257,10 @@ namespace detail {
 template <bool Rex, class X>
 GatheringVector<Rex, result_of_t<X>> gather_vector(std::vector<X> aws) {
   GatheringVector<Rex, result_of_t<X>> g;
-  if (aws.empty()) return g;
+  if (aws.empty()) {
+    (void)get_running_loop();  // RuntimeError outside a loop, as Python's gather() of nothing
+    return g;
+  }
   g = GatheringVector<Rex, result_of_t<X>>(GatherState::create(aws.size(), Rex));
   for (std::size_t i = 0; i < aws.size(); ++i) g.state()->set_child(i, to_child(std::move(aws[i])));
   return g;

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -262,6 +263,12 @@ class EventLoop {
   template <class F>
   Handle call_soon(F&& f) {
     check_open();
+    if (debug_) [[unlikely]]
+      check_thread();
+    // Thread-safe posts made before this call run before it, as in Python, where both append
+    // to one queue (they join the ready queue here rather than at the next poll).
+    if (posted_->load(std::memory_order_acquire)) [[unlikely]]
+      take_posted();
     auto* st = new detail::CallbackHandle<std::decay_t<F>>(std::forward<F>(f));
     Handle h(st);
     st->add_ref();  // the queue's reference
@@ -278,6 +285,8 @@ class EventLoop {
   template <class F>
   TimerHandle call_at(double when, F&& f) {
     check_open();
+    if (debug_) [[unlikely]]
+      check_thread();
     auto* st = new detail::TimerCallbackHandle<std::decay_t<F>>(this, std::forward<F>(f));
     st->when = when;
     TimerHandle h(st);
@@ -413,6 +422,11 @@ class EventLoop {
   bool remove_fd_handle(int fd, bool write);
   void add_signal_handle(int sig, detail::Ref<detail::HandleState> h);
   void post_threadsafe(detail::HandleState* st);
+  /// Debug mode: RuntimeError unless called from the thread running the loop (or while no
+  /// thread runs it). Python: BaseEventLoop._check_thread
+  void check_thread() const;
+  /// Moves the thread-safe posts waiting now to the ready queue.
+  void take_posted();
   /// Runs one ready entry in debug mode (timing it for the slow-callback warning).
   void run_ready_debug(detail::ReadyEntry e);
   void poll_io();
@@ -424,6 +438,7 @@ class EventLoop {
   RunOptions options_;
   bool debug_ = false;
   bool shuffle_ = false;  // options_.shuffle_seed is set
+  std::atomic<std::thread::id> thread_id_{};  // the thread in run_forever(), for check_thread()
   bool running_ = false;
   bool stopping_ = false;
   bool closed_ = false;
@@ -441,6 +456,7 @@ class EventLoop {
   std::vector<detail::FutureStateBase*> executor_futures_;  // each holds a reference; null: free
   std::vector<std::uint32_t> free_executor_slots_;
   std::unique_ptr<detail::LoopIo> io_;
+  const std::atomic<bool>* posted_;  // the thread-safe queue's "something is waiting" flag
 };
 
 /// The loop running in this thread; RuntimeError when none. Python: asyncio.get_running_loop()

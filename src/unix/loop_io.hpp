@@ -34,6 +34,8 @@ class PostQueue {
   void drain(ReadyQueue& ready);
   /// On the loop's thread: refuses further posts and discards the queued ones.
   void close() noexcept;
+  /// Set while posts wait to be drained (read without the lock).
+  [[nodiscard]] const std::atomic<bool>& has_posted() const noexcept { return has_posted_; }
 
  private:
   std::mutex mu_;

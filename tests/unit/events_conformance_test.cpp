@@ -24,8 +24,6 @@ using asyncio_test::RecordingHandler;
 // event loop other than the current one"). The other thread calls them while the loop's thread
 // waits for it inside a task step, so the loop is running but never touched concurrently.
 TEST(BaseEventsConformance, DebugLoopRefusesCallSoonFromAnotherThread) {
-  GTEST_SKIP() << "differs from CPython: a debug loop does not check the calling thread; "
-                  "call_soon/call_later/call_at from another thread are accepted";
   auto loop = asyncio::new_event_loop({.debug = true});
   int refused = 0;
   loop->run_until_complete([](EventLoop* lp, int* count) -> Coro<void> {
@@ -70,9 +68,6 @@ TEST(BaseEventsConformance, KeyboardInterruptFromATaskIsNotReported) {
 // test_call_soon_threadsafe: a callback posted from another thread before a call_soon() on the
 // loop's thread runs first (Python appends both to the same ready queue, in call order).
 TEST(EventsConformance, ThreadsafePostMadeFirstRunsFirst) {
-  GTEST_SKIP() << "differs from CPython: call_soon_threadsafe entries join the ready queue at "
-                  "the next poll, after call_soon entries made later; CPython appends both to "
-                  "one queue in call order";
   auto loop = asyncio::new_event_loop();
   std::vector<std::string> results;
   auto callback = [&results, lp = loop.get()](const char* arg) {
@@ -88,9 +83,6 @@ TEST(EventsConformance, ThreadsafePostMadeFirstRunsFirst) {
 
 // test_call_soon_threadsafe_same_thread: the same from the loop's own thread.
 TEST(EventsConformance, ThreadsafePostFromTheLoopThreadKeepsTheOrder) {
-  GTEST_SKIP() << "differs from CPython: call_soon_threadsafe entries join the ready queue at "
-                  "the next poll, after call_soon entries made later; CPython appends both to "
-                  "one queue in call order";
   auto loop = asyncio::new_event_loop();
   std::vector<std::string> results;
   auto callback = [&results, lp = loop.get()](const char* arg) {

@@ -63,8 +63,6 @@ TEST(TasksConformance, ShieldOfACoroutineOutsideALoopThrowsRuntimeError) {
 // test_constructor_empty_sequence_without_loop (FutureGatherTests): gather() of nothing outside
 // a loop is refused like any other gather().
 TEST(TasksConformance, GatherOfNothingOutsideALoopThrowsRuntimeError) {
-  GTEST_SKIP() << "differs from CPython: gather() of nothing is accepted outside a running loop "
-                  "(it needs no loop: it is done at once); CPython raises RuntimeError";
   EXPECT_THROW((void)asyncio::gather(), asyncio::RuntimeError);
 }
 
