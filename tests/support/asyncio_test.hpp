@@ -1,12 +1,22 @@
 // asyncio_test.hpp - small, header-only helpers shared by every test suite.
 //
 //   run_virtual(coro)         asyncio::run with virtual time (sleep(1h) returns at once)
+//   new_virtual_loop()        a fresh, not running loop with virtual time
+//   run_briefly(loop)         Python's test_utils.run_briefly: a couple of loop iterations
+//   run_on_two_loops(a, b)    runs `a` on one loop, then `b` on another (cross-loop misuse)
 //   RecordingHandler          installs itself as a loop's exception handler, records contexts
+//   what_of(e), holds<E>(e)   the what() of an exception_ptr; whether it holds an E
+//   thrown<E>(f)              the exception of type E that f() threw, or nullopt
+//   cancel_message_of(e)      the message of the CancelledError in an exception_ptr, or nullopt
 //   FdGuard, Pipe, SocketPair RAII fds for readiness tests (non-blocking, close-on-exec)
 //   LogLines                  a thread-safe list of strings, to check the order things happened
 //   wait_until(pred, limit)   real-time polling for work on other threads, always bounded
+//   SetOnDestroy              sets a flag when destroyed (a frame or a callback was destroyed)
 //   Tracker                   appends "~name" to a log when destroyed (which frames died, in order)
 //   ends_cancelled(task)      awaits a task; true when it ended with CancelledError
+//   tasks_of(t...)            the tasks as a vector (no braced list inside a coroutine)
+//   settle(tasks)             awaits every task, ignoring how each ended
+//   gather_all(tasks)         awaits every task in order; their results
 //
 // Everything here is deliberately dumb: no hidden loops, no global state.
 #pragma once
@@ -17,6 +27,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -43,6 +54,33 @@ inline asyncio::RunOptions virtual_options(bool debug = false) {
 template <class T>
 T run_virtual(asyncio::Coro<T> main) {
   return asyncio::run(std::move(main), virtual_options());
+}
+
+/// A fresh loop (not running) whose clock only moves when it jumps to the next timer.
+inline std::unique_ptr<asyncio::EventLoop> new_virtual_loop() {
+  return asyncio::new_event_loop(virtual_options());
+}
+
+/// A coroutine that returns at once.
+inline asyncio::Coro<void> noop() {
+  co_return;
+}
+
+/// Python's test_utils.run_briefly(loop): runs `loop` until a trivial task has finished, i.e.
+/// two iterations: everything ready now runs in the first, what that schedules in the second.
+inline void run_briefly(asyncio::EventLoop& loop) {
+  loop.run_until_complete(noop());
+}
+
+/// Runs `first` on one loop, then `second` on another; both loops stay alive until the end so
+/// that they are distinct objects.
+inline void run_on_two_loops(asyncio::Coro<void> first, asyncio::Coro<void> second) {
+  auto loop1 = asyncio::new_event_loop();
+  loop1->run_until_complete(std::move(first));
+  auto loop2 = asyncio::new_event_loop();
+  loop2->run_until_complete(std::move(second));
+  loop2->close();
+  loop1->close();
 }
 
 /// Records every context given to a loop's exception handler. Install it in the loop (the
@@ -127,6 +165,32 @@ bool holds(const std::exception_ptr& e) {
     return true;
   } catch (...) {
     return false;
+  }
+}
+
+/// Calls f(); returns a copy of the exception of type E it threw, nullopt if it threw nothing
+/// or something else.
+template <class E, class F>
+std::optional<E> thrown(F&& f) {
+  try {
+    std::forward<F>(f)();
+  } catch (const E& e) {
+    return e;
+  } catch (...) {
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+/// The message of the CancelledError held by `e` (nullopt when `e` holds something else).
+inline std::optional<std::string> cancel_message_of(const std::exception_ptr& e) {
+  if (!e) return std::nullopt;
+  try {
+    std::rethrow_exception(e);
+  } catch (const asyncio::CancelledError& c) {
+    return c.message();
+  } catch (...) {
+    return std::nullopt;
   }
 }
 
@@ -258,16 +322,25 @@ class SetOnDestroy {
   bool* flag_;
 };
 
-/// Appends "~name" to `log` when destroyed: shows which coroutine frames' locals died, in order.
+/// Appends "~name" to a log when destroyed: shows which coroutine frames' locals died, in order.
+/// The log is a plain vector (single-threaded tests) or a LogLines.
 class Tracker {
  public:
-  Tracker(std::vector<std::string>* log, std::string name) : log_(log), name_(std::move(name)) {}
+  Tracker(std::vector<std::string>* log, std::string name) : vec_(log), name_(std::move(name)) {}
+  Tracker(LogLines* log, std::string name) : lines_(log), name_(std::move(name)) {}
   Tracker(const Tracker&) = delete;
   Tracker& operator=(const Tracker&) = delete;
-  ~Tracker() { log_->push_back("~" + name_); }
+  ~Tracker() {
+    if (lines_ != nullptr) {
+      lines_->add("~" + name_);
+    } else {
+      vec_->push_back("~" + name_);
+    }
+  }
 
  private:
-  std::vector<std::string>* log_;
+  std::vector<std::string>* vec_ = nullptr;
+  LogLines* lines_ = nullptr;
   std::string name_;
 };
 
@@ -281,6 +354,37 @@ asyncio::Coro<bool> ends_cancelled(asyncio::Task<T> t) {
     cancelled = true;
   }
   co_return cancelled;
+}
+
+/// The tasks as a vector. (Braced lists built inside a coroutine trip g++ 12's coroutine
+/// lowering - "array used as initializer" - so tests build them here.)
+template <class T, class... More>
+std::vector<asyncio::Task<T>> tasks_of(asyncio::Task<T> first, More... more) {
+  std::vector<asyncio::Task<T>> out{std::move(first), std::move(more)...};
+  return out;
+}
+
+/// Awaits every task, ignoring how each ended (gather(..., return_exceptions=True)).
+template <class T>
+asyncio::Coro<void> settle(std::vector<asyncio::Task<T>> tasks) {
+  for (auto& t : tasks) {
+    try {
+      co_await t;
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the caller looks at the tasks
+    }
+  }
+}
+
+/// Awaits every task in order; their results (gather(...) when none fails).
+template <class T>
+asyncio::Coro<std::vector<T>> gather_all(std::vector<asyncio::Task<T>> tasks) {
+  std::vector<T> out;
+  for (auto& t : tasks) out.push_back(co_await t);
+  co_return out;
+}
+
+inline asyncio::Coro<void> gather_all(std::vector<asyncio::Task<void>> tasks) {
+  for (auto& t : tasks) co_await t;
 }
 
 }  // namespace asyncio_test

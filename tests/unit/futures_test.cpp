@@ -17,17 +17,16 @@
 #include <gtest/gtest.h>
 
 #include "asyncio_test.hpp"
-#include "t1_helpers.hpp"
 
 namespace {
 
 using asyncio::CallbackId;
 using asyncio::Coro;
 using asyncio::Future;
+using asyncio_test::new_virtual_loop;
 using asyncio_test::RecordingHandler;
-using t1::new_virtual_loop;
-using t1::run_briefly;
-using t1::thrown;
+using asyncio_test::run_briefly;
+using asyncio_test::thrown;
 
 using Bag = std::vector<int>;
 

@@ -1,0 +1,305 @@
+// Tests for asyncio/tasks.hpp, the basics of Task<T>: a task is a future; create_task on the
+// running loop and on a loop not yet running; void and valued results; handles (copies, empty
+// handles); task names; done callbacks on tasks; and what an idle task costs in memory.
+//
+// Where a test translates something CPython checks (Lib/test/test_asyncio/test_tasks.py,
+// BaseTaskTests), its comment names the Python test. Anything involving time runs with virtual
+// time and checks loop.time() exactly.
+//
+// Order of wake-ups: tests marked "FIFO" rely on asyncio's documented order: the ready queue runs
+// in order, a new task's first step is queued at create_task, awaiters of one future wake in the
+// order they started waiting, and timers with equal deadlines fire in scheduling order.
+#include <algorithm>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "asyncio_test.hpp"
+
+namespace {
+
+using asyncio::Coro;
+using asyncio::Future;
+using asyncio::Task;
+using asyncio::TaskRef;
+using asyncio_test::new_virtual_loop;
+using asyncio_test::run_briefly;
+using asyncio_test::run_virtual;
+using Log = std::vector<std::string>;
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+Coro<int> value_after(double seconds, int v) {
+  co_await asyncio::sleep(seconds);
+  co_return v;
+}
+
+Coro<void> sleep_for(double seconds) {
+  co_await asyncio::sleep(seconds);
+}
+
+Coro<int> return_int(int v) {
+  co_return v;
+}
+
+Coro<void> set_flag(bool* flag) {
+  *flag = true;
+  co_return;
+}
+
+Coro<void> log_line(Log* log, std::string line) {
+  log->push_back(std::move(line));
+  co_return;
+}
+
+// ---- basics ------------------------------------------------------------------------------------
+
+TEST(Task, IsAFuture) {
+  static_assert(std::is_base_of_v<Future<int>, Task<int>>);
+  static_assert(std::is_base_of_v<Future<void>, Task<void>>);
+  static_assert(std::is_copy_constructible_v<Task<int>>);
+  auto loop = new_virtual_loop();
+  Task<int> t = loop->create_task(return_int(3));
+  Future<int> as_future = t;  // NOLINT(cppcoreguidelines-slicing): a Task is-a Future
+  EXPECT_TRUE(as_future == t);
+  EXPECT_EQ(loop->run_until_complete(as_future), 3);  // run_until_complete(Future)
+  EXPECT_TRUE(t.done());
+  EXPECT_EQ(t.result(), 3);
+}
+
+Coro<int> inner1() {
+  co_return 42;
+}
+Coro<int> inner2() {
+  co_return 1000;
+}
+Coro<int> outer_sum() {
+  int a = co_await inner1();
+  int b = co_await inner2();
+  co_return a + b;
+}
+
+// test_task_basics
+TEST(Task, AwaitsNestedCoroutines) {
+  auto loop = new_virtual_loop();
+  EXPECT_EQ(loop->run_until_complete(outer_sum()), 1042);
+}
+
+// test_coroutine_non_gen_function
+TEST(Task, RunUntilCompleteOfACoroReturnsItsResult) {
+  auto loop = new_virtual_loop();
+  EXPECT_EQ(loop->run_until_complete(return_int(5)), 5);
+}
+
+Coro<Log> body_starts_later() {
+  Log log;
+  asyncio::get_running_loop().call_soon([&log] { log.push_back("call_soon"); });
+  Task<void> t = asyncio::create_task(log_line(&log, "task body"));
+  log.push_back("create_task returned");
+  co_await asyncio::sleep(0);  // one iteration: the callback, then the task's first step
+  log.push_back("after one iteration");
+  co_await t;
+  co_return log;
+}
+
+// FIFO. API: the coroutine starts at a later loop iteration, never inside create_task.
+TEST(Task, CreateTaskRunsBodyAtALaterIteration) {
+  Log log = run_virtual(body_starts_later());
+  EXPECT_EQ(log, (Log{"create_task returned", "call_soon", "task body", "after one iteration"}));
+}
+
+TEST(Task, LoopCreateTaskBeforeRunningStartsWhenLoopRuns) {
+  auto loop = new_virtual_loop();
+  bool ran = false;
+  Task<void> t = loop->create_task(set_flag(&ran));
+  EXPECT_FALSE(ran);
+  EXPECT_FALSE(t.done());
+  loop->run_until_complete(t);
+  EXPECT_TRUE(ran);
+  EXPECT_TRUE(t.done());
+}
+
+TEST(Task, CreateTaskWithoutRunningLoopThrowsRuntimeError) {
+  EXPECT_THROW((void)asyncio::create_task(return_int(1)), asyncio::RuntimeError);
+}
+
+TEST(Task, CreateTaskOnClosedLoopThrowsRuntimeError) {
+  auto loop = new_virtual_loop();
+  loop->close();
+  EXPECT_THROW((void)loop->create_task(return_int(1)), asyncio::RuntimeError);
+}
+
+// test_task_set_methods
+TEST(Task, SetResultAndSetExceptionOnATaskThrowRuntimeError) {
+  auto loop = new_virtual_loop();
+  Task<std::string> t = loop->create_task([]() -> Coro<std::string> { co_return "ko"; }());
+  EXPECT_THROW(t.set_result("ok"), asyncio::RuntimeError);
+  EXPECT_THROW(t.set_exception(std::make_exception_ptr(std::runtime_error("x"))),
+               asyncio::RuntimeError);
+  EXPECT_EQ(loop->run_until_complete(t), "ko");
+}
+
+TEST(Task, ResultOfPendingTaskThrowsInvalidStateError) {
+  auto loop = new_virtual_loop();
+  Task<int> t = loop->create_task(return_int(1));
+  EXPECT_THROW((void)t.result(), asyncio::InvalidStateError);
+  EXPECT_THROW((void)t.exception(), asyncio::InvalidStateError);
+  loop->run_until_complete(t);
+}
+
+Coro<void> void_body(int* counter) {
+  co_await asyncio::sleep(1);
+  ++*counter;
+}
+
+TEST(Task, VoidTaskCompletes) {
+  auto loop = new_virtual_loop();
+  int counter = 0;
+  Task<void> t = loop->create_task(void_body(&counter));
+  loop->run_until_complete(t);
+  EXPECT_EQ(counter, 1);
+  EXPECT_TRUE(t.done());
+  EXPECT_NO_THROW(t.result());
+  EXPECT_EQ(t.exception(), nullptr);
+  EXPECT_DOUBLE_EQ(loop->time(), 1.0);
+}
+
+TEST(Task, CopiesOfTheHandleShareTheTask) {
+  auto loop = new_virtual_loop();
+  Task<int> t = loop->create_task(return_int(4));
+  Task<int> copy = t;  // NOLINT(performance-unnecessary-copy-initialization)
+  EXPECT_TRUE(copy == t);
+  EXPECT_EQ(copy.get_name(), t.get_name());
+  loop->run_until_complete(t);
+  EXPECT_TRUE(copy.done());
+  EXPECT_EQ(copy.result(), 4);
+}
+
+TEST(Task, EmptyHandleIsFalseAndNamedAccessThrowsInvalidStateError) {
+  Task<int> t;
+  EXPECT_FALSE(static_cast<bool>(t));
+  EXPECT_THROW((void)t.get_name(), asyncio::InvalidStateError);
+  EXPECT_THROW((void)t.cancelling(), asyncio::InvalidStateError);
+  auto loop = new_virtual_loop();
+  t = loop->create_task(return_int(2));
+  EXPECT_TRUE(static_cast<bool>(t));
+  EXPECT_EQ(loop->run_until_complete(t), 2);
+}
+
+TEST(Task, EmptyHandleFutureMembersThrowInvalidStateError) {
+  Task<int> t;
+  EXPECT_THROW((void)t.done(), asyncio::InvalidStateError);
+  EXPECT_THROW((void)t.cancelled(), asyncio::InvalidStateError);
+  EXPECT_THROW((void)t.cancel(), asyncio::InvalidStateError);
+  EXPECT_THROW((void)t.result(), asyncio::InvalidStateError);
+}
+
+// ---- names --------------------------------------------------------------------------------------
+
+/// The N of "Task-N", or -1 when the name is not of that form.
+long task_number(const std::string& name) {
+  const std::string prefix = "Task-";
+  if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) return -1;
+  const std::string digits = name.substr(prefix.size());
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return -1;
+  }
+  return std::stol(digits);
+}
+
+Coro<std::vector<std::string>> default_names() {
+  Task<void> a = asyncio::create_task(asyncio_test::noop());
+  Task<void> b = asyncio::create_task(asyncio_test::noop());
+  Task<void> named = asyncio::create_task(asyncio_test::noop(), "No-op");
+  std::vector<std::string> names{asyncio::current_task().get_name(), a.get_name(), b.get_name(),
+                                 named.get_name()};
+  co_await a;
+  co_await b;
+  co_await named;
+  co_return names;
+}
+
+// test_bare_create_named_task, test_task_repr_autogenerated
+TEST(Task, DefaultNamesAreTaskNumberedInCreationOrder) {
+  auto names = run_virtual(default_names());
+  const long main_n = task_number(names[0]);
+  ASSERT_GT(main_n, 0) << names[0];
+  EXPECT_EQ(task_number(names[1]), main_n + 1) << names[1];
+  EXPECT_EQ(task_number(names[2]), main_n + 2) << names[2];
+  EXPECT_EQ(names[3], "No-op");
+}
+
+TEST(Task, SetNameRenamesTheTaskForEveryHandle) {
+  auto loop = new_virtual_loop();
+  Task<int> t = loop->create_task(return_int(1), "first");
+  EXPECT_EQ(t.get_name(), "first");
+  TaskRef ref = t;
+  t.set_name("second");
+  EXPECT_EQ(t.get_name(), "second");
+  EXPECT_EQ(ref.get_name(), "second");
+  loop->run_until_complete(t);
+  EXPECT_EQ(t.get_name(), "second");  // names outlive completion
+}
+
+// ---- done callbacks on tasks -----------------------------------------------------------------
+
+TEST(TaskCallbacks, DoneCallbackSeesTheFinishedTask) {
+  auto loop = new_virtual_loop();
+  Task<int> t = loop->create_task(value_after(1, 9));
+  int seen = 0;
+  bool same = false;
+  t.add_done_callback([&, t](Future<int>& f) {
+    seen = f.result();
+    same = (f == t);
+  });
+  loop->run_until_complete(t);
+  run_briefly(*loop);
+  EXPECT_EQ(seen, 9);
+  EXPECT_TRUE(same);
+}
+
+TEST(TaskCallbacks, DoneCallbackRunsForCancelledTask) {
+  auto loop = new_virtual_loop();
+  Task<void> t = loop->create_task(sleep_for(5));
+  bool cancelled = false;
+  t.add_done_callback([&](Future<void>& f) { cancelled = f.cancelled(); });
+  t.cancel();
+  EXPECT_THROW(loop->run_until_complete(t), asyncio::CancelledError);
+  run_briefly(*loop);
+  EXPECT_TRUE(cancelled);
+}
+
+TEST(TaskCallbacks, CreateTaskFromADoneCallbackRuns) {
+  auto loop = new_virtual_loop();
+  Future<int> f = loop->create_future<int>();
+  bool ran = false;
+  Task<void> spawned;
+  f.add_done_callback([&](Future<int>&) { spawned = asyncio::create_task(set_flag(&ran)); });
+  f.set_result(1);
+  run_briefly(*loop);
+  ASSERT_TRUE(static_cast<bool>(spawned));
+  loop->run_until_complete(spawned);
+  EXPECT_TRUE(ran);
+}
+
+}  // namespace
+
+// What an idle task costs is a feature (docs/design/loop.md, "Memory"): these sizes are the
+// budget bench/RESULTS.md accounts for; growing them is a decision, not an accident.
+TEST(TaskMemory, ATaskStateFitsIn64Bytes) {
+  EXPECT_LE(sizeof(asyncio::detail::TaskState), 64U);
+}
+
+TEST(TaskMemory, ASleepAwaiterIs24Bytes) {
+  EXPECT_LE(sizeof(asyncio::detail::SleepAwaiter<void>), 24U);
+}
+
+TEST(TaskMemory, ACoroPromiseKeepsValueAndErrorInOneWord) {
+  EXPECT_LE(sizeof(asyncio::detail::CoroPromise<long>), 3 * sizeof(void*));
+  EXPECT_LE(sizeof(asyncio::detail::CoroPromise<void>), 3 * sizeof(void*));
+}
