@@ -492,6 +492,7 @@ Coro<void> EventLoop::shutdown_default_executor() {
   // Join in a helper thread so that work still posting back to this loop can finish.
   Future<void> joined = create_future<void>();
   hold_external();
+  // NOLINTNEXTLINE(cppcoreguidelines-avoid-reference-coroutine-parameters): a thread's lambda
   std::thread joiner([this, ex, fut = joined]() mutable {
     ex->shutdown(true);
     (void)call_soon_threadsafe([this, fut = std::move(fut)]() mutable {

@@ -59,7 +59,7 @@ class TreePrinter {
     }
     for (TaskState* t : order_) {
       for (TaskState* a : awaited_tasks(*t)) {
-        if (live_.count(a) == 0) continue;
+        if (!live_.contains(a)) continue;
         awaits_[t].push_back(a);
         awaited_.insert(a);
       }
@@ -69,12 +69,12 @@ class TreePrinter {
   std::string print() {
     std::vector<TaskState*> roots;
     for (TaskState* t : order_) {
-      if (awaited_.count(t) == 0) roots.push_back(t);
+      if (!awaited_.contains(t)) roots.push_back(t);
     }
     emit_children(roots, "");
     // Tasks only reachable through a cycle of awaits (a deadlock): print them as roots too.
     for (TaskState* t : order_) {
-      if (printed_.count(t) == 0) emit_task(*t, "", true);
+      if (!printed_.contains(t)) emit_task(*t, "", true);
     }
     return out_;
   }
@@ -87,9 +87,12 @@ class TreePrinter {
   }
 
   void emit_task(TaskState& t, const std::string& prefix, bool last) {
-    out_ += prefix + (last ? "└── " : "├── ") + "(T) " + t.get_name();
+    out_ += prefix;
+    out_ += last ? "└── " : "├── ";
+    out_ += "(T) ";
+    out_ += t.get_name();
     if (t.cancelling() > 0) out_ += " [cancelling]";
-    if (path_.count(&t) != 0) {
+    if (path_.contains(&t)) {
       out_ += " (awaits itself: cycle)\n";
       return;
     }
@@ -98,7 +101,10 @@ class TreePrinter {
     path_.insert(&t);
     std::string p = prefix + (last ? "    " : "│   ");
     for (const std::string& fn : frames_of(t)) {
-      out_ += p + "└── " + fn + '\n';
+      out_ += p;
+      out_ += "└── ";
+      out_ += fn;
+      out_ += '\n';
       p += "    ";
     }
     auto it = awaits_.find(&t);

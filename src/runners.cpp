@@ -1,7 +1,7 @@
 // asyncio::Runner: loop set-up, SIGINT handling and orderly shutdown (Python: runners.py).
 #include "asyncio/runners.hpp"
 
-#include <signal.h>
+#include <csignal>
 
 #include <exception>
 #include <string>

@@ -297,7 +297,7 @@ auto ensure_future(A&& aw) {
   if constexpr (detail::FutureHandle<P>) {
     return P(aw);
   } else if constexpr (detail::CoroObject<P>) {
-    P coro = std::move(aw);
+    P coro = std::move(aw);  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
     return create_task(std::move(coro));
   } else {
     return create_task(detail::wrap_awaitable<detail::result_of_t<A>>(P(std::forward<A>(aw))));
@@ -446,6 +446,7 @@ class [[nodiscard]] WaitFor {
       }
     }
     child_ = detail::to_child(std::move(aw_));
+    // NOLINTNEXTLINE(readability-redundant-smartptr-get): the engine takes the raw state
     return engine_.template emplace<kCore>(child_.state.get(), timeout_).ready();
   }
   template <class P>

@@ -121,10 +121,12 @@ class CallbackHandle final : public HandleState {
 
  private:
   void invoke() override {
+    // f_ holds the callable until invoke() or drop(), and invoke() runs at most once for a
+    // one-shot handle (HandleState::run).
     if constexpr (Repeat) {
-      (*f_)();
+      (*f_)();  // NOLINT(bugprone-unchecked-optional-access)
     } else {
-      F f = std::move(*f_);
+      F f = std::move(*f_);  // NOLINT(bugprone-unchecked-optional-access)
       f_.reset();
       f();
     }
@@ -156,7 +158,7 @@ class TimerCallbackHandle final : public TimerHandleState {
 
  private:
   void invoke() override {
-    F f = std::move(*f_);
+    F f = std::move(*f_);  // NOLINT(bugprone-unchecked-optional-access): runs at most once
     f_.reset();
     f();
   }

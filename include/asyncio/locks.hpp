@@ -488,7 +488,7 @@ requires std::invocable<P&> Coro<std::decay_t<std::invoke_result_t<P&>>> Conditi
 }
 
 inline detail::ListWait Barrier::park() noexcept {
-  return detail::ListWait(waiters_, loop_, "asyncio::Barrier");
+  return detail::ListWait(waiters_, loop_, "asyncio::Barrier");  // NOLINT(modernize-return-braced-init-list)
 }
 
 inline detail::SemaphoreAcquire Semaphore::acquire() noexcept {

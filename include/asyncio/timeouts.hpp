@@ -67,7 +67,7 @@ class Timeout {
   void enter();
   /// Internal (the block's exit): rethrows `error`, turned into TimeoutError (with `error`
   /// nested in it) when this timeout caused it. Python: Timeout.__aexit__
-  void exit(std::exception_ptr error);
+  void exit(const std::exception_ptr& error);
 
  private:
   static const char* name(State s) noexcept {
@@ -228,7 +228,7 @@ inline void Timeout::on_timeout() {
   handle_ = Handle();
 }
 
-inline void Timeout::exit(std::exception_ptr error) {
+inline void Timeout::exit(const std::exception_ptr& error) {
   handle_.cancel();
   handle_ = Handle();
   if (state_ == State::expiring) {

@@ -1,7 +1,7 @@
 #include "sys/sys.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
+#include <csignal>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/eventfd.h>

@@ -1,7 +1,7 @@
 // Readers/writers, thread-safe posts and signals for the epoll loop.
 #include "unix/loop_io.hpp"
 
-#include <signal.h>
+#include <csignal>
 
 #include <array>
 #include <atomic>
@@ -206,8 +206,8 @@ void LoopIo::close() noexcept {
   closed_ = true;
   posts->close();
   while (!signals_.empty()) clear_signal_handle(signals_.begin()->first);
-  for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
-    for (Ref<HandleState>* slot : {&fds_[fd].reader, &fds_[fd].writer}) {
+  for (FdWatch& w : fds_) {
+    for (Ref<HandleState>* slot : {&w.reader, &w.writer}) {
       if (*slot) {
         (*slot)->cancel();
         slot->reset();

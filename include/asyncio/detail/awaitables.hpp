@@ -88,7 +88,7 @@ Coro<R> wrap_awaitable(A aw) {
 template <class R, class A>
 Coro<R> as_coro(A&& aw) {
   if constexpr (CoroObject<A>) {
-    return plain_t<A>(std::move(aw));
+    return plain_t<A>(std::move(aw));  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
   } else {
     return wrap_awaitable<R>(plain_t<A>(std::forward<A>(aw)));
   }
@@ -99,7 +99,7 @@ Coro<R> as_coro(A&& aw) {
 template <class A>
 plain_t<A> stored(A&& aw) {
   if constexpr (CoroObject<A>) {
-    return plain_t<A>(std::move(aw));
+    return plain_t<A>(std::move(aw));  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
   } else {
     return plain_t<A>(std::forward<A>(aw));
   }
@@ -131,7 +131,8 @@ Child to_child(A&& aw) {
     if (aw.state() == nullptr) throw InvalidStateError("empty Task handle");
     return Child{Ref<FutureStateBase>(aw.state()), false};
   } else if constexpr (CoroObject<P>) {
-    P coro = std::move(aw);  // consumes an lvalue too; a consumed Coro makes create_task throw
+    // Consumes an lvalue too; a consumed Coro makes create_task throw.
+    P coro = std::move(aw);  // NOLINT(bugprone-move-forwarding-reference)
     auto task = create_task(std::move(coro));
     return Child{Ref<FutureStateBase>(task.state()), true};
   } else {

@@ -74,7 +74,7 @@ class IntrusiveList {
     n->prev = n->next = nullptr;
   }
   ListHook* front() const noexcept { return empty() ? nullptr : head_.next; }
-  ListHook* pop_front() noexcept {
+  ListHook* pop_front() noexcept {  // NOLINT(readability-make-member-function-const): unlinks
     ListHook* n = front();
     if (n) unlink(n);
     return n;

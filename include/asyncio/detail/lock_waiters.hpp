@@ -45,6 +45,7 @@ class OrphanedWait : public RuntimeError {
 /// passed by value (to wait_for, to a helper coroutine); never moved once awaited.
 class ListWaiter : public ParkedWaiter, public ListHook {
  public:
+  // NOLINTNEXTLINE(readability-redundant-member-init): a fresh waiter, not a moved one
   ListWaiter(ListWaiter&& /*idle*/) noexcept : ParkedWaiter(), ListHook() {}
   ListWaiter& operator=(ListWaiter&&) = delete;
 
@@ -85,7 +86,7 @@ class WaitList {
   [[nodiscard]] bool empty() const noexcept { return head_.next == &head_; }
   void push_back(ListWaiter* w) noexcept { link_after(head_.prev, w); }
   void push_front(ListWaiter* w) noexcept { link_after(&head_, w); }
-  ListWaiter* pop_front() noexcept {
+  ListWaiter* pop_front() noexcept {  // NOLINT(readability-make-member-function-const): unlinks
     if (empty()) return nullptr;
     auto* w = static_cast<ListWaiter*>(head_.next);
     unlink(w);

@@ -57,7 +57,7 @@ class ReadyQueue {
   /// Fisher-Yates shuffle); the entries behind them keep their place.
   void shuffle_front(std::size_t n) noexcept {
     for (std::size_t i = n; i > 1; --i) {
-      const std::size_t j = static_cast<std::size_t>(next_random() % i);  // bias: below i/2^64
+      const auto j = static_cast<std::size_t>(next_random() % i);  // bias: below i/2^64
       const ReadyEntry e = q_[i - 1];
       q_[i - 1] = q_[j];
       q_[j] = e;
