@@ -319,8 +319,11 @@ void WaitCore::on_done(FutureStateBase& f) noexcept {
 }
 
 void WaitCore::detach() noexcept {
+  // Once: after finish() the caller may have dropped the handles that kept the futures alive
+  // (`(void)co_await wait(std::move(tasks))`), so the destructor must not touch them again.
   if (nodes_) {
     for (std::size_t i = 0; i < futures_.size(); ++i) futures_[i]->remove_waiter(&nodes_[i]);
+    nodes_.reset();
   }
   if (in_heap()) futures_.front()->loop().remove_timer(this);
 }

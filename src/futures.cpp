@@ -92,8 +92,8 @@ void FutureStateBase::set_exception(std::exception_ptr e) {
   if (is_task_) throw RuntimeError("Task does not support set_exception operation");
   if (done()) throw InvalidStateError(std::string(status_name(status_)) + ": the future is done");
   if (!e) throw ValueError("set_exception() needs an exception");
+  retrieved_ = false;  // before complete(): a waiter told now may mark it retrieved
   complete(FutureStatus::finished, nullptr, &e);
-  retrieved_ = false;
 }
 
 void FutureStateBase::throw_not_result() {

@@ -4,7 +4,9 @@
 // before it resumed, the awaiter took the exception over: Python's Task.__wakeup (and the
 // combinators' done callbacks) call fut.result() / fut.exception() when the child completes,
 // which marks it retrieved, so CPython reports nothing. Neither do we.
+#include <exception>
 #include <string>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -73,6 +75,46 @@ TEST(NeverRetrieved, WaitForCancelledAfterInnerFailed) {
 TEST(NeverRetrieved, ShieldCancelledAfterInnerFailed) {
   EXPECT_TRUE(cancel_after_child_failed(
       [](Task<int> child) -> Coro<void> { (void)co_await asyncio::shield(child); }));
+}
+
+// The same with a plain Future that fails (set_exception used to clear the mark the waiters
+// had just set while it told them; found by the cancellation fuzzer, seed 0x157).
+template <class Body>
+bool cancel_after_future_failed(Body outer_body) {
+  return asyncio::run(
+      [](Body body) -> Coro<bool> {
+        RecordingHandler handler;
+        bool cancelled = false;
+        {
+          asyncio::Future<int> fut;
+          Task<void> outer = asyncio::create_task(body(fut));
+          co_await asyncio::sleep(0);  // outer parks on the future
+          fut.set_exception(std::make_exception_ptr(asyncio::ValueError("boom")));  // wakes it
+          outer.cancel();  // ...and cancels it before it resumes
+          cancelled = co_await asyncio_test::ends_cancelled(outer);
+        }
+        co_await asyncio::sleep(0);
+        EXPECT_FALSE(handler.has_message("never retrieved"))
+            << (handler.empty() ? std::string() : handler.at(0).message);
+        co_return cancelled;
+      }(std::move(outer_body)),
+      asyncio_test::virtual_options(/*debug=*/true));
+}
+
+TEST(NeverRetrieved, GatherReturnExceptionsOfAFailedFuture) {
+  EXPECT_TRUE(cancel_after_future_failed([](asyncio::Future<int> f) -> Coro<void> {
+    (void)co_await asyncio::gather(asyncio::return_exceptions, f);
+  }));
+}
+
+TEST(NeverRetrieved, WaitForOfAFailedFuture) {
+  EXPECT_TRUE(cancel_after_future_failed(
+      [](asyncio::Future<int> f) -> Coro<void> { (void)co_await asyncio::wait_for(f, 10); }));
+}
+
+TEST(NeverRetrieved, PlainAwaitOfAFailedFuture) {
+  EXPECT_TRUE(cancel_after_future_failed(
+      [](asyncio::Future<int> f) -> Coro<void> { (void)co_await f; }));
 }
 
 // The report itself still works: a failed task nobody awaited is reported when dropped.

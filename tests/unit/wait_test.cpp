@@ -252,4 +252,26 @@ TEST(Wait, AcceptsFuturesAndTaskRefs) {
   }());
 }
 
+// `(void)co_await wait(std::move(tasks))`, Python's `await asyncio.wait(tasks)` with the result
+// ignored: the result holds the only handles, and dropping it freed the tasks while the wait's
+// engine still meant to unhook itself from them (heap-use-after-free; found by the fuzzer).
+TEST(Wait, DiscardedResultHoldingTheOnlyHandles) {
+  const bool done = asyncio_test::run_virtual([]() -> asyncio::Coro<bool> {
+    std::vector<asyncio::Task<void>> ts;
+    for (int i = 0; i < 3; ++i) {
+      ts.push_back(asyncio::create_task([](int n) -> asyncio::Coro<void> {
+        co_await asyncio::sleep(n);
+      }(i)));
+    }
+    (void)co_await asyncio::wait(std::move(ts));
+    std::vector<asyncio::Task<void>> one;
+    one.push_back(asyncio::create_task([]() -> asyncio::Coro<void> { co_await asyncio::sleep(1); }()));
+    asyncio::WaitOptions first;
+    first.return_when = asyncio::ReturnWhen::first_completed;
+    (void)co_await asyncio::wait(std::move(one), first);
+    co_return true;
+  }());
+  EXPECT_TRUE(done);
+}
+
 }  // namespace
