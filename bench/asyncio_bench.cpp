@@ -7,20 +7,24 @@
 //   asyncio_bench echo-server PORT / http-server PORT: exit 3 until streams land
 //
 // Prints one JSON line: {"wall_s": ..., "check": ...}; the time covers the workload only.
-#include <asyncio.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include <asyncio.hpp>
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-asyncio::Coro<long> identity(long i) { co_return i; }
-asyncio::Coro<long> one() { co_return 1; }
+asyncio::Coro<long> identity(long i) {
+  co_return i;
+}
+asyncio::Coro<long> one() {
+  co_return 1;
+}
 asyncio::Coro<long> sleeper(double seconds) {
   co_await asyncio::sleep(seconds);
   co_return 1;

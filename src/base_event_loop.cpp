@@ -460,7 +460,8 @@ std::uint32_t EventLoop::hold_executor_future(detail::FutureStateBase* f) {
 detail::Ref<detail::FutureStateBase> EventLoop::take_executor_future(std::uint32_t slot) noexcept {
   if (slot >= executor_futures_.size() || executor_futures_[slot] == nullptr) return {};
   free_executor_slots_.push_back(slot);  // capacity was reserved
-  return detail::Ref<detail::FutureStateBase>::adopt(std::exchange(executor_futures_[slot], nullptr));
+  return detail::Ref<detail::FutureStateBase>::adopt(
+      std::exchange(executor_futures_[slot], nullptr));
 }
 
 void EventLoop::drop_executor_futures() noexcept {

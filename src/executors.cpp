@@ -12,7 +12,9 @@ ThreadPoolExecutor::ThreadPoolExecutor(std::size_t max_workers)
                        ? max_workers
                        : std::min<std::size_t>(32, std::thread::hardware_concurrency() + 4)) {}
 
-ThreadPoolExecutor::~ThreadPoolExecutor() { shutdown(true); }
+ThreadPoolExecutor::~ThreadPoolExecutor() {
+  shutdown(true);
+}
 
 void ThreadPoolExecutor::submit(std::function<void()> work) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 #include <vector>
+
 #include "sys/sys.hpp"
 
 namespace asyncio::detail {

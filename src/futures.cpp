@@ -1,4 +1,6 @@
 // Future state transitions (Python: futures.py, Future.set_result/_schedule_callbacks...).
+#include "asyncio/futures.hpp"
+
 #include <atomic>
 #include <exception>
 #include <memory>
@@ -7,7 +9,6 @@
 #include "asyncio/detail/future_state.hpp"
 #include "asyncio/events.hpp"
 #include "asyncio/exceptions.hpp"
-#include "asyncio/futures.hpp"
 #include "asyncio/task_ref.hpp"
 
 namespace asyncio::detail {
@@ -50,8 +51,8 @@ void FutureStateBase::last_release() noexcept {
     ++refs_;
     try {
       ExceptionContext ctx;
-      ctx.message = is_task_ ? "Task exception was never retrieved"
-                             : "Future exception was never retrieved";
+      ctx.message =
+          is_task_ ? "Task exception was never retrieved" : "Future exception was never retrieved";
       ctx.exception = error_;
       if (is_task_) ctx.task = TaskRef(static_cast<TaskState*>(this));
       loop->call_exception_handler(ctx);

@@ -2,7 +2,6 @@
 #include "asyncio/runners.hpp"
 
 #include <csignal>
-
 #include <exception>
 #include <string>
 #include <utility>

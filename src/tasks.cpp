@@ -200,7 +200,8 @@ std::coroutine_handle<> frame_of(PromiseBase* p) noexcept {
 /// the recursion had (the awaiter is the last object a frame constructed, so it dies first).
 /// Only a chain of Coro frames, each owned by the `co_await coro` awaiter of the next, linked
 /// by parent() from `leaf` to `root`, is taken apart this way; anything else (an async
-/// generator's frame in the chain, no leaf known) is destroyed from `root` as before. Returns false when it destroyed nothing.
+/// generator's frame in the chain, no leaf known) is destroyed from `root` as before. Returns false
+/// when it destroyed nothing.
 bool destroy_chain_iteratively(PromiseBase* leaf, std::coroutine_handle<> root) noexcept {
   if (leaf == nullptr) return false;
   PromiseBase* top = leaf;

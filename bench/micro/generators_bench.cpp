@@ -41,7 +41,9 @@ asyncio::Generator<int, int> running_sum(int n) {
 // Hands the loop's result to the optimiser barrier only after the loop: DoNotOptimize on the
 // accumulator itself lets clang keep it in memory for the whole loop (a store and a load per
 // element that are not the generator's).
-void keep(std::int64_t result) { benchmark::DoNotOptimize(result); }
+void keep(std::int64_t result) {
+  benchmark::DoNotOptimize(result);
+}
 
 // Reports `per_element`: the time per element, printed with its unit ("2.5ns").
 void report(benchmark::State& state, std::int64_t per_iteration) {

@@ -76,9 +76,8 @@ std::string cat(const Parts&... parts) {
 
 /// `print(f"...{x}...")` in one call: `seeds::print("sleeping for ", 3, " second(s)")`.
 template <typename First, typename... Rest>
-requires(sizeof...(Rest) > 0 ||
-         !std::is_convertible_v<const First&, std::string_view>) void print(const First& first,
-                                                                            const Rest&... rest) {
+requires(sizeof...(Rest) > 0 || !std::is_convertible_v<const First&, std::string_view>)
+void print(const First& first, const Rest&... rest) {
   print(std::string_view{cat(first, rest...)});
 }
 

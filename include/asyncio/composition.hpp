@@ -226,7 +226,8 @@ class [[nodiscard]] GatheringVector : public detail::GatherHandle {
 ///   its own completes the gather with CancelledError (the gather itself is not cancelled).
 /// Throws: the first child error, CancelledError.   Python: asyncio.gather(*aws)
 template <class... A>
-requires(detail::Childlike<A>&&...) Gathering<false, detail::result_of_t<A>...> gather(A&&... aws) {
+requires(detail::Childlike<A> && ...)
+Gathering<false, detail::result_of_t<A>...> gather(A&&... aws) {
   Gathering<false, detail::result_of_t<A>...> g;
   if constexpr (sizeof...(A) > 0) {
     detail::gather_children(false, g, std::forward<A>(aws)...);
@@ -242,8 +243,8 @@ requires(detail::Childlike<A>&&...) Gathering<false, detail::result_of_t<A>...> 
 ///   CancelledError (Python issue 32684).
 /// Python: asyncio.gather(*aws, return_exceptions=True)
 template <class... A>
-requires(detail::Childlike<A>&&...) Gathering<true, detail::result_of_t<A>...> gather(
-    return_exceptions_t /*tag*/, A&&... aws) {
+requires(detail::Childlike<A> && ...)
+Gathering<true, detail::result_of_t<A>...> gather(return_exceptions_t /*tag*/, A&&... aws) {
   Gathering<true, detail::result_of_t<A>...> g;
   if constexpr (sizeof...(A) > 0) {
     detail::gather_children(true, g, std::forward<A>(aws)...);
@@ -272,7 +273,7 @@ GatheringVector<Rex, result_of_t<X>> gather_vector(std::vector<X> aws) {
 /// errors: as gather(aws...).   Python: asyncio.gather(*aws)
 template <class X>
 requires(detail::FutureHandle<X> || detail::CoroObject<X>)
-    GatheringVector<false, detail::result_of_t<X>> gather(std::vector<X> aws) {
+GatheringVector<false, detail::result_of_t<X>> gather(std::vector<X> aws) {
   return detail::gather_vector<false>(std::move(aws));
 }
 
@@ -280,8 +281,8 @@ requires(detail::FutureHandle<X> || detail::CoroObject<X>)
 /// Python: asyncio.gather(*aws, return_exceptions=True)
 template <class X>
 requires(detail::FutureHandle<X> || detail::CoroObject<X>)
-    GatheringVector<true, detail::result_of_t<X>> gather(return_exceptions_t /*tag*/,
-                                                         std::vector<X> aws) {
+GatheringVector<true, detail::result_of_t<X>> gather(return_exceptions_t /*tag*/,
+                                                     std::vector<X> aws) {
   return detail::gather_vector<true>(std::move(aws));
 }
 
@@ -297,7 +298,8 @@ auto ensure_future(A&& aw) {
   if constexpr (detail::FutureHandle<P>) {
     return P(aw);
   } else if constexpr (detail::CoroObject<P>) {
-    P coro = std::move(aw);  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
+    P coro = std::move(
+        aw);  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
     return create_task(std::move(coro));
   } else {
     return create_task(detail::wrap_awaitable<detail::result_of_t<A>>(P(std::forward<A>(aw))));
@@ -517,15 +519,15 @@ class [[nodiscard]] WaitFor {
 ///   dropped, never the cancellation).
 /// Throws: TimeoutError, CancelledError, or the error of `aw`.   Python: asyncio.wait_for(aw, t)
 template <class A, class Rep, class Period>
-requires detail::Childlike<A> WaitFor<detail::plain_t<A>> wait_for(
-    A&& aw, std::chrono::duration<Rep, Period> timeout) {
+requires detail::Childlike<A>
+WaitFor<detail::plain_t<A>> wait_for(A&& aw, std::chrono::duration<Rep, Period> timeout) {
   return WaitFor<detail::plain_t<A>>(detail::stored(std::forward<A>(aw)),
                                      detail::to_seconds(timeout));
 }
 /// wait_for with the time-out in seconds. Python: asyncio.wait_for(aw, timeout)
 template <class A, class S>
-requires detail::Childlike<A> && std::is_arithmetic_v<S> WaitFor<detail::plain_t<A>> wait_for(
-    A&& aw, S seconds) {
+requires detail::Childlike<A> && std::is_arithmetic_v<S>
+WaitFor<detail::plain_t<A>> wait_for(A&& aw, S seconds) {
   return WaitFor<detail::plain_t<A>>(detail::stored(std::forward<A>(aw)),
                                      detail::checked_delay(static_cast<double>(seconds)));
 }
@@ -598,7 +600,8 @@ class [[nodiscard]] Shielded {
 ///   result later; the loop keeps the task alive either way.)
 /// Python: asyncio.shield(aw)
 template <class A>
-requires detail::Childlike<A> Shielded<detail::result_of_t<A>> shield(A&& aw) {
+requires detail::Childlike<A>
+Shielded<detail::result_of_t<A>> shield(A&& aw) {
   return Shielded<detail::result_of_t<A>>(detail::to_child(std::forward<A>(aw)));
 }
 
@@ -729,8 +732,8 @@ class [[nodiscard]] Waiting {
 /// Cancellation: safe; the awaiter gets CancelledError, the futures are left untouched.
 /// Python: asyncio.wait(fs, timeout=, return_when=)
 template <class F>
-requires(detail::FutureHandle<F> ||
-         std::same_as<F, TaskRef>) Waiting<F> wait(std::vector<F> fs, WaitOptions options = {}) {
+requires(detail::FutureHandle<F> || std::same_as<F, TaskRef>)
+Waiting<F> wait(std::vector<F> fs, WaitOptions options = {}) {
   return Waiting<F>(std::move(fs), options);
 }
 
@@ -858,8 +861,8 @@ class [[nodiscard]] AsCompleted {
 /// Python: asyncio.as_completed(fs, timeout=)
 template <class X>
 requires(detail::FutureHandle<X> || detail::CoroObject<X>)
-    AsCompleted<detail::result_of_t<X>> as_completed(
-        std::vector<X> fs, std::optional<std::chrono::duration<double>> timeout = std::nullopt) {
+AsCompleted<detail::result_of_t<X>> as_completed(
+    std::vector<X> fs, std::optional<std::chrono::duration<double>> timeout = std::nullopt) {
   std::vector<detail::Child> children;
   children.reserve(fs.size());
   for (X& f : fs) {

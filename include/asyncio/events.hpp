@@ -179,7 +179,7 @@ class AsyncGenFinalizer : public ListHook {
   ~AsyncGenFinalizer() = default;
 };
 
-struct LoopIo;     // the platform part of the loop (src/unix)
+struct LoopIo;    // the platform part of the loop (src/unix)
 class PostQueue;  // the loop's thread-safe queue, shared with other threads (src/unix)
 
 /// From any thread: queues `st` on `q` (taking the ready queue's reference) and wakes its loop.
@@ -439,7 +439,7 @@ class EventLoop {
 
   RunOptions options_;
   bool debug_ = false;
-  bool shuffle_ = false;  // options_.shuffle_seed is set
+  bool shuffle_ = false;                      // options_.shuffle_seed is set
   std::atomic<std::thread::id> thread_id_{};  // the thread in run_forever(), for check_thread()
   bool running_ = false;
   bool stopping_ = false;

@@ -74,7 +74,8 @@ class InvalidStateError : public Error {
   using Error::Error;
 };
 
-/// Misuse of the runtime (no running loop, loop closed, coroutine reused, ...). Python: RuntimeError
+/// Misuse of the runtime (no running loop, loop closed, coroutine reused, ...). Python:
+/// RuntimeError
 class RuntimeError : public Error {
  public:
   using Error::Error;
@@ -93,8 +94,8 @@ class IncompleteReadError : public Error {
       : Error(describe(partial.size(), expected)),
         partial(std::move(partial)),
         expected(expected) {}
-  std::string partial;                    ///< the bytes read before EOF
-  std::optional<std::size_t> expected;    ///< how many were wanted (empty: "undefined")
+  std::string partial;                  ///< the bytes read before EOF
+  std::optional<std::size_t> expected;  ///< how many were wanted (empty: "undefined")
 
  private:
   static std::string describe(std::size_t got, std::optional<std::size_t> want) {

@@ -4,9 +4,9 @@
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
-#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -178,7 +178,7 @@ class [[nodiscard]] Future {
   /// Calls `f(Future<T>&)` from the loop soon after completion (at once-ish if already done),
   /// in registration order. Python: Future.add_done_callback(fn)
   template <class F>
-    requires std::is_invocable_v<F&, Future<T>&>
+  requires std::is_invocable_v<F&, Future<T>&>
   CallbackId add_done_callback(F f) {
     st().loop().check_open();
     auto* node = new detail::DoneCallback<T, F>(std::move(f));
@@ -197,7 +197,7 @@ class [[nodiscard]] Future {
   /// Completes the future with a value; InvalidStateError if already done.
   /// Python: Future.set_result(result)
   template <class U = T>
-    requires(!std::is_void_v<U>)
+  requires(!std::is_void_v<U>)
   void set_result(U value) {
     st().check_settable();
     auto& s = static_cast<detail::FutureState<T>&>(*st_);
@@ -206,7 +206,7 @@ class [[nodiscard]] Future {
   }
   /// Completes a Future<void>. Python: Future.set_result(None)
   template <class U = T>
-    requires std::is_void_v<U>
+  requires std::is_void_v<U>
   void set_result() {
     st().check_settable();
     st_->finish(nullptr);

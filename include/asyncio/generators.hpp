@@ -117,7 +117,9 @@ class [[nodiscard]] Generator {
   /// Throws: RuntimeError if the generator has not started (start it with next()) or is
   ///   moved-from, ValueError (called from its own body), what the body throws.
   /// Python: gen.send(value)
-  std::optional<next_type> send(send_type value) requires(!std::is_void_v<S>) {
+  std::optional<next_type> send(send_type value)
+  requires(!std::is_void_v<S>)
+  {
     if (!handle_) return empty_or_throw();
     if (handle_.promise().own_root.state == detail::gen::State::created)
       throw RuntimeError("can't send non-None value to a just-started generator");
@@ -186,8 +188,14 @@ class [[nodiscard]] Generator {
   ///   exception, or closed), RuntimeError (moved-from).
   /// Python: StopIteration.value; the value of `yield from gen`
   // (add_lvalue_reference_t: with a void R these declarations must still be well-formed.)
-  std::add_lvalue_reference_t<R> return_value() requires(!std::is_void_v<R>) { return *returned(); }
-  std::add_lvalue_reference_t<const R> return_value() const requires(!std::is_void_v<R>) {
+  std::add_lvalue_reference_t<R> return_value()
+  requires(!std::is_void_v<R>)
+  {
+    return *returned();
+  }
+  std::add_lvalue_reference_t<const R> return_value() const
+  requires(!std::is_void_v<R>)
+  {
     return *returned();
   }
 
@@ -367,8 +375,9 @@ class [[nodiscard]] AsyncGenerator {
   ///   raises TypeError for a value other than None), and as next() (also its "anext(): ..."
   ///   message while another step runs, as Python words it).
   /// Python: await agen.asend(value)
-  [[nodiscard]] detail::agen::ASendAwaiter<Y, S> asend(send_type value) requires(
-      !std::is_void_v<S>) {
+  [[nodiscard]] detail::agen::ASendAwaiter<Y, S> asend(send_type value)
+  requires(!std::is_void_v<S>)
+  {
     return {h_, std::move(value)};
   }
 

@@ -477,8 +477,8 @@ inline detail::ScopedAcquire<Lock, detail::LockAcquire> Condition::scoped() noex
 }
 
 template <class P>
-requires std::invocable<P&> Coro<std::decay_t<std::invoke_result_t<P&>>> Condition::wait_for(
-    P pred) {
+requires std::invocable<P&>
+Coro<std::decay_t<std::invoke_result_t<P&>>> Condition::wait_for(P pred) {
   auto result = pred();
   while (!static_cast<bool>(result)) {
     co_await wait();
@@ -488,7 +488,8 @@ requires std::invocable<P&> Coro<std::decay_t<std::invoke_result_t<P&>>> Conditi
 }
 
 inline detail::ListWait Barrier::park() noexcept {
-  return detail::ListWait(waiters_, loop_, "asyncio::Barrier");  // NOLINT(modernize-return-braced-init-list)
+  return detail::ListWait(waiters_, loop_,
+                          "asyncio::Barrier");  // NOLINT(modernize-return-braced-init-list)
 }
 
 inline detail::SemaphoreAcquire Semaphore::acquire() noexcept {

@@ -83,7 +83,9 @@ class BasicQueue {
     push(std::move(item));
   }
   /// Copies the item in. Python: asyncio.Queue.put_nowait
-  void put_nowait(const T& item) requires std::copy_constructible<T> {
+  void put_nowait(const T& item)
+  requires std::copy_constructible<T>
+  {
     check_can_put();
     push(T(item));
   }
@@ -368,7 +370,7 @@ template <class T, class Store>
 std::string BasicQueue<T, Store>::repr() const {
   std::ostringstream out;
   out << '<' << Store::kName << " at " << static_cast<const void*>(this) << " maxsize=" << maxsize_;
-  if constexpr (requires(std::ostream & os, const T& t) { os << t; }) {
+  if constexpr (requires(std::ostream& os, const T& t) { os << t; }) {
     if (!store_.empty()) {
       out << " _queue=[";
       const char* sep = "";

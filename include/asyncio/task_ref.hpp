@@ -55,11 +55,23 @@ class TaskRef {
 
 namespace asyncio {
 
-inline bool TaskRef::done() const { return state().done(); }
-inline bool TaskRef::cancelled() const { return state().cancelled(); }
-inline bool TaskRef::cancel(const std::string& msg) { return state().cancel(msg); }
-inline std::string TaskRef::get_name() const { return state().get_name(); }
-inline int TaskRef::cancelling() const { return state().cancelling(); }
-inline int TaskRef::uncancel() { return state().uncancel(); }
+inline bool TaskRef::done() const {
+  return state().done();
+}
+inline bool TaskRef::cancelled() const {
+  return state().cancelled();
+}
+inline bool TaskRef::cancel(const std::string& msg) {
+  return state().cancel(msg);
+}
+inline std::string TaskRef::get_name() const {
+  return state().get_name();
+}
+inline int TaskRef::cancelling() const {
+  return state().cancelling();
+}
+inline int TaskRef::uncancel() {
+  return state().uncancel();
+}
 
 }  // namespace asyncio

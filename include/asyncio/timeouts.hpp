@@ -153,8 +153,8 @@ inline double deadline_after(double delay) {
 ///   CancelledError, or the error of `aw`.
 /// Python: async with asyncio.timeout_at(when): return await aw
 template <class A>
-requires(detail::Childlike<A> && !detail::TimeoutBody<A>) Coro<detail::result_of_t<A>> timeout_at(
-    std::optional<double> when, A&& aw) {
+requires(detail::Childlike<A> && !detail::TimeoutBody<A>)
+Coro<detail::result_of_t<A>> timeout_at(std::optional<double> when, A&& aw) {
   return detail::timeout_block<detail::result_of_t<A>>(when, detail::stored(std::forward<A>(aw)));
 }
 
@@ -163,8 +163,8 @@ requires(detail::Childlike<A> && !detail::TimeoutBody<A>) Coro<detail::result_of
 /// (and, with g++ 12, needed for non-trivial captures: see task_group()).
 /// Python: async with asyncio.timeout_at(when) as cm: ...
 template <class F>
-requires detail::TimeoutBody<F> Coro<detail::body_result_t<F>> timeout_at(
-    std::optional<double> when, F body) {
+requires detail::TimeoutBody<F>
+Coro<detail::body_result_t<F>> timeout_at(std::optional<double> when, F body) {
   return detail::timeout_body<detail::body_result_t<F>>(when, std::move(body));
 }
 
@@ -172,23 +172,23 @@ requires detail::TimeoutBody<F> Coro<detail::body_result_t<F>> timeout_at(
 /// timeout() is called). Everything else as timeout_at().
 /// Python: async with asyncio.timeout(delay): return await aw
 template <class Rep, class Period, class A>
-requires(detail::Childlike<A> ||
-         detail::TimeoutBody<A>) auto timeout(std::chrono::duration<Rep, Period> delay, A&& aw) {
+requires(detail::Childlike<A> || detail::TimeoutBody<A>)
+auto timeout(std::chrono::duration<Rep, Period> delay, A&& aw) {
   return timeout_at(detail::deadline_after(detail::to_seconds(delay)), std::forward<A>(aw));
 }
 
 /// timeout() with the delay in seconds. Python: asyncio.timeout(delay)
 template <class S, class A>
-requires std::is_arithmetic_v<S> &&
-    (detail::Childlike<A> || detail::TimeoutBody<A>)auto timeout(S delay, A&& aw) {
+requires std::is_arithmetic_v<S> && (detail::Childlike<A> || detail::TimeoutBody<A>)
+auto timeout(S delay, A&& aw) {
   return timeout_at(detail::deadline_after(detail::checked_delay(static_cast<double>(delay))),
                     std::forward<A>(aw));
 }
 
 /// timeout() without a limit (Python: asyncio.timeout(None)); the body may reschedule it.
 template <class A>
-requires(detail::Childlike<A> || detail::TimeoutBody<A>) auto timeout(std::nullopt_t /*none*/,
-                                                                      A&& aw) {
+requires(detail::Childlike<A> || detail::TimeoutBody<A>)
+auto timeout(std::nullopt_t /*none*/, A&& aw) {
   return timeout_at(std::nullopt, std::forward<A>(aw));
 }
 

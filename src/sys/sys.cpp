@@ -1,18 +1,20 @@
 #include "sys/sys.hpp"
 
-#include <fcntl.h>
 #include <csignal>
+#include <cstdint>
+
+#include <fcntl.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstdint>
-
 namespace asyncio::sys {
 
-int epoll_create() { return check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1"); }
+int epoll_create() {
+  return check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+}
 
 void epoll_ctl(int epfd, int op, int fd, std::uint32_t events) {
   epoll_event ev{};
@@ -27,7 +29,9 @@ int epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) {
   return check(n, "epoll_wait");
 }
 
-int eventfd_nonblocking() { return check(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), "eventfd"); }
+int eventfd_nonblocking() {
+  return check(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), "eventfd");
+}
 
 void eventfd_signal(int fd) noexcept {
   const std::uint64_t one = 1;
@@ -39,7 +43,9 @@ void eventfd_drain(int fd) noexcept {
   (void)read_some(fd, &value, sizeof value);
 }
 
-void pipe_nonblocking(int fds[2]) { check(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), "pipe2"); }
+void pipe_nonblocking(int fds[2]) {
+  check(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), "pipe2");
+}
 
 void close(int fd) noexcept {
   if (fd >= 0) ::close(fd);
@@ -59,7 +65,9 @@ long write_some(int fd, const void* buf, std::size_t n) noexcept {
   }
 }
 
-bool is_main_thread() noexcept { return ::syscall(SYS_gettid) == ::getpid(); }
+bool is_main_thread() noexcept {
+  return ::syscall(SYS_gettid) == ::getpid();
+}
 
 int set_signal_action(int sig, void (*handler)(int), int flags) noexcept {
   struct sigaction sa {};
@@ -80,7 +88,9 @@ void* map_anonymous(std::size_t n) noexcept {
   return p == MAP_FAILED ? nullptr : p;
 }
 
-void unmap(void* p, std::size_t n) noexcept { (void)::munmap(p, n); }
+void unmap(void* p, std::size_t n) noexcept {
+  (void)::munmap(p, n);
+}
 
 void advise_huge_pages([[maybe_unused]] void* p, [[maybe_unused]] std::size_t n) noexcept {
 #ifdef MADV_HUGEPAGE

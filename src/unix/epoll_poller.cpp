@@ -1,11 +1,11 @@
 // The epoll engine: level-triggered, plus the loop's eventfd for cross-thread wake-ups.
-#include <sys/epoll.h>
-
 #include <array>
 #include <cerrno>
 #include <memory>
 #include <system_error>
 #include <vector>
+
+#include <sys/epoll.h>
 
 #include "sys/sys.hpp"
 #include "unix/poller.hpp"
@@ -45,8 +45,8 @@ class EpollPoller final : public Poller {
   }
 
   bool wait(int timeout_ms, std::vector<IoEvent>& out) override {
-    const int n = sys::epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()),
-                                  timeout_ms);
+    const int n =
+        sys::epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
     bool woken = false;
     for (int i = 0; i < n; ++i) {
       const epoll_event& ev = events_[static_cast<std::size_t>(i)];
@@ -57,12 +57,11 @@ class EpollPoller final : public Poller {
       }
       // As Python's selectors: an error or hang-up wakes both directions.
       const bool err = (ev.events & (EPOLLERR | EPOLLHUP)) != 0;
-      out.push_back({ev.data.fd, (ev.events & EPOLLIN) != 0 || err,
-                     (ev.events & EPOLLOUT) != 0 || err});
+      out.push_back(
+          {ev.data.fd, (ev.events & EPOLLIN) != 0 || err, (ev.events & EPOLLOUT) != 0 || err});
     }
     return woken;
   }
-
 
  private:
   int epfd_;

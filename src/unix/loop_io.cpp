@@ -1,11 +1,10 @@
 // Readers/writers, thread-safe posts and signals for the epoll loop.
 #include "unix/loop_io.hpp"
 
-#include <csignal>
-
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -86,7 +85,9 @@ LoopIo::LoopIo(Backend backend) {
   poller = make_epoll_poller(posts->wake_fd());
 }
 
-LoopIo::~LoopIo() { close(); }
+LoopIo::~LoopIo() {
+  close();
+}
 
 void LoopIo::poll(int timeout_ms, ReadyQueue& ready) {
   if (timeout_ms == 0 && watchers == 0) {
@@ -120,7 +121,8 @@ bool LoopIo::take_signal_flags() noexcept {
   bool any = false;
   for (const auto& entry : signals_) {
     auto& flag = g_signal_pending[static_cast<std::size_t>(entry.first)];
-    if (flag.load(std::memory_order_relaxed)) any |= flag.exchange(false, std::memory_order_acquire);
+    if (flag.load(std::memory_order_relaxed))
+      any |= flag.exchange(false, std::memory_order_acquire);
   }
   return any;
 }

@@ -236,7 +236,7 @@ TEST(AsyncGeneratorDestroyedInFlight, ConsumerAbandonedByClose) {
     auto gen = std::make_unique<AsyncGenerator<int>>(slow_gen(&log));
     Task<std::optional<int>> consumer = loop->create_task(next_of(gen.get(), &log));
     loop->run_until_complete(sleep_one());
-    gen.reset();   // orphaned: the consumer's step owns the frame now
+    gen.reset();    // orphaned: the consumer's step owns the frame now
     loop->close();  // the consumer dies mid-step and takes the frame with it (no leak)
     EXPECT_TRUE(consumer.cancelled());
   }

@@ -459,8 +459,12 @@ Coro<void> hold_until_destroyed(asyncio::Future<int> fut) {
   SetFutureOnDestroy guard{std::move(fut)};
   co_await asyncio::sleep(3600);
 }
-Coro<int> wait_for_future(asyncio::Future<int> fut) { co_return co_await fut; }
-Coro<void> pause(double seconds) { co_await asyncio::sleep(seconds); }
+Coro<int> wait_for_future(asyncio::Future<int> fut) {
+  co_return co_await fut;
+}
+Coro<void> pause(double seconds) {
+  co_await asyncio::sleep(seconds);
+}
 
 TEST(EventLoopClose, AFrameDestructorWakingAnotherPendingTaskIsSafe) {
   auto loop = asyncio::new_event_loop(virtual_options());

@@ -288,7 +288,7 @@ TEST(Exceptions, CancelledErrorCarriesTheCancelMessage) {
 
 template <class E>
 constexpr bool is_asyncio_error =
-    std::is_base_of_v<asyncio::Error, E>&& std::is_base_of_v<std::runtime_error, E>;
+    std::is_base_of_v<asyncio::Error, E> && std::is_base_of_v<std::runtime_error, E>;
 
 TEST(Exceptions, EveryOtherErrorIsAnAsyncioErrorAndAStdRuntimeError) {
   static_assert(std::is_base_of_v<std::runtime_error, asyncio::Error>);

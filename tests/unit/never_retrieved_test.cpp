@@ -51,15 +51,14 @@ bool cancel_after_child_failed(Body outer_body) {
 }
 
 TEST(NeverRetrieved, PlainAwaitCancelledAfterChildFailed) {
-  EXPECT_TRUE(cancel_after_child_failed(
-      [](Task<int> child) -> Coro<void> { (void)co_await child; }));
+  EXPECT_TRUE(
+      cancel_after_child_failed([](Task<int> child) -> Coro<void> { (void)co_await child; }));
 }
 
 TEST(NeverRetrieved, GatherReturnExceptionsCancelledAfterChildrenFinished) {
-  EXPECT_TRUE(cancel_after_child_failed(
-      [](Task<int> child) -> Coro<void> {
-        (void)co_await asyncio::gather(asyncio::return_exceptions, child);
-      }));
+  EXPECT_TRUE(cancel_after_child_failed([](Task<int> child) -> Coro<void> {
+    (void)co_await asyncio::gather(asyncio::return_exceptions, child);
+  }));
 }
 
 TEST(NeverRetrieved, GatherCancelledAfterChildFailed) {
@@ -113,8 +112,8 @@ TEST(NeverRetrieved, WaitForOfAFailedFuture) {
 }
 
 TEST(NeverRetrieved, PlainAwaitOfAFailedFuture) {
-  EXPECT_TRUE(cancel_after_future_failed(
-      [](asyncio::Future<int> f) -> Coro<void> { (void)co_await f; }));
+  EXPECT_TRUE(
+      cancel_after_future_failed([](asyncio::Future<int> f) -> Coro<void> { (void)co_await f; }));
 }
 
 // The report itself still works: a failed task nobody awaited is reported when dropped.

@@ -259,13 +259,13 @@ TEST(Wait, DiscardedResultHoldingTheOnlyHandles) {
   const bool done = asyncio_test::run_virtual([]() -> asyncio::Coro<bool> {
     std::vector<asyncio::Task<void>> ts;
     for (int i = 0; i < 3; ++i) {
-      ts.push_back(asyncio::create_task([](int n) -> asyncio::Coro<void> {
-        co_await asyncio::sleep(n);
-      }(i)));
+      ts.push_back(asyncio::create_task(
+          [](int n) -> asyncio::Coro<void> { co_await asyncio::sleep(n); }(i)));
     }
     (void)co_await asyncio::wait(std::move(ts));
     std::vector<asyncio::Task<void>> one;
-    one.push_back(asyncio::create_task([]() -> asyncio::Coro<void> { co_await asyncio::sleep(1); }()));
+    one.push_back(
+        asyncio::create_task([]() -> asyncio::Coro<void> { co_await asyncio::sleep(1); }()));
     asyncio::WaitOptions first;
     first.return_when = asyncio::ReturnWhen::first_completed;
     (void)co_await asyncio::wait(std::move(one), first);

@@ -135,7 +135,9 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
     return {this};
   }
   /// `co_yield lvalue`: copied once, so the consumer never moves from the body's variable.
-  CopyYieldAwaiter<Y, S> yield_value(const Y& v) requires std::copy_constructible<Y> {
+  CopyYieldAwaiter<Y, S> yield_value(const Y& v)
+  requires std::copy_constructible<Y>
+  {
     return {{this}, v};
   }
 

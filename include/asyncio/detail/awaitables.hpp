@@ -62,11 +62,13 @@ concept Childlike = FutureHandle<A> || CoroObject<A> || MovableAwaitable<plain_t
 template <class A>
 struct result_of {};
 template <class A>
-requires(FutureHandle<A> || CoroObject<A>) struct result_of<A> {
+requires(FutureHandle<A> || CoroObject<A>)
+struct result_of<A> {
   using type = typename future_traits<plain_t<A>>::value_type;
 };
 template <class A>
-requires(!FutureHandle<A> && !CoroObject<A> && Awaitable<plain_t<A>>) struct result_of<A> {
+requires(!FutureHandle<A> && !CoroObject<A> && Awaitable<plain_t<A>>)
+struct result_of<A> {
   using type = std::remove_cvref_t<await_result_t<plain_t<A>>>;
 };
 /// The value an awaitable produces (void stays void; references decay, as Python copies none).
@@ -88,7 +90,8 @@ Coro<R> wrap_awaitable(A aw) {
 template <class R, class A>
 Coro<R> as_coro(A&& aw) {
   if constexpr (CoroObject<A>) {
-    return plain_t<A>(std::move(aw));  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
+    return plain_t<A>(std::move(
+        aw));  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
   } else {
     return wrap_awaitable<R>(plain_t<A>(std::forward<A>(aw)));
   }
@@ -99,7 +102,8 @@ Coro<R> as_coro(A&& aw) {
 template <class A>
 plain_t<A> stored(A&& aw) {
   if constexpr (CoroObject<A>) {
-    return plain_t<A>(std::move(aw));  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
+    return plain_t<A>(std::move(
+        aw));  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
   } else {
     return plain_t<A>(std::forward<A>(aw));
   }

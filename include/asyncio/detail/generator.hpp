@@ -367,7 +367,11 @@ struct ReturnSlot {
   std::optional<R> returned;  ///< set by `co_return v;`, read by return_value() / delegation
 
   void return_value(R&& v) { returned.emplace(std::move(v)); }
-  void return_value(const R& v) requires std::copy_constructible<R> { returned.emplace(v); }
+  void return_value(const R& v)
+  requires std::copy_constructible<R>
+  {
+    returned.emplace(v);
+  }
 };
 template <>
 struct ReturnSlot<void> {

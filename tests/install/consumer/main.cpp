@@ -7,4 +7,6 @@ asyncio::Coro<int> f() {
   co_return 42;
 }
 
-int main() { return asyncio::run(f()) == 42 ? 0 : 1; }
+int main() {
+  return asyncio::run(f()) == 42 ? 0 : 1;
+}
