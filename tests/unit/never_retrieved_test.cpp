@@ -23,31 +23,59 @@ Coro<int> fail_after(double delay) {
   throw asyncio::ValueError("child failed");
 }
 
-/// Runs `outer_body(child)` as a task, lets `child` fail at t=1 and, in that same iteration
-/// (after the child's step, before the outer task resumes), cancels the outer task. Returns
-/// whether the outer task ended cancelled; fails the test if debug mode reported anything.
-template <class Body>
-bool cancel_after_child_failed(Body outer_body) {
+/// Runs `outer_body(awaited)` as a task and, once it is parked, makes `awaited` fail and (in the
+/// same iteration, before the outer task resumes) cancels the outer task. `make` returns the
+/// awaited thing and what makes it fail: a task failing at t=1 (then the outer task is
+/// cancelled at t=1, right after the task's step), or a future and its set_exception().
+/// Returns whether the outer task ended cancelled; fails the test if debug mode reported
+/// anything.
+template <class Make, class Body>
+bool cancel_after_failure(Make make, Body outer_body) {
   return asyncio::run(
-      [](Body body) -> Coro<bool> {
+      [](Make mk, Body body) -> Coro<bool> {
         RecordingHandler handler;
         bool cancelled = false;
         {
-          Task<int> child = asyncio::create_task(fail_after(1));
-          Task<void> outer = asyncio::create_task(body(child));
-          co_await asyncio::sleep(0);  // child and outer start first: their timer is earlier
-          co_await asyncio::sleep(1);  // wakes right after the child's step at t=1
-          EXPECT_TRUE(child.done());
-          EXPECT_FALSE(outer.done());  // woken, not yet resumed
+          auto [awaited, fail] = mk();
+          Task<void> outer = asyncio::create_task(body(awaited));
+          co_await asyncio::sleep(0);  // the outer task parks on `awaited` (started first)
+          co_await fail();             // `awaited` fails; the outer task is woken, not resumed
           outer.cancel();
           cancelled = co_await asyncio_test::ends_cancelled(outer);
-        }  // the last handles to the child go here, while the loop runs
+        }  // the last handles to `awaited` go here, while the loop runs
         co_await asyncio::sleep(0);
         EXPECT_FALSE(handler.has_message("never retrieved"))
             << (handler.empty() ? std::string() : handler.at(0).message);
         co_return cancelled;
-      }(std::move(outer_body)),
+      }(std::move(make), std::move(outer_body)),
       asyncio_test::virtual_options(/*debug=*/true));
+}
+
+/// A task that fails at t=1; failing it is sleeping until its step has run.
+auto failing_task() {
+  Task<int> child = asyncio::create_task(fail_after(1));
+  auto fail = []() -> Coro<void> { co_await asyncio::sleep(1); };  // wakes right after it
+  return std::pair{child, fail};
+}
+
+/// A future whose set_exception() wakes the awaiter.
+auto failing_future() {
+  asyncio::Future<int> fut;
+  auto fail = [fut]() mutable -> Coro<void> {
+    fut.set_exception(std::make_exception_ptr(asyncio::ValueError("boom")));
+    co_return;
+  };
+  return std::pair{fut, fail};
+}
+
+template <class Body>
+bool cancel_after_child_failed(Body outer_body) {
+  return cancel_after_failure(failing_task, std::move(outer_body));
+}
+
+template <class Body>
+bool cancel_after_future_failed(Body outer_body) {
+  return cancel_after_failure(failing_future, std::move(outer_body));
 }
 
 TEST(NeverRetrieved, PlainAwaitCancelledAfterChildFailed) {
@@ -78,28 +106,6 @@ TEST(NeverRetrieved, ShieldCancelledAfterInnerFailed) {
 
 // The same with a plain Future that fails (set_exception used to clear the mark the waiters
 // had just set while it told them; found by the cancellation fuzzer, seed 0x157).
-template <class Body>
-bool cancel_after_future_failed(Body outer_body) {
-  return asyncio::run(
-      [](Body body) -> Coro<bool> {
-        RecordingHandler handler;
-        bool cancelled = false;
-        {
-          asyncio::Future<int> fut;
-          Task<void> outer = asyncio::create_task(body(fut));
-          co_await asyncio::sleep(0);  // outer parks on the future
-          fut.set_exception(std::make_exception_ptr(asyncio::ValueError("boom")));  // wakes it
-          outer.cancel();  // ...and cancels it before it resumes
-          cancelled = co_await asyncio_test::ends_cancelled(outer);
-        }
-        co_await asyncio::sleep(0);
-        EXPECT_FALSE(handler.has_message("never retrieved"))
-            << (handler.empty() ? std::string() : handler.at(0).message);
-        co_return cancelled;
-      }(std::move(outer_body)),
-      asyncio_test::virtual_options(/*debug=*/true));
-}
-
 TEST(NeverRetrieved, GatherReturnExceptionsOfAFailedFuture) {
   EXPECT_TRUE(cancel_after_future_failed([](asyncio::Future<int> f) -> Coro<void> {
     (void)co_await asyncio::gather(asyncio::return_exceptions, f);

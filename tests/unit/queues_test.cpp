@@ -76,15 +76,6 @@ Coro<void> join_of(Q* q) {
   co_await q->join();
 }
 
-void run_on_two_loops(Coro<void> first, Coro<void> second) {
-  auto loop1 = asyncio::new_event_loop();
-  loop1->run_until_complete(std::move(first));
-  auto loop2 = asyncio::new_event_loop();
-  loop2->run_until_complete(std::move(second));
-  loop2->close();
-  loop1->close();
-}
-
 // ---- QueueBasicTests ----------------------------------------------------------------------------
 
 // test_repr / test_str
@@ -937,7 +928,7 @@ TEST(Queue, ShutdownTwiceIsHarmless) {
 
 TEST(Queue, WaitingFromAnotherLoopThrowsRuntimeError) {
   Queue<int> q;
-  run_on_two_loops(
+  asyncio_test::run_on_two_loops(
       [](Queue<int>* qq) -> Coro<void> {
         auto getter = create_task(get_from(qq));
         co_await sleep(0);  // binds the queue to this loop
