@@ -6,8 +6,9 @@
 //      the earliest timer, else forever (virtual time: see RunOptions::virtual_time);
 //   2. readiness callbacks and call_soon_threadsafe entries join the ready queue;
 //   3. every timer whose deadline has passed joins the ready queue, in (when, seq) order;
-//   4. the entries that were ready when the pass began run, in FIFO order. Entries they add
-//      wait for the next iteration. This is the only place callbacks are called.
+//   4. the entries that were ready when the pass began run, in FIFO order (in an order drawn
+//      from RunOptions::shuffle_seed in shuffle mode). Entries they add wait for the next
+//      iteration. This is the only place callbacks are called.
 #pragma once
 
 #include <atomic>
@@ -249,7 +250,11 @@ class EventLoop {
   /// Stops after the current iteration. Python: loop.stop()
   void stop() noexcept { stopping_ = true; }
   /// Closes the loop: pending callbacks are dropped, pending tasks destroyed (their frames'
-  /// destructors run). Throws RuntimeError while running. Idempotent. Python: loop.close()
+  /// destructors run, innermost frame first, however deep the await chain). Work those
+  /// destructors create (a task, a callback) is destroyed too, without running, before close()
+  /// returns; afterwards new work is refused. Futures of executor jobs still running are
+  /// released; their results are dropped when they come. Throws RuntimeError while running.
+  /// Idempotent. Python: loop.close()
   void close();
   /// Python: loop.is_running()
   [[nodiscard]] bool is_running() const noexcept { return running_; }
