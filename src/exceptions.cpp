@@ -1,10 +1,47 @@
 // Classifying exceptions for the runtime's own decisions (src side of exceptions.hpp).
 #include "asyncio/exceptions.hpp"
 
+#include <cerrno>
 #include <exception>
 #include <string>
 
 namespace asyncio {
+
+namespace {
+
+/// Calls `f` with a value of the OSError subclass Python picks for `err`.
+template <class F>
+decltype(auto) with_os_error(int err, const std::string& what, F&& f) {
+  switch (err) {
+    case EPIPE:
+    case ESHUTDOWN:
+      return f(BrokenPipeError(err, what));
+    case ECONNABORTED:
+      return f(ConnectionAbortedError(err, what));
+    case ECONNREFUSED:
+      return f(ConnectionRefusedError(err, what));
+    case ECONNRESET:
+      return f(ConnectionResetError(err, what));
+    case ENOENT:
+      return f(FileNotFoundError(err, what));
+    case EACCES:
+    case EPERM:
+      return f(PermissionError(err, what));
+    default:
+      return f(OSError(err, what));
+  }
+}
+
+}  // namespace
+
+void raise_os_error(int err, const std::string& what) {
+  with_os_error(err, what, [](auto&& e) -> void { throw std::forward<decltype(e)>(e); });
+  std::terminate();  // not reached: every branch throws
+}
+
+std::exception_ptr make_os_error(int err, const std::string& what) {
+  return with_os_error(err, what, [](auto&& e) { return std::make_exception_ptr(e); });
+}
 
 std::exception_ptr TimeoutError::cause() const noexcept {
   // std::throw_with_nested threw an object derived from both this class and nested_exception.

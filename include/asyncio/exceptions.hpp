@@ -5,7 +5,9 @@
 //    std::exception, so `catch (const std::exception&)` never swallows a cancellation.
 //  * Everything else derives from asyncio::Error (a std::runtime_error), so ordinary error
 //    handling catches it.
-// OS failures are std::system_error carrying the errno (never wrapped).
+// OS failures are OSErrors: std::system_error carrying the errno as code(), in Python's
+// hierarchy (ConnectionError and its kinds, FileNotFoundError, PermissionError), so that
+// `catch (const std::system_error&)` still catches them all.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -153,6 +156,59 @@ class ExceptionGroup : public Error {
  private:
   std::vector<std::exception_ptr> exceptions_;
 };
+
+/// A system call failed; code() is the errno (std::generic_category()), what() names the
+/// operation and the error. Raised through raise_os_error(), which picks the subclass below
+/// that matches the errno, as Python does. Python: OSError
+class OSError : public std::system_error {
+ public:
+  OSError(int err, const std::string& what)
+      : std::system_error(err, std::generic_category(), what) {}
+  /// The errno. Python: OSError.errno
+  [[nodiscard]] int errno_value() const noexcept { return code().value(); }
+};
+
+/// A connection-related OSError. Python: ConnectionError
+class ConnectionError : public OSError {
+  using OSError::OSError;
+};
+
+/// EPIPE, ESHUTDOWN: writing to a connection the peer has closed. Python: BrokenPipeError
+class BrokenPipeError : public ConnectionError {
+  using ConnectionError::ConnectionError;
+};
+
+/// ECONNABORTED. Python: ConnectionAbortedError
+class ConnectionAbortedError : public ConnectionError {
+  using ConnectionError::ConnectionError;
+};
+
+/// ECONNREFUSED: nobody listens there. Python: ConnectionRefusedError
+class ConnectionRefusedError : public ConnectionError {
+  using ConnectionError::ConnectionError;
+};
+
+/// ECONNRESET: the peer reset the connection. Python: ConnectionResetError
+class ConnectionResetError : public ConnectionError {
+  using ConnectionError::ConnectionError;
+};
+
+/// ENOENT. Python: FileNotFoundError
+class FileNotFoundError : public OSError {
+  using OSError::OSError;
+};
+
+/// EACCES, EPERM. Python: PermissionError
+class PermissionError : public OSError {
+  using OSError::OSError;
+};
+
+/// Throws the OSError subclass that matches `err` (as Python maps an errno to a subclass of
+/// OSError; errnos without a subclass of their own give a plain OSError), with what() =
+/// "`what`: strerror(err)".
+[[noreturn]] void raise_os_error(int err, const std::string& what);
+/// The same error as an exception_ptr, for code that completes a future with it.
+std::exception_ptr make_os_error(int err, const std::string& what);
 
 namespace detail {
 /// What kind of error an exception_ptr holds, for the runtime's own decisions.

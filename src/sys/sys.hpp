@@ -9,13 +9,16 @@
 #include <cstdint>
 #include <system_error>
 
+#include "asyncio/exceptions.hpp"
+
 struct epoll_event;
 
 namespace asyncio::sys {
 
-/// Throws std::system_error(errno, what) when rc < 0; returns rc otherwise.
+/// Throws the OSError that matches errno (asyncio::raise_os_error) when rc < 0; returns rc
+/// otherwise.
 inline int check(int rc, const char* what) {
-  if (rc < 0) throw std::system_error(errno, std::generic_category(), what);
+  if (rc < 0) asyncio::raise_os_error(errno, what);
   return rc;
 }
 

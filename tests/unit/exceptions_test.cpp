@@ -5,16 +5,19 @@
 // (test_set_exc_handler_*, test_default_exc_handler_*, test_set_exc_handler_broken,
 // test_run_once_logging / slow callbacks in debug mode) and test_futures.py (a done callback
 // that raises is reported, the loop goes on), where it applies to C++.
+#include <cerrno>
 #include <chrono>
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <asyncio.hpp>
 
@@ -371,3 +374,75 @@ TEST(Exceptions, CatchingStdExceptionInATaskDoesNotSwallowCancellation) {
 }
 
 }  // namespace
+
+// ---- OSError and its subclasses (API.md section 8; Python's errno -> class mapping) ----------
+
+namespace {
+
+/// The exception make_os_error(err) holds, rethrown and caught as E.
+template <class E>
+bool os_error_is(int err) {
+  try {
+    std::rethrow_exception(asyncio::make_os_error(err, "op"));
+  } catch (const E& e) {
+    if constexpr (std::is_base_of_v<std::system_error, E>) {
+      return e.code().value() == err;
+    } else {
+      return true;
+    }
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+TEST(OSError, ErrnoPicksPythonsSubclass) {
+  EXPECT_TRUE(os_error_is<asyncio::BrokenPipeError>(EPIPE));
+  EXPECT_TRUE(os_error_is<asyncio::BrokenPipeError>(ESHUTDOWN));
+  EXPECT_TRUE(os_error_is<asyncio::ConnectionAbortedError>(ECONNABORTED));
+  EXPECT_TRUE(os_error_is<asyncio::ConnectionRefusedError>(ECONNREFUSED));
+  EXPECT_TRUE(os_error_is<asyncio::ConnectionResetError>(ECONNRESET));
+  EXPECT_TRUE(os_error_is<asyncio::FileNotFoundError>(ENOENT));
+  EXPECT_TRUE(os_error_is<asyncio::PermissionError>(EACCES));
+  EXPECT_TRUE(os_error_is<asyncio::PermissionError>(EPERM));
+  EXPECT_FALSE(os_error_is<asyncio::ConnectionError>(ENOENT));
+  EXPECT_FALSE(os_error_is<asyncio::PermissionError>(ENOENT));
+}
+
+TEST(OSError, TheHierarchyIsPythons) {
+  for (const int err : {EPIPE, ECONNABORTED, ECONNREFUSED, ECONNRESET}) {
+    EXPECT_TRUE(os_error_is<asyncio::ConnectionError>(err)) << err;
+  }
+  for (const int err : {EPIPE, ENOENT, EACCES, EBADF, EMFILE, ENOBUFS}) {
+    EXPECT_TRUE(os_error_is<asyncio::OSError>(err)) << err;
+    EXPECT_TRUE(os_error_is<std::system_error>(err)) << err;  // still a std::system_error
+  }
+  EXPECT_FALSE(os_error_is<asyncio::Error>(EBADF));  // a std::system_error, not an asyncio::Error
+}
+
+TEST(OSError, RaiseThrowsWithTheErrnoAndAMessage) {
+  try {
+    asyncio::raise_os_error(ECONNREFUSED, "connect");
+    FAIL() << "raise_os_error returned";
+  } catch (const asyncio::ConnectionRefusedError& e) {
+    EXPECT_EQ(e.errno_value(), ECONNREFUSED);
+    EXPECT_EQ(e.code(), std::error_code(ECONNREFUSED, std::generic_category()));
+    EXPECT_NE(std::string(e.what()).find("connect"), std::string::npos) << e.what();
+  }
+}
+
+TEST(OSError, LoopSystemCallFailuresAreOSErrors) {
+  auto loop = asyncio::new_event_loop();
+  int fds[2] = {-1, -1};
+  ASSERT_EQ(::pipe(fds), 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  // A closed fd: epoll_ctl fails with EBADF, raised as a plain OSError.
+  try {
+    loop->add_reader(fds[0], [] {});
+    FAIL() << "add_reader accepted a closed fd";
+  } catch (const asyncio::OSError& e) {
+    EXPECT_EQ(e.errno_value(), EBADF);
+  }
+}
