@@ -298,8 +298,8 @@ auto ensure_future(A&& aw) {
   if constexpr (detail::FutureHandle<P>) {
     return P(aw);
   } else if constexpr (detail::CoroObject<P>) {
-    P coro = std::move(
-        aw);  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
+    // A Coro is consumed even from an lvalue.
+    P coro = std::move(aw);  // NOLINT(bugprone-move-forwarding-reference)
     return create_task(std::move(coro));
   } else {
     return create_task(detail::wrap_awaitable<detail::result_of_t<A>>(P(std::forward<A>(aw))));

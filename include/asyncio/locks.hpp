@@ -488,8 +488,8 @@ Coro<std::decay_t<std::invoke_result_t<P&>>> Condition::wait_for(P pred) {
 }
 
 inline detail::ListWait Barrier::park() noexcept {
-  return detail::ListWait(waiters_, loop_,
-                          "asyncio::Barrier");  // NOLINT(modernize-return-braced-init-list)
+  // NOLINTNEXTLINE(modernize-return-braced-init-list): the type says what is made
+  return detail::ListWait(waiters_, loop_, "asyncio::Barrier");
 }
 
 inline detail::SemaphoreAcquire Semaphore::acquire() noexcept {

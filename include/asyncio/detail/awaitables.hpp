@@ -90,8 +90,8 @@ Coro<R> wrap_awaitable(A aw) {
 template <class R, class A>
 Coro<R> as_coro(A&& aw) {
   if constexpr (CoroObject<A>) {
-    return plain_t<A>(std::move(
-        aw));  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
+    // A Coro is consumed even from an lvalue.
+    return plain_t<A>(std::move(aw));  // NOLINT(bugprone-move-forwarding-reference)
   } else {
     return wrap_awaitable<R>(plain_t<A>(std::forward<A>(aw)));
   }
@@ -102,8 +102,8 @@ Coro<R> as_coro(A&& aw) {
 template <class A>
 plain_t<A> stored(A&& aw) {
   if constexpr (CoroObject<A>) {
-    return plain_t<A>(std::move(
-        aw));  // NOLINT(bugprone-move-forwarding-reference): a Coro is consumed even from an lvalue
+    // A Coro is consumed even from an lvalue.
+    return plain_t<A>(std::move(aw));  // NOLINT(bugprone-move-forwarding-reference)
   } else {
     return plain_t<A>(std::forward<A>(aw));
   }
