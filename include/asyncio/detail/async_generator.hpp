@@ -172,8 +172,10 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
     return transfer_to(Handle<Y, S>::from_promise(*this));
   }
 
-  /// Marks a generator that never started as finished: nothing of its body will run.
-  void finish_unstarted() noexcept {
+  /// Marks the generator finished: no more of its body will run (one never started, one that
+  /// ignored GeneratorExit, one whose step died with its task), and the loop no longer
+  /// finalises it.
+  void mark_finished() noexcept {
     state = State::finished;
     EventLoop::unregister_asyncgen(this);
   }
@@ -240,8 +242,7 @@ struct StepAwaiter {
     if (p.orphaned) {
       destroy(h);
     } else {
-      p.state = State::finished;
-      EventLoop::unregister_asyncgen(&p);
+      p.mark_finished();
     }
   }
 
@@ -374,7 +375,7 @@ struct AThrowAwaiter : NextAwaiter<Y, S> {
       return true;  // finished: athrow() is empty, as in Python
     Promise<Y, S>& p = h.promise();
     if (p.state == State::created) {  // raised where the body would start; nothing runs
-      p.finish_unstarted();
+      p.mark_finished();
       unstarted = true;
       return true;
     }
@@ -409,7 +410,7 @@ struct ACloseAwaiter : StepAwaiter<Y, S> {
       case State::running:
         throw RuntimeError("aclose(): asynchronous generator is already running");
       case State::created:  // never started: nothing to unwind
-        p.finish_unstarted();
+        p.mark_finished();
         return true;
       case State::finished:
         return true;
@@ -432,8 +433,7 @@ struct ACloseAwaiter : StepAwaiter<Y, S> {
     if (orphaned) {
       destroy(h);
     } else if (ignored) {  // leave it suspended for good
-      p.state = State::finished;
-      EventLoop::unregister_asyncgen(&p);
+      p.mark_finished();
     }
     if (ignored) throw RuntimeError("async generator ignored GeneratorExit");
     if (e) {
