@@ -17,6 +17,8 @@
 //   tasks_of(t...)            the tasks as a vector (no braced list inside a coroutine)
 //   settle(tasks)             awaits every task, ignoring how each ended
 //   gather_all(tasks)         awaits every task in order; their results
+//   now(), nap(d), value_after(d, v), fail_after(d)   loop time and small timed coroutines
+//   vec(xs...)                a std::vector without a braced list (for use inside coroutines)
 //
 // Everything here is deliberately dumb: no hidden loops, no global state.
 #pragma once
@@ -28,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -385,6 +388,38 @@ asyncio::Coro<std::vector<T>> gather_all(std::vector<asyncio::Task<T>> tasks) {
 
 inline asyncio::Coro<void> gather_all(std::vector<asyncio::Task<void>> tasks) {
   for (auto& t : tasks) co_await t;
+}
+
+/// The running loop's time (asyncio.get_running_loop().time()).
+inline double now() {
+  return asyncio::get_running_loop().time();
+}
+
+/// Sleeps `delay` seconds.
+inline asyncio::Coro<void> nap(double delay) {
+  co_await asyncio::sleep(delay);
+}
+
+/// Returns `value` after `delay` seconds.
+inline asyncio::Coro<std::string> value_after(double delay, std::string value) {
+  co_await asyncio::sleep(delay);
+  co_return value;
+}
+
+/// Throws std::runtime_error("err") after `delay` seconds.
+inline asyncio::Coro<void> fail_after(double delay) {
+  co_await asyncio::sleep(delay);
+  throw std::runtime_error("err");
+}
+
+/// std::vector{xs...} without an initializer_list (g++ 12 rejects initializer_list temporaries
+/// in a coroutine's co_await expression: "array used as initializer").
+template <class T, class... More>
+std::vector<T> vec(T first, More... more) {
+  std::vector<T> v;
+  v.push_back(std::move(first));
+  (v.push_back(std::move(more)), ...);
+  return v;
 }
 
 }  // namespace asyncio_test

@@ -25,33 +25,11 @@ using asyncio::Task;
 using asyncio_test::run_virtual;
 using namespace std::chrono_literals;
 
-double now() {
-  return asyncio::get_running_loop().time();
-}
-
-Coro<void> nap(double delay) {
-  co_await asyncio::sleep(delay);
-}
-
-Coro<std::string> value_after(double delay, std::string value) {
-  co_await asyncio::sleep(delay);
-  co_return value;
-}
-
-Coro<void> fail_after(double delay) {
-  co_await asyncio::sleep(delay);
-  throw std::runtime_error("err");
-}
-
-/// std::vector{xs...} without an initializer_list (g++ 12 rejects initializer_list temporaries
-/// in a coroutine's co_await expression: "array used as initializer").
-template <class T, class... More>
-std::vector<T> vec(T first, More... more) {
-  std::vector<T> v;
-  v.push_back(std::move(first));
-  (v.push_back(std::move(more)), ...);
-  return v;
-}
+using asyncio_test::fail_after;
+using asyncio_test::nap;
+using asyncio_test::now;
+using asyncio_test::value_after;
+using asyncio_test::vec;
 
 // test_as_completed
 TEST(AsCompleted, YieldsResultsInCompletionOrder) {
