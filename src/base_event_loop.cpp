@@ -161,7 +161,7 @@ void EventLoop::poll_io() {
     return;
   }
   const double next = timers_.top_when();
-  const bool external = io_->watchers > 0 || external_.load(std::memory_order_relaxed) > 0;
+  const bool external = io_->has_pending_io() || external_.load(std::memory_order_relaxed) > 0;
   if (!external) {
     io_->poll(0, ready_);
     if (ready_.empty()) virtual_now_ = std::max(virtual_now_, next);
@@ -341,6 +341,9 @@ void EventLoop::close() {
   if (running_) throw RuntimeError("Cannot close a running event loop");
   if (closed_ || closing_) return;  // closing_: called again by a destructor run below
   closing_ = true;
+  // The kernel may still own buffers in the frames destroyed below (io_uring): get every
+  // operation in flight back first.
+  io_->quiesce();
   // Destructors run here (pending tasks' frames, dropped callbacks' captures) may offer the
   // loop new work: create_task, call_soon, call_later, create_future... It is accepted, and
   // destroyed in a further round before close() returns: a task created now never starts (its

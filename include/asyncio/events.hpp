@@ -405,6 +405,8 @@ class EventLoop {
     if (g->linked()) detail::IntrusiveList::unlink(g);
   }
   Executor& default_executor();
+  /// The I/O engine's side of the loop (src/unix/loop_io.hpp).
+  [[nodiscard]] detail::LoopIo& io() noexcept { return *io_; }
   /// Runs one iteration (tests drive loops step by step with it).
   void run_once();
   /// The thread-safe queue, for work on other threads that posts back later: it outlives the
@@ -474,6 +476,10 @@ std::unique_ptr<EventLoop> new_event_loop(RunOptions options = {});
 namespace detail {
 inline ReadyQueue& ready_queue_of(EventLoop& loop) noexcept {
   return loop.ready_queue();
+}
+/// The loop's I/O side (what sockets and the I/O operations reach).
+inline LoopIo& io_of(EventLoop& loop) noexcept {
+  return loop.io();
 }
 }  // namespace detail
 

@@ -61,6 +61,11 @@ struct LoopIo {
   std::shared_ptr<PostQueue> posts = std::make_shared<PostQueue>();
   /// Drops everything (the loop is closing).
   void close() noexcept;
+  /// True while I/O the loop must wait for is outstanding (watched fds, operations in flight):
+  /// virtual time does not jump over it.
+  [[nodiscard]] bool has_pending_io() const noexcept { return watchers > 0; }
+  /// Gets back every operation the kernel still owns (the loop is about to destroy frames).
+  void quiesce() noexcept {}
 
   void set_fd_handle(int fd, bool write, Ref<HandleState> h);
   bool clear_fd_handle(int fd, bool write);
