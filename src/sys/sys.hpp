@@ -1,6 +1,8 @@
 // The only place the library makes raw system calls (the rest of src/ calls these wrappers):
-// thin wrappers that map failures to std::system_error carrying errno (one seam for error
-// mapping and, later, fault injection).
+// thin wrappers that map failures to std::system_error carrying errno, count the calls, and let
+// tests inject faults (make the Nth call of a given syscall fail with an errno, or come back
+// short). The io_uring engine asks the same seam before it submits an operation, so a fault
+// planned for `recv` hits a receive whichever engine runs it.
 #pragma once
 
 #include <cerrno>
@@ -12,6 +14,9 @@
 #include "asyncio/exceptions.hpp"
 
 struct epoll_event;
+struct iovec;
+struct msghdr;
+struct sockaddr;
 
 namespace asyncio::sys {
 
@@ -21,6 +26,131 @@ inline int check(int rc, const char* what) {
   if (rc < 0) asyncio::raise_os_error(errno, what);
   return rc;
 }
+
+// ---- Counting and fault injection -------------------------------------------------------------
+
+/// The calls the seam counts and can make fail.
+enum class Call : std::uint8_t {
+  recv,
+  send,
+  sendmsg,
+  read,
+  write,
+  accept,
+  connect,
+  socket,
+  epoll_wait,
+  epoll_ctl,
+  io_uring_enter,
+  fstat,
+  count_  // not a call
+};
+/// "recv", "send"... (for messages).
+const char* call_name(Call c) noexcept;
+
+/// Calls made on this thread since it started (or since reset_call_counts()).
+std::uint64_t call_count(Call c) noexcept;
+void reset_call_counts() noexcept;
+
+/// A planned fault: the `nth` call of `call` from now (1: the next one) on this thread fails
+/// with errno `error`; or, when `error` is 0, transfers at most `short_to` bytes (a partial
+/// read or write; 0 on a receive looks like end of file).
+struct Fault {
+  Call call;
+  int nth = 1;
+  int error = 0;
+  long short_to = -1;
+};
+/// Plans `f` (several may be planned, for different calls or the same one).
+void inject_fault(const Fault& f) noexcept;
+/// Forgets every planned fault.
+void clear_faults() noexcept;
+
+namespace detail_fault {
+extern thread_local std::uint64_t counts[static_cast<int>(Call::count_)];
+extern thread_local int planned;  // faults planned on this thread
+/// Counts a call of `c`; with faults planned, returns the errno to fail with (0: none) and may
+/// lower `*len` (a short transfer).
+int take(Call c, std::size_t* len) noexcept;
+}  // namespace detail_fault
+
+/// Counts a call of `c` and applies a planned fault: returns the errno it must fail with (0: go
+/// ahead), and lowers `*len` for a short transfer. One thread-local increment when no fault is
+/// planned.
+inline int enter(Call c, std::size_t* len = nullptr) noexcept {
+  ++detail_fault::counts[static_cast<int>(c)];
+  if (detail_fault::planned == 0) [[likely]]
+    return 0;
+  return detail_fault::take(c, len);
+}
+
+/// A planned fault for an operation that is not made through a syscall of its own (an io_uring
+/// submission): like enter(), without counting a call.
+inline int fault_for(Call c, std::size_t* len = nullptr) noexcept {
+  if (detail_fault::planned == 0) [[likely]]
+    return 0;
+  return detail_fault::take(c, len);
+}
+
+// ---- Socket and pipe I/O: non-blocking, never SIGPIPE; -errno on failure, never throw ---------
+
+/// recv(MSG_DONTWAIT); bytes read or -errno (EINTR retried).
+long recv(int fd, void* buf, std::size_t n) noexcept;
+/// send(MSG_DONTWAIT | MSG_NOSIGNAL); bytes sent or -errno.
+long send(int fd, const void* buf, std::size_t n) noexcept;
+/// sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL) of several buffers; bytes sent or -errno.
+long sendmsg(int fd, const msghdr* msg) noexcept;
+/// read() on a non-blocking fd; bytes or -errno.
+long read(int fd, void* buf, std::size_t n) noexcept;
+/// write() on a non-blocking fd; bytes or -errno (SIGPIPE is never raised by the library's
+/// pipes: see ignore_sigpipe_once()).
+long write(int fd, const void* buf, std::size_t n) noexcept;
+/// accept4(SOCK_NONBLOCK | SOCK_CLOEXEC); the new fd or -errno. `addr`/`len` may be null.
+int accept(int fd, sockaddr* addr, unsigned* len) noexcept;
+/// connect(); 0, or -errno (-EINPROGRESS on a non-blocking socket that is connecting).
+int connect(int fd, const sockaddr* addr, unsigned len) noexcept;
+/// getsockopt(SO_ERROR): the pending error of a socket (0: none), or -errno.
+int socket_error(int fd) noexcept;
+/// socket(SOCK_NONBLOCK | SOCK_CLOEXEC); the fd or -errno.
+int socket(int family, int type, int protocol) noexcept;
+/// Sets O_NONBLOCK (a no-op if set); 0 or -errno.
+int set_nonblocking(int fd) noexcept;
+/// The identity of the file an fd refers to now (device and inode), or {0, 0} when the fd is
+/// not open: tells a reused fd number from the file it used to name.
+struct FileId {
+  std::uint64_t dev = 0;
+  std::uint64_t ino = 0;
+  friend bool operator==(const FileId&, const FileId&) = default;
+};
+FileId file_id(int fd) noexcept;
+
+/// An owned file descriptor (closed by the destructor). Move-only.
+class Fd {
+ public:
+  Fd() noexcept = default;
+  explicit Fd(int fd) noexcept : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  int release() noexcept {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1) noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+// ---- The loop's own fds ------------------------------------------------------------------------
 
 int epoll_create();
 void epoll_ctl(int epfd, int op, int fd, std::uint32_t events);

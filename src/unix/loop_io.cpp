@@ -5,7 +5,10 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -78,11 +81,32 @@ void PostQueue::close() noexcept {
   for (HandleState* st : batch) st->discard();
 }
 
-LoopIo::LoopIo(Backend backend) {
-  if (backend == Backend::io_uring) {
-    throw RuntimeError("the io_uring backend is not available in this build; use Backend::epoll");
+namespace {
+
+/// ASYNCIO_BACKEND=epoll|io_uring (automatic when unset or empty; ValueError otherwise).
+Backend backend_from_environment() {
+  const char* v = std::getenv("ASYNCIO_BACKEND");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "automatic") == 0) return Backend::automatic;
+  if (std::strcmp(v, "epoll") == 0) return Backend::epoll;
+  if (std::strcmp(v, "io_uring") == 0) return Backend::io_uring;
+  throw ValueError(std::string("ASYNCIO_BACKEND must be epoll or io_uring, not '") + v + "'");
+}
+
+}  // namespace
+
+LoopIo::LoopIo(Backend backend, bool debug) {
+  if (backend == Backend::automatic) backend = backend_from_environment();
+  if (backend == Backend::io_uring || backend == Backend::automatic) {
+    std::string why;
+    engine = make_uring_engine(posts->wake_fd(), why);
+    if (!engine && backend == Backend::io_uring) {
+      throw RuntimeError("the io_uring backend is not available: " + why);
+    }
+    if (!engine && debug) {
+      std::fprintf(stderr, "asyncio: io_uring is not available (%s); using epoll\n", why.c_str());
+    }
   }
-  poller = make_epoll_poller(posts->wake_fd());
+  if (!engine) engine = make_epoll_engine(posts->wake_fd());
 }
 
 LoopIo::~LoopIo() {
@@ -90,13 +114,13 @@ LoopIo::~LoopIo() {
 }
 
 void LoopIo::poll(int timeout_ms, ReadyQueue& ready) {
-  if (timeout_ms == 0 && watchers == 0) {
+  if (timeout_ms == 0 && watchers == 0 && engine->in_flight() == 0) {
     if (take_signal_flags()) drain_signals(ready);
     posts->drain(ready);
     return;
   }
   events_.clear();
-  poller->wait(timeout_ms, events_);
+  engine->wait(timeout_ms, events_);
   for (const IoEvent& ev : events_) {
     if (ev.fd == sigpipe_[0]) {
       drain_signals(ready);
@@ -145,13 +169,37 @@ void LoopIo::drain_signals(ReadyQueue& ready) {
   }
 }
 
+void LoopIo::stash(int fd, const char* data, std::size_t n) {
+  if (n == 0) return;
+  Stash& s = stashes_[fd];
+  const sys::FileId id = sys::file_id(fd);
+  if (!(s.id == id)) s.data.clear();
+  s.id = id;
+  s.data.append(data, n);
+}
+
+std::size_t LoopIo::take_stash(int fd, char* out, std::size_t n) {
+  auto it = stashes_.find(fd);
+  if (it == stashes_.end()) return 0;
+  if (!(it->second.id == sys::file_id(fd))) {
+    stashes_.erase(it);  // the fd was closed: what was kept belonged to the old file
+    return 0;
+  }
+  std::string& data = it->second.data;
+  const std::size_t k = std::min(n, data.size());
+  std::memcpy(out, data.data(), k);
+  data.erase(0, k);
+  if (data.empty()) stashes_.erase(it);
+  return k;
+}
+
 void LoopIo::set_fd_handle(int fd, bool write, Ref<HandleState> h) {
   if (fd < 0) throw ValueError("Invalid file descriptor: " + std::to_string(fd));
   const auto index = static_cast<std::size_t>(fd);
   if (index >= fds_.size()) fds_.resize(index + 1);
   FdWatch& w = fds_[index];
   Ref<HandleState>& slot = write ? w.writer : w.reader;
-  poller->update(fd, write ? static_cast<bool>(w.reader) : true,
+  engine->update(fd, write ? static_cast<bool>(w.reader) : true,
                  write ? true : static_cast<bool>(w.writer));  // throws for a bad fd
   if (slot) {
     slot->cancel();  // replaced, as Python does
@@ -170,7 +218,7 @@ bool LoopIo::clear_fd_handle(int fd, bool write) {
   slot->cancel();
   slot.reset();
   --watchers;
-  poller->update(fd, static_cast<bool>(w.reader), static_cast<bool>(w.writer));
+  engine->update(fd, static_cast<bool>(w.reader), static_cast<bool>(w.writer));
   return true;
 }
 
@@ -181,7 +229,7 @@ void LoopIo::set_signal_handle(int sig, Ref<HandleState> h) {
   }
   if (sigpipe_[0] < 0) {
     sys::pipe_nonblocking(sigpipe_);
-    poller->update(sigpipe_[0], true, false);
+    engine->update(sigpipe_[0], true, false);
   }
   set_signal_fd(sig, sigpipe_[1]);
   if (const int err = sys::set_signal_action(sig, asyncio_on_signal, SA_RESTART); err != 0) {
@@ -218,6 +266,8 @@ void LoopIo::close() noexcept {
   }
   fds_.clear();
   watchers = 0;
+  stashes_.clear();
+  if (sigpipe_[0] >= 0) engine->update(sigpipe_[0], false, false);
   sys::close(sigpipe_[0]);
   sys::close(sigpipe_[1]);
   sigpipe_[0] = sigpipe_[1] = -1;

@@ -1,16 +1,18 @@
-// The platform part of an EventLoop: the poller, the fd table of readers and writers, the
-// queue of call_soon_threadsafe entries, and signal handlers (Python: selector_events.py,
-// unix_events.py).
+// The platform part of an EventLoop: the I/O engine (epoll or io_uring), the fd table of
+// readers and writers, the queue of call_soon_threadsafe entries, signal handlers, and the bytes
+// that cancelled receives left behind (Python: selector_events.py, unix_events.py).
 #pragma once
 
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "asyncio/events.hpp"
-#include "unix/poller.hpp"
+#include "sys/sys.hpp"
+#include "unix/io_engine.hpp"
 
 namespace asyncio::detail {
 
@@ -46,7 +48,10 @@ class PostQueue {
 };
 
 struct LoopIo {
-  explicit LoopIo(Backend backend);
+  /// The engine `backend` names; Backend::automatic: ASYNCIO_BACKEND from the environment
+  /// (epoll, io_uring), else the default (docs/design/io.md). An explicit io_uring that the
+  /// kernel refuses throws RuntimeError; automatic falls back to epoll (noted in debug mode).
+  explicit LoopIo(Backend backend, bool debug = false);
   LoopIo(const LoopIo&) = delete;
   LoopIo& operator=(const LoopIo&) = delete;
   ~LoopIo();
@@ -63,16 +68,28 @@ struct LoopIo {
   void close() noexcept;
   /// True while I/O the loop must wait for is outstanding (watched fds, operations in flight):
   /// virtual time does not jump over it.
-  [[nodiscard]] bool has_pending_io() const noexcept { return watchers > 0; }
+  [[nodiscard]] bool has_pending_io() const noexcept {
+    return watchers > 0 || engine->in_flight() > 0;
+  }
   /// Gets back every operation the kernel still owns (the loop is about to destroy frames).
-  void quiesce() noexcept {}
+  void quiesce() noexcept { engine->quiesce(); }
+  /// The engine running.
+  [[nodiscard]] Backend backend() const noexcept { return engine->backend(); }
 
+  // -- What cancelled receives left behind (docs/design/io.md, "Cancellation") --------------
+  /// Keeps `data` (bytes a cancelled receive got from the kernel anyway) for the next receive
+  /// on `fd`, behind what is kept already.
+  void stash(int fd, const char* data, std::size_t n);
+  /// Up to `n` kept bytes of `fd` into `out`; the count (0: none, or the fd names another file
+  /// now, and what was kept for the old one is dropped).
+  std::size_t take_stash(int fd, char* out, std::size_t n);
+  [[nodiscard]] bool has_stash() const noexcept { return !stashes_.empty(); }
   void set_fd_handle(int fd, bool write, Ref<HandleState> h);
   bool clear_fd_handle(int fd, bool write);
   void set_signal_handle(int sig, Ref<HandleState> h);
   bool clear_signal_handle(int sig);
 
-  std::unique_ptr<Poller> poller;
+  std::unique_ptr<IoEngine> engine;
   int watchers = 0;  // user fd directions being watched
 
  private:
@@ -89,6 +106,11 @@ struct LoopIo {
   bool closed_ = false;
   int sigpipe_[2] = {-1, -1};
   std::map<int, Ref<HandleState>> signals_;
+  struct Stash {
+    sys::FileId id;
+    std::string data;
+  };
+  std::map<int, Stash> stashes_;
 };
 
 }  // namespace asyncio::detail

@@ -1,0 +1,125 @@
+// The low-level socket API (Python: BaseSelectorEventLoop.sock_recv, sock_recv_into,
+// sock_sendall, sock_connect, sock_accept), over the loop's I/O engine.
+#include "asyncio/sockets.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include <sys/socket.h>
+
+#include "asyncio/events.hpp"
+#include "asyncio/exceptions.hpp"
+#include "sys/sys.hpp"
+#include "unix/io_await.hpp"
+#include "unix/loop_io.hpp"
+
+namespace asyncio {
+namespace detail {
+
+Coro<long> io_receive(OpKind kind, int fd, void* buf, std::size_t n) {
+  LoopIo& io = io_of(get_running_loop());
+  if (io.has_stash()) [[unlikely]] {
+    if (const std::size_t k = io.take_stash(fd, static_cast<char*>(buf), n); k > 0) {
+      co_return static_cast<long>(k);
+    }
+  }
+  co_return co_await OpAwaiter(kind, fd, buf, n);
+}
+
+Coro<long> io_transmit(OpKind kind, int fd, const void* buf, std::size_t n) {
+  // The engines never write through the pointer of a send or a write.
+  co_return co_await OpAwaiter(kind, fd, const_cast<void*>(buf), n);  // NOLINT
+}
+
+Coro<long> io_sendmsg(int fd, const msghdr* msg) {
+  OpAwaiter op(OpKind::sendmsg, fd);
+  op.set_message(msg);
+  co_return co_await op;
+}
+
+Coro<long> io_wait_ready(int fd, bool write) {
+  const long r = co_await OpAwaiter(write ? OpKind::poll_out : OpKind::poll_in, fd);
+  co_return r < 0 ? r : 0;
+}
+
+}  // namespace detail
+
+namespace {
+
+void make_nonblocking(int fd, const char* what) {
+  if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, what);
+}
+
+}  // namespace
+
+Coro<std::string> sock_recv(int fd, std::size_t n) {
+  std::string data(n, '\0');
+  if (n == 0) co_return data;
+  const long r = co_await detail::io_receive(detail::OpKind::recv, fd, data.data(), n);
+  if (r < 0) raise_os_error(static_cast<int>(-r), "recv");
+  data.resize(static_cast<std::size_t>(r));
+  co_return data;
+}
+
+Coro<std::size_t> sock_recv_into(int fd, std::span<std::byte> buf) {
+  if (buf.empty()) co_return 0;
+  const long r = co_await detail::io_receive(detail::OpKind::recv, fd, buf.data(), buf.size());
+  if (r < 0) raise_os_error(static_cast<int>(-r), "recv");
+  co_return static_cast<std::size_t>(r);
+}
+
+Coro<void> sock_sendall(int fd, std::string_view data) {
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    const long r = co_await detail::io_transmit(detail::OpKind::send, fd, data.data() + sent,
+                                                data.size() - sent);
+    if (r < 0) raise_os_error(static_cast<int>(-r), "send");
+    sent += static_cast<std::size_t>(r);
+  }
+}
+
+Coro<void> sock_connect(int fd, SocketAddress address) {
+  make_nonblocking(fd, "sock_connect");
+  const std::string what = "connect to " + address.to_string();
+  int r = sys::connect(fd, address.data(), address.size());
+  if (r == 0) co_return;
+  // EAGAIN: a Unix socket whose listener's backlog is full (Python waits for it too).
+  if (r != -EINPROGRESS && r != -EAGAIN) raise_os_error(-r, what);
+  for (;;) {
+    const long w = co_await detail::io_wait_ready(fd, true);
+    if (w < 0) raise_os_error(static_cast<int>(-w), what);
+    const int err = sys::socket_error(fd);
+    if (err == 0) {
+      if (r == -EINPROGRESS) co_return;
+      // A Unix connect that found the backlog full: try again now that it may have room.
+      r = sys::connect(fd, address.data(), address.size());
+      if (r == 0 || r == -EISCONN) co_return;
+      if (r != -EAGAIN && r != -EINPROGRESS) raise_os_error(-r, what);
+      continue;
+    }
+    raise_os_error(err < 0 ? -err : err, what);
+  }
+}
+
+Coro<AcceptedSocket> sock_accept(int fd) {
+  make_nonblocking(fd, "sock_accept");
+  for (;;) {
+    AcceptedSocket accepted;
+    unsigned len = SocketAddress::capacity();
+    const int r = sys::accept(fd, accepted.address.data(), &len);
+    if (r >= 0) {
+      accepted.fd = r;
+      accepted.address.set_size(len);
+      co_return accepted;
+    }
+    if (r != -EAGAIN) raise_os_error(-r, "accept");
+    // Wait until a connection is there. Nothing is taken from the kernel until the accept
+    // itself, so a cancelled wait leaves the connection to the next accept.
+    const long w = co_await detail::io_wait_ready(fd, false);
+    if (w < 0) raise_os_error(static_cast<int>(-w), "accept");
+  }
+}
+
+}  // namespace asyncio

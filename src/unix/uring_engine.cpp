@@ -1,0 +1,352 @@
+// The io_uring engine (docs/design/io.md, "io_uring").
+//
+// Every operation is a submission queued in the SQ ring and sent with the loop's wait, in one
+// io_uring_enter per iteration (io_uring_submit_and_wait_timeout: submit, then wait for one
+// completion or the time-out). A completion (CQE) completes its op. Cancellation submits
+// IORING_OP_ASYNC_CANCEL; the op stays parked until its own CQE arrives (-ECANCELED, or the
+// result the kernel produced anyway), because until then the kernel may write its buffer.
+//
+// Watches (add_reader/add_writer, the signal pipe, the loop's wake-up eventfd) are one-shot
+// POLL_ADDs, re-armed at the next wait after they fired: by then the callbacks they queued have
+// run, so an fd still ready is reported again (level-triggered, as Python's selectors).
+#include "unix/io_engine.hpp"
+
+#ifdef ASYNCIO_HAS_LIBURING
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <liburing.h>
+#include <poll.h>
+
+#include "asyncio/events.hpp"
+#include "sys/sys.hpp"
+#include "sys/uring.hpp"
+
+namespace asyncio::detail {
+
+class UringEngine final : public IoEngine {
+ public:
+  UringEngine(int wakefd, io_uring ring) : ring_(ring) {
+    wake_.fd = wakefd;
+    wake_.interest = 1;
+    wake_.wake = true;
+    to_arm_.push_back(&wake_);
+  }
+  ~UringEngine() override {
+    quiesce();
+    sys::uring_exit(&ring_);
+  }
+
+  /// A ring, or null with the reason.
+  static std::unique_ptr<IoEngine> create(int wakefd, std::string& why) {
+    io_uring ring{};
+    io_uring_params params{};
+    params.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+    int r = sys::uring_init(kEntries, &ring, &params);
+    if (r == -EINVAL) {  // a kernel older than 5.19: without the optional flags
+      params = io_uring_params{};
+      r = sys::uring_init(kEntries, &ring, &params);
+    }
+    if (r < 0) {
+      why = std::string("io_uring_setup failed: ") + std::strerror(-r);
+      return nullptr;
+    }
+    if ((params.features & IORING_FEAT_NODROP) == 0 || (params.features & IORING_FEAT_EXT_ARG) == 0) {
+      sys::uring_exit(&ring);
+      why = "io_uring is too old (needs IORING_FEAT_NODROP and IORING_FEAT_EXT_ARG, Linux 5.11)";
+      return nullptr;
+    }
+    return std::make_unique<UringEngine>(wakefd, ring);
+  }
+
+  [[nodiscard]] Backend backend() const noexcept override { return Backend::io_uring; }
+
+  void submit(IoOp& op) override {
+    std::size_t len = op.len_;
+    if (const int e = sys::fault_for(call_of(op.kind()), &len); e != 0) {
+      complete(op, -e);
+      return;
+    }
+    io_uring_sqe* sqe = get_sqe();
+    switch (op.kind()) {
+      case OpKind::poll_in:
+        io_uring_prep_poll_add(sqe, op.fd(), POLLIN | POLLRDHUP);
+        break;
+      case OpKind::poll_out:
+        io_uring_prep_poll_add(sqe, op.fd(), POLLOUT);
+        break;
+      case OpKind::recv:
+        io_uring_prep_recv(sqe, op.fd(), op.buf_, len, 0);
+        break;
+      case OpKind::send:
+        io_uring_prep_send(sqe, op.fd(), op.buf_, len, MSG_NOSIGNAL);
+        break;
+      case OpKind::sendmsg:
+        io_uring_prep_sendmsg(sqe, op.fd(), op.msg_, MSG_NOSIGNAL);
+        break;
+      case OpKind::read:
+        io_uring_prep_read(sqe, op.fd(), op.buf_, static_cast<unsigned>(len), ~0ULL);
+        break;
+      case OpKind::write:
+        io_uring_prep_write(sqe, op.fd(), op.buf_, static_cast<unsigned>(len), ~0ULL);
+        break;
+    }
+    io_uring_sqe_set_data(sqe, &op);
+    op.state_ = OpState::parked;
+    op.engine_bits_ = 0;
+    link(op);
+  }
+
+  void cancel(IoOp& op) noexcept override {
+    op.cancel_requested_ = true;
+    if (op.state_ != OpState::parked || (op.engine_bits_ & kCancelSent) != 0) return;
+    op.engine_bits_ |= kCancelSent;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel(sqe, &op, 0);
+    io_uring_sqe_set_data64(sqe, kIgnore);
+  }
+
+  void abandon(IoOp& op) noexcept override {
+    if (op.state_ != OpState::parked) return;
+    op.engine_bits_ |= kAbandoned;
+    cancel(op);
+    std::vector<IoEvent> scratch;
+    while (op.state_ == OpState::parked) (void)wait(-1, scratch);
+  }
+
+  void quiesce() noexcept override {
+    for (IoOp* op = head_; op != nullptr; op = op->next_) cancel(*op);
+    std::vector<IoEvent> scratch;
+    while (in_flight_ > 0) (void)wait(-1, scratch);
+  }
+
+  void forget(int /*fd*/) noexcept override {}  // nothing is kept per fd
+
+  void update(int fd, bool read, bool write) override {
+    if (fd < 0) throw ValueError("Invalid file descriptor: " + std::to_string(fd));
+    const std::uint8_t interest = (read ? 1U : 0U) | (write ? 2U : 0U);
+    auto it = watches_.find(fd);
+    if (it == watches_.end()) {
+      if (interest == 0) return;
+      if (sys::file_id(fd) == sys::FileId{}) raise_os_error(EBADF, "add_reader");
+      auto w = std::make_unique<Watch>();
+      w->fd = fd;
+      it = watches_.emplace(fd, std::move(w)).first;
+    }
+    Watch* w = it->second.get();
+    if (w->interest == interest) return;
+    w->interest = interest;
+    if (w->armed) {
+      // The armed poll asks for the old interest: take it back; its CQE re-arms (or frees).
+      io_uring_sqe* sqe = get_sqe();
+      io_uring_prep_poll_remove(sqe, tag(w));
+      io_uring_sqe_set_data64(sqe, kIgnore);
+    }
+    if (interest == 0) {
+      std::unique_ptr<Watch> owned = std::move(it->second);
+      watches_.erase(it);
+      owned->dead = true;
+      if (owned->armed) {
+        graveyard_.push_back(std::move(owned));  // freed when its poll's CQE comes back
+      } else {
+        drop_from_arm_list(owned.get());
+      }
+      return;
+    }
+    if (!w->armed && !w->queued) queue_arm(w);
+  }
+
+  bool wait(int timeout_ms, std::vector<IoEvent>& out) override {
+    arm_watches();
+    io_uring_cqe* cqe = nullptr;
+    if (timeout_ms == 0) {
+      if (io_uring_sq_ready(&ring_) > 0) (void)sys::uring_submit(&ring_);
+    } else if (io_uring_cq_ready(&ring_) == 0) {
+      __kernel_timespec ts{};
+      if (timeout_ms > 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1000000;
+      }
+      (void)sys::uring_submit_and_wait(&ring_, &cqe, timeout_ms > 0 ? &ts : nullptr);
+    } else if (io_uring_sq_ready(&ring_) > 0) {
+      (void)sys::uring_submit(&ring_);
+    }
+    bool woken = false;
+    unsigned head = 0;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      woken |= handle(*cqe, out);
+    }
+    io_uring_cq_advance(&ring_, seen);
+    return woken;
+  }
+
+ private:
+  static constexpr unsigned kEntries = 256;
+  static constexpr std::uint64_t kIgnore = 0;  // the CQEs of cancel and poll-remove requests
+  static constexpr std::uint8_t kCancelSent = 1;
+  static constexpr std::uint8_t kAbandoned = 2;
+
+  struct Watch {
+    int fd = -1;
+    std::uint8_t interest = 0;  // 1 read, 2 write
+    bool armed = false;         // a POLL_ADD is in the kernel
+    bool queued = false;        // in to_arm_
+    bool dead = false;          // no longer wanted; freed with its last CQE
+    bool wake = false;          // the loop's wake-up eventfd
+  };
+
+  static std::uint64_t tag(Watch* w) noexcept { return reinterpret_cast<std::uint64_t>(w) | 1U; }
+
+  static sys::Call call_of(OpKind k) noexcept {
+    switch (k) {
+      case OpKind::recv:
+        return sys::Call::recv;
+      case OpKind::send:
+        return sys::Call::send;
+      case OpKind::sendmsg:
+        return sys::Call::sendmsg;
+      case OpKind::read:
+        return sys::Call::read;
+      case OpKind::write:
+        return sys::Call::write;
+      case OpKind::poll_in:
+      case OpKind::poll_out:
+        break;
+    }
+    return sys::Call::count_;
+  }
+
+  /// A free SQE; when the ring is full, what is queued is submitted first.
+  io_uring_sqe* get_sqe() noexcept {
+    for (;;) {
+      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
+      (void)sys::uring_submit(&ring_);
+    }
+  }
+
+  void link(IoOp& op) noexcept {
+    op.prev_ = nullptr;
+    op.next_ = head_;
+    if (head_ != nullptr) head_->prev_ = &op;
+    head_ = &op;
+    ++in_flight_;
+  }
+  void unlink(IoOp& op) noexcept {
+    if (op.prev_ != nullptr) {
+      op.prev_->next_ = op.next_;
+    } else {
+      head_ = op.next_;
+    }
+    if (op.next_ != nullptr) op.next_->prev_ = op.prev_;
+    op.next_ = op.prev_ = nullptr;
+    --in_flight_;
+  }
+
+  void queue_arm(Watch* w) {
+    w->queued = true;
+    to_arm_.push_back(w);
+  }
+  void drop_from_arm_list(Watch* w) noexcept {
+    if (!w->queued) return;
+    for (Watch*& p : to_arm_) {
+      if (p == w) p = nullptr;
+    }
+  }
+  void arm_watches() noexcept {
+    for (Watch* w : to_arm_) {
+      if (w == nullptr) continue;
+      w->queued = false;
+      if (w->dead || w->armed || w->interest == 0) continue;
+      unsigned mask = 0;
+      if ((w->interest & 1U) != 0) mask |= POLLIN | POLLRDHUP;
+      if ((w->interest & 2U) != 0) mask |= POLLOUT;
+      io_uring_sqe* sqe = get_sqe();
+      io_uring_prep_poll_add(sqe, w->fd, mask);
+      io_uring_sqe_set_data64(sqe, tag(w));
+      w->armed = true;
+    }
+    to_arm_.clear();
+  }
+
+  /// One completion; true for the wake-up eventfd.
+  bool handle(const io_uring_cqe& cqe, std::vector<IoEvent>& out) noexcept {
+    const std::uint64_t data = cqe.user_data;
+    if (data == kIgnore) return false;
+    if ((data & 1U) != 0) {
+      auto* w = reinterpret_cast<Watch*>(data & ~std::uint64_t{1});  // NOLINT: our own tag
+      w->armed = false;
+      if (w->dead) {
+        for (auto it = graveyard_.begin(); it != graveyard_.end(); ++it) {
+          if (it->get() == w) {
+            graveyard_.erase(it);
+            break;
+          }
+        }
+        return false;
+      }
+      bool woken = false;
+      if (cqe.res > 0) {
+        const auto ev = static_cast<unsigned>(cqe.res);
+        const bool err = (ev & (POLLERR | POLLHUP)) != 0;
+        const bool r = ((ev & (POLLIN | POLLRDHUP)) != 0 || err) && (w->interest & 1U) != 0;
+        const bool wr = ((ev & POLLOUT) != 0 || err) && (w->interest & 2U) != 0;
+        if (w->wake) {
+          sys::eventfd_drain(w->fd);
+          woken = true;
+        } else if (r || wr) {
+          out.push_back({w->fd, r, wr});
+        }
+      }
+      try {
+        queue_arm(w);  // at the next wait, after the callbacks queued now have run
+      } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; the watch stays quiet
+      }
+      return woken;
+    }
+    auto* op = reinterpret_cast<IoOp*>(data);  // NOLINT: our own tag
+    unlink(*op);
+    long r = cqe.res;
+    if ((op->kind() == OpKind::poll_in || op->kind() == OpKind::poll_out) && r == 0) r = 1;
+    if ((op->engine_bits_ & kAbandoned) != 0) {
+      op->state_ = OpState::done;
+      op->result_ = r;
+      return false;
+    }
+    complete(*op, r);
+    return false;
+  }
+
+  io_uring ring_;
+  IoOp* head_ = nullptr;  // ops in flight
+  Watch wake_;
+  std::map<int, std::unique_ptr<Watch>> watches_;
+  std::vector<std::unique_ptr<Watch>> graveyard_;
+  std::vector<Watch*> to_arm_;
+};
+
+std::unique_ptr<IoEngine> make_uring_engine(int wakefd, std::string& why) {
+  return UringEngine::create(wakefd, why);
+}
+
+}  // namespace asyncio::detail
+
+#else
+
+namespace asyncio::detail {
+
+std::unique_ptr<IoEngine> make_uring_engine(int /*wakefd*/, std::string& why) {
+  why = "this build has no io_uring support (liburing-dev was not found)";
+  return nullptr;
+}
+
+}  // namespace asyncio::detail
+
+#endif
