@@ -23,6 +23,7 @@ namespace asyncio::sys {
 namespace detail_fault {
 thread_local std::uint64_t counts[static_cast<int>(Call::count_)] = {};
 thread_local int planned = 0;
+thread_local bool injected_eagain = false;
 namespace {
 constexpr std::size_t kMaxFaults = 32;
 struct Planned {
@@ -41,6 +42,7 @@ int take(Call c, std::size_t* len) noexcept {
     --planned;
     if (p.fault.error != 0) {
       error = p.fault.error;
+      if (error == EAGAIN) injected_eagain = true;
     } else if (len != nullptr && p.fault.short_to >= 0 &&
                *len > static_cast<std::size_t>(p.fault.short_to)) {
       *len = static_cast<std::size_t>(p.fault.short_to);
@@ -97,12 +99,12 @@ long retry(F f) noexcept {
 }  // namespace
 
 long recv(int fd, void* buf, std::size_t n) noexcept {
-  if (const int e = enter(Call::recv, &n); e != 0) return -e;
+  if (const int e = enter(Call::recv, &n); e != 0 && e != EINTR) return -e;  // EINTR: retried
   return retry([&] { return ::recv(fd, buf, n, MSG_DONTWAIT); });
 }
 
 long send(int fd, const void* buf, std::size_t n) noexcept {
-  if (const int e = enter(Call::send, &n); e != 0) return -e;
+  if (const int e = enter(Call::send, &n); e != 0 && e != EINTR) return -e;  // EINTR: retried
   return retry([&] { return ::send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL); });
 }
 
@@ -110,7 +112,7 @@ long sendmsg(int fd, const msghdr* msg) noexcept {
   std::size_t total = 0;
   for (std::size_t i = 0; i < msg->msg_iovlen; ++i) total += msg->msg_iov[i].iov_len;
   const std::size_t wanted = total;
-  if (const int e = enter(Call::sendmsg, &total); e != 0) return -e;
+  if (const int e = enter(Call::sendmsg, &total); e != 0 && e != EINTR) return -e;
   if (total < wanted) {
     // A planned short write: send only the first `total` bytes.
     msghdr shorter = *msg;
@@ -130,23 +132,23 @@ long sendmsg(int fd, const msghdr* msg) noexcept {
 }
 
 long read(int fd, void* buf, std::size_t n) noexcept {
-  if (const int e = enter(Call::read, &n); e != 0) return -e;
+  if (const int e = enter(Call::read, &n); e != 0 && e != EINTR) return -e;  // EINTR: retried
   return retry([&] { return ::read(fd, buf, n); });
 }
 
 long write(int fd, const void* buf, std::size_t n) noexcept {
-  if (const int e = enter(Call::write, &n); e != 0) return -e;
+  if (const int e = enter(Call::write, &n); e != 0 && e != EINTR) return -e;  // EINTR: retried
   return retry([&] { return ::write(fd, buf, n); });
 }
 
 int accept(int fd, sockaddr* addr, unsigned* len) noexcept {
-  if (const int e = enter(Call::accept); e != 0) return -e;
+  if (const int e = enter(Call::accept); e != 0 && e != EINTR) return -e;
   return static_cast<int>(
       retry([&] { return ::accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC); }));
 }
 
 int connect(int fd, const sockaddr* addr, unsigned len) noexcept {
-  if (const int e = enter(Call::connect); e != 0) return -e;
+  if (const int e = enter(Call::connect); e != 0) return e == EINTR ? -EINPROGRESS : -e;
   // EINTR on connect: the connection goes on asynchronously, as with EINPROGRESS.
   const int r = ::connect(fd, addr, len);
   if (r == 0) return 0;

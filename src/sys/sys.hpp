@@ -69,6 +69,8 @@ void clear_faults() noexcept;
 namespace detail_fault {
 extern thread_local std::uint64_t counts[static_cast<int>(Call::count_)];
 extern thread_local int planned;  // faults planned on this thread
+/// Set when an injected EAGAIN was returned (the fd may well be ready: see take_injected_eagain).
+extern thread_local bool injected_eagain;
 /// Counts a call of `c`; with faults planned, returns the errno to fail with (0: none) and may
 /// lower `*len` (a short transfer).
 int take(Call c, std::size_t* len) noexcept;
@@ -82,6 +84,14 @@ inline int enter(Call c, std::size_t* len = nullptr) noexcept {
   if (detail_fault::planned == 0) [[likely]]
     return 0;
   return detail_fault::take(c, len);
+}
+
+/// True once after a planned EAGAIN was returned: the fd may be ready after all, so an
+/// edge-triggered engine must ask the kernel for its readiness again.
+inline bool take_injected_eagain() noexcept {
+  const bool was = detail_fault::injected_eagain;
+  detail_fault::injected_eagain = false;
+  return was;
 }
 
 /// A planned fault for an operation that is not made through a syscall of its own (an io_uring

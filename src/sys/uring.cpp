@@ -20,6 +20,11 @@ int uring_submit(io_uring* ring) noexcept {
   return io_uring_submit(ring);
 }
 
+int uring_get_events(io_uring* ring) noexcept {
+  if (const int e = enter(Call::io_uring_enter); e != 0) return -e;
+  return io_uring_get_events(ring);
+}
+
 int uring_submit_and_wait(io_uring* ring, io_uring_cqe** cqe, __kernel_timespec* timeout) noexcept {
   if (const int e = enter(Call::io_uring_enter); e != 0) return -e;
   const int r = io_uring_submit_and_wait_timeout(ring, cqe, 1, timeout, nullptr);

@@ -69,6 +69,9 @@ class EpollEngine final : public IoEngine {
     }
     append(st, dir, op);
     if (st.watch != 0) reregister(fd, st);
+    // A planned EAGAIN (tests) was a lie: the fd may be ready, and no new edge would come.
+    // Re-arming the registration makes the kernel report its readiness again.
+    if (sys::take_injected_eagain() && st.registered) (void)try_ctl(EPOLL_CTL_MOD, fd, st.events);
   }
 
   void cancel(IoOp& op) noexcept override {
@@ -285,6 +288,7 @@ class EpollEngine final : public IoEngine {
       const long r = is_poll(op->kind()) ? 1 : op->perform();
       if (r == -EAGAIN) {
         st.ready[d] = false;
+        if (sys::take_injected_eagain()) (void)try_ctl(EPOLL_CTL_MOD, op->fd(), st.events);
         return;
       }
       unlink(*op);

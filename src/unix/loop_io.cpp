@@ -94,12 +94,19 @@ Backend backend_from_environment() {
 
 }  // namespace
 
+/// What Backend::automatic picks when ASYNCIO_BACKEND does not say: decided by measurement
+/// (docs/design/io.md, "Which engine automatic picks"; bench/RESULTS.md).
+constexpr Backend kPreferred = Backend::epoll;
+
 LoopIo::LoopIo(Backend backend, bool debug) {
-  if (backend == Backend::automatic) backend = backend_from_environment();
-  if (backend == Backend::io_uring || backend == Backend::automatic) {
+  const bool chosen = backend != Backend::automatic;
+  if (!chosen) backend = backend_from_environment();
+  const bool explicit_choice = chosen || backend != Backend::automatic;
+  if (backend == Backend::automatic) backend = kPreferred;
+  if (backend == Backend::io_uring) {
     std::string why;
     engine = make_uring_engine(posts->wake_fd(), why);
-    if (!engine && backend == Backend::io_uring) {
+    if (!engine && explicit_choice) {
       throw RuntimeError("the io_uring backend is not available: " + why);
     }
     if (!engine && debug) {

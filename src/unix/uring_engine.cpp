@@ -47,7 +47,10 @@ class UringEngine final : public IoEngine {
   static std::unique_ptr<IoEngine> create(int wakefd, std::string& why) {
     io_uring ring{};
     io_uring_params params{};
-    params.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+    // COOP_TASKRUN: completions are not pushed at the loop with an interrupt; they wait for its
+    // next io_uring_enter, and TASKRUN_FLAG tells when some are waiting (see wait()).
+    params.flags =
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     int r = sys::uring_init(kEntries, &ring, &params);
     if (r == -EINVAL) {  // a kernel older than 5.19: without the optional flags
       params = io_uring_params{};
@@ -69,7 +72,9 @@ class UringEngine final : public IoEngine {
 
   void submit(IoOp& op) override {
     std::size_t len = op.len_;
-    if (const int e = sys::fault_for(call_of(op.kind()), &len); e != 0) {
+    // A planned EINTR or EAGAIN means "not now, try again", which a submission does by itself
+    // (as the epoll engine retries EINTR and parks on EAGAIN).
+    if (const int e = sys::fault_for(call_of(op.kind()), &len); e != 0 && e != EINTR && e != EAGAIN) {
       complete(op, -e);
       return;
     }
@@ -166,7 +171,11 @@ class UringEngine final : public IoEngine {
     arm_watches();
     io_uring_cqe* cqe = nullptr;
     if (timeout_ms == 0) {
-      if (io_uring_sq_ready(&ring_) > 0) (void)sys::uring_submit(&ring_);
+      if (io_uring_sq_ready(&ring_) > 0) {
+        (void)sys::uring_submit(&ring_);
+      } else if ((IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0) {
+        (void)sys::uring_get_events(&ring_);  // completions are waiting for us to enter
+      }
     } else if (io_uring_cq_ready(&ring_) == 0) {
       __kernel_timespec ts{};
       if (timeout_ms > 0) {
