@@ -274,7 +274,12 @@ void LoopIo::close() noexcept {
   fds_.clear();
   watchers = 0;
   stashes_.clear();
-  if (sigpipe_[0] >= 0) engine->update(sigpipe_[0], false, false);
+  if (sigpipe_[0] >= 0) {
+    try {
+      engine->update(sigpipe_[0], false, false);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the pipe is closed next anyway
+    }
+  }
   sys::close(sigpipe_[0]);
   sys::close(sigpipe_[1]);
   sigpipe_[0] = sigpipe_[1] = -1;
