@@ -85,7 +85,8 @@ int run_example_programs() {
   const Program programs[] = {
       {"queue_pipeline", "producer/consumer: a bounded Queue, 3 workers, join(), then cancel"},
       {"rate_limiter", "a Semaphore lets at most 3 requests run at once"},
-      {"sock_echo", "one thread serves many clients: sock_accept/sock_recv/sock_sendall, on both engines"},
+      {"sock_echo",
+       "one thread serves many clients: sock_accept/sock_recv/sock_sendall, on both engines"},
   };
   int failures = 0;
   for (const Program& p : programs) {

@@ -1,18 +1,17 @@
 #include "sys/sys.hpp"
 
-#include <csignal>
-#include <cstdint>
-
 #include <array>
 #include <atomic>
+#include <csignal>
+#include <cstdint>
 #include <mutex>
 
 #include <fcntl.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -54,8 +53,8 @@ int take(Call c, std::size_t* len) noexcept {
 
 const char* call_name(Call c) noexcept {
   static constexpr std::array<const char*, static_cast<int>(Call::count_)> names = {
-      "recv",      "send",       "sendmsg",        "read",  "write",     "accept",
-      "connect",   "socket",     "epoll_wait",     "epoll_ctl", "io_uring_enter", "fstat"};
+      "recv",    "send",   "sendmsg",    "read",      "write",          "accept",
+      "connect", "socket", "epoll_wait", "epoll_ctl", "io_uring_enter", "fstat"};
   const auto i = static_cast<std::size_t>(c);
   return i < names.size() ? names[i] : "?";
 }

@@ -158,9 +158,9 @@ class EpollEngine final : public IoEngine {
     std::array<IoOp*, 2> tail{};
     std::array<bool, 2> ready{true, true};  // may be ready: try before parking
     bool registered = false;
-    std::uint8_t watch = 0;        // level-triggered watch: 1 read, 2 write
-    std::uint32_t events = 0;      // what the registration asks for
-    sys::FileId id;                // the file registered
+    std::uint8_t watch = 0;    // level-triggered watch: 1 read, 2 write
+    std::uint32_t events = 0;  // what the registration asks for
+    sys::FileId id;            // the file registered
   };
 
   static bool is_poll(OpKind k) noexcept { return k == OpKind::poll_in || k == OpKind::poll_out; }
@@ -182,7 +182,7 @@ class EpollEngine final : public IoEngine {
     return true;
   }
 
-  int try_ctl(int op, int fd, std::uint32_t events) noexcept {
+  int try_ctl(int op, int fd, std::uint32_t events) const noexcept {
     try {
       sys::epoll_ctl(epfd_, op, fd, events);
       return 0;

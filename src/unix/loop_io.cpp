@@ -1,6 +1,7 @@
 // Readers/writers, thread-safe posts and signals for the epoll loop.
 #include "unix/loop_io.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -8,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -194,7 +194,7 @@ std::size_t LoopIo::take_stash(int fd, char* out, std::size_t n) {
   }
   std::string& data = it->second.data;
   const std::size_t k = std::min(n, data.size());
-  std::memcpy(out, data.data(), k);
+  std::copy_n(data.data(), k, out);
   data.erase(0, k);
   if (data.empty()) stashes_.erase(it);
   return k;

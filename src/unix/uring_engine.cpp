@@ -49,8 +49,7 @@ class UringEngine final : public IoEngine {
     io_uring_params params{};
     // COOP_TASKRUN: completions are not pushed at the loop with an interrupt; they wait for its
     // next io_uring_enter, and TASKRUN_FLAG tells when some are waiting (see wait()).
-    params.flags =
-        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    params.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     int r = sys::uring_init(kEntries, &ring, &params);
     if (r == -EINVAL) {  // a kernel older than 5.19: without the optional flags
       params = io_uring_params{};
@@ -60,7 +59,8 @@ class UringEngine final : public IoEngine {
       why = std::string("io_uring_setup failed: ") + std::strerror(-r);
       return nullptr;
     }
-    if ((params.features & IORING_FEAT_NODROP) == 0 || (params.features & IORING_FEAT_EXT_ARG) == 0) {
+    if ((params.features & IORING_FEAT_NODROP) == 0 ||
+        (params.features & IORING_FEAT_EXT_ARG) == 0) {
       sys::uring_exit(&ring);
       why = "io_uring is too old (needs IORING_FEAT_NODROP and IORING_FEAT_EXT_ARG, Linux 5.11)";
       return nullptr;
@@ -74,7 +74,8 @@ class UringEngine final : public IoEngine {
     std::size_t len = op.len_;
     // A planned EINTR or EAGAIN means "not now, try again", which a submission does by itself
     // (as the epoll engine retries EINTR and parks on EAGAIN).
-    if (const int e = sys::fault_for(call_of(op.kind()), &len); e != 0 && e != EINTR && e != EAGAIN) {
+    if (const int e = sys::fault_for(call_of(op.kind()), &len);
+        e != 0 && e != EINTR && e != EAGAIN) {
       complete(op, -e);
       return;
     }

@@ -1,6 +1,8 @@
 // The engines' contract (src/unix/io_engine.hpp), tested on the engines themselves, without a
 // loop: an op completes exactly once, parks until the fd is ready, cancels as documented
 // (docs/design/io.md), and the epoll engine registers an fd once, however many ops park on it.
+#include "unix/io_engine.hpp"
+
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -15,7 +17,6 @@
 
 #include "asyncio_test.hpp"
 #include "sys/sys.hpp"
-#include "unix/io_engine.hpp"
 
 namespace {
 
@@ -368,8 +369,8 @@ TEST_P(IoEngineTest, PlannedShortReceive) {
   EXPECT_EQ(std::string(buf.data(), 2), "ab");
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, IoEngineTest, ::testing::Values(Backend::epoll, Backend::io_uring),
-                         engine_name);
+INSTANTIATE_TEST_SUITE_P(Engines, IoEngineTest,
+                         ::testing::Values(Backend::epoll, Backend::io_uring), engine_name);
 
 // ---- epoll only: registration ---------------------------------------------------------------
 
