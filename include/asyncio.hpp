@@ -11,6 +11,7 @@
 #include "asyncio/locks.hpp"
 #include "asyncio/queues.hpp"
 #include "asyncio/runners.hpp"
+#include "asyncio/sockets.hpp"
 #include "asyncio/task_ref.hpp"
 #include "asyncio/taskgroups.hpp"
 #include "asyncio/tasks.hpp"
