@@ -2,6 +2,7 @@
 // sock_sendall, sock_connect, sock_accept), over the loop's I/O engine.
 #include "asyncio/sockets.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "asyncio/events.hpp"
 #include "asyncio/exceptions.hpp"
+#include "asyncio/tasks.hpp"
 #include "sys/sys.hpp"
 #include "unix/io_await.hpp"
 #include "unix/loop_io.hpp"
@@ -84,23 +86,19 @@ Coro<void> sock_connect(int fd, SocketAddress address) {
   make_nonblocking(fd, "sock_connect");
   const std::string what = "connect to " + address.to_string();
   int r = sys::connect(fd, address.data(), address.size());
-  if (r == 0) co_return;
-  // EAGAIN: a Unix socket whose listener's backlog is full (Python waits for it too).
-  if (r != -EINPROGRESS && r != -EAGAIN) raise_os_error(-r, what);
-  for (;;) {
-    const long w = co_await detail::io_wait_ready(fd, true);
-    if (w < 0) raise_os_error(static_cast<int>(-w), what);
-    const int err = sys::socket_error(fd);
-    if (err == 0) {
-      if (r == -EINPROGRESS) co_return;
-      // A Unix connect that found the backlog full: try again now that it may have room.
-      r = sys::connect(fd, address.data(), address.size());
-      if (r == 0 || r == -EISCONN) co_return;
-      if (r != -EAGAIN && r != -EINPROGRESS) raise_os_error(-r, what);
-      continue;
-    }
-    raise_os_error(err < 0 ? -err : err, what);
+  // EAGAIN: a Unix socket whose listener's backlog is full. Nothing tells when it has room (the
+  // socket is not connecting: it never becomes writable), so try again after a pause that
+  // doubles from 1 ms to 100 ms. (Python waits for writability and then believes it connected.)
+  for (double pause = 0.001; r == -EAGAIN; pause = std::min(pause * 2, 0.1)) {
+    co_await sleep(pause);
+    r = sys::connect(fd, address.data(), address.size());
   }
+  if (r == 0) co_return;
+  if (r != -EINPROGRESS) raise_os_error(-r, what);
+  const long w = co_await detail::io_wait_ready(fd, true);
+  if (w < 0) raise_os_error(static_cast<int>(-w), what);
+  const int err = sys::socket_error(fd);
+  if (err != 0) raise_os_error(err < 0 ? -err : err, what);
 }
 
 Coro<AcceptedSocket> sock_accept(int fd) {

@@ -13,6 +13,7 @@
 
 #ifdef ASYNCIO_HAS_LIBURING
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -71,6 +72,10 @@ class UringEngine final : public IoEngine {
   [[nodiscard]] Backend backend() const noexcept override { return Backend::io_uring; }
 
   void submit(IoOp& op) override {
+    if (op.fd() < 0) {
+      complete(op, -EBADF);
+      return;
+    }
     std::size_t len = op.len_;
     // A planned EINTR or EAGAIN means "not now, try again", which a submission does by itself
     // (as the epoll engine retries EINTR and parks on EAGAIN).
@@ -79,39 +84,24 @@ class UringEngine final : public IoEngine {
       complete(op, -e);
       return;
     }
-    io_uring_sqe* sqe = get_sqe();
-    switch (op.kind()) {
-      case OpKind::poll_in:
-        io_uring_prep_poll_add(sqe, op.fd(), POLLIN | POLLRDHUP);
-        break;
-      case OpKind::poll_out:
-        io_uring_prep_poll_add(sqe, op.fd(), POLLOUT);
-        break;
-      case OpKind::recv:
-        io_uring_prep_recv(sqe, op.fd(), op.buf_, len, 0);
-        break;
-      case OpKind::send:
-        io_uring_prep_send(sqe, op.fd(), op.buf_, len, MSG_NOSIGNAL);
-        break;
-      case OpKind::sendmsg:
-        io_uring_prep_sendmsg(sqe, op.fd(), op.msg_, MSG_NOSIGNAL);
-        break;
-      case OpKind::read:
-        io_uring_prep_read(sqe, op.fd(), op.buf_, static_cast<unsigned>(len), ~0ULL);
-        break;
-      case OpKind::write:
-        io_uring_prep_write(sqe, op.fd(), op.buf_, static_cast<unsigned>(len), ~0ULL);
-        break;
-    }
-    io_uring_sqe_set_data(sqe, &op);
+    op.len_ = len;
     op.state_ = OpState::parked;
     op.engine_bits_ = 0;
-    link(op);
+    ++in_flight_;
+    // One op per fd and direction in the kernel at a time, the others wait here in order: the
+    // kernel would complete two receives on one socket in either order (epoll's order is FIFO).
+    if (enqueue(op)) send_to_kernel(op);
   }
 
   void cancel(IoOp& op) noexcept override {
     op.cancel_requested_ = true;
     if (op.state_ != OpState::parked || (op.engine_bits_ & kCancelSent) != 0) return;
+    if ((op.engine_bits_ & kInKernel) == 0) {  // still waiting here: nothing to get back
+      dequeue(op);
+      --in_flight_;
+      complete(op, -ECANCELED);
+      return;
+    }
     op.engine_bits_ |= kCancelSent;
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel(sqe, &op, 0);
@@ -120,6 +110,13 @@ class UringEngine final : public IoEngine {
 
   void abandon(IoOp& op) noexcept override {
     if (op.state_ != OpState::parked) return;
+    if ((op.engine_bits_ & kInKernel) == 0) {
+      dequeue(op);
+      --in_flight_;
+      op.state_ = OpState::done;
+      op.result_ = -ECANCELED;
+      return;
+    }
     op.engine_bits_ |= kAbandoned;
     cancel(op);
     std::vector<IoEvent> scratch;
@@ -127,12 +124,19 @@ class UringEngine final : public IoEngine {
   }
 
   void quiesce() noexcept override {
-    for (IoOp* op = head_; op != nullptr; op = op->next_) cancel(*op);
+    // Ops still waiting here complete at once; those in the kernel are cancelled and waited for.
+    for (FdQueue& q : queues_) {
+      for (IoOp* head : q.head) {
+        if (head == nullptr) continue;
+        while (IoOp* next = head->next_) cancel(*next);
+        cancel(*head);
+      }
+    }
     std::vector<IoEvent> scratch;
     while (in_flight_ > 0) (void)wait(-1, scratch);
   }
 
-  void forget(int /*fd*/) noexcept override {}  // nothing is kept per fd
+  void forget(int /*fd*/) noexcept override {}  // the queues hold nothing once their ops are done
 
   void update(int fd, bool read, bool write) override {
     if (fd < 0) throw ValueError("Invalid file descriptor: " + std::to_string(fd));
@@ -203,6 +207,7 @@ class UringEngine final : public IoEngine {
   static constexpr std::uint64_t kIgnore = 0;  // the CQEs of cancel and poll-remove requests
   static constexpr std::uint8_t kCancelSent = 1;
   static constexpr std::uint8_t kAbandoned = 2;
+  static constexpr std::uint8_t kInKernel = 4;  // its SQE was queued (not waiting behind another)
 
   struct Watch {
     int fd = -1;
@@ -242,22 +247,69 @@ class UringEngine final : public IoEngine {
     }
   }
 
-  void link(IoOp& op) noexcept {
-    op.prev_ = nullptr;
-    op.next_ = head_;
-    if (head_ != nullptr) head_->prev_ = &op;
-    head_ = &op;
-    ++in_flight_;
+  /// Appends `op` to its fd's queue; true when it is first (then it goes to the kernel now).
+  bool enqueue(IoOp& op) {
+    const auto index = static_cast<std::size_t>(op.fd());
+    if (index >= queues_.size()) queues_.resize(index + 1);
+    FdQueue& q = queues_[index];
+    const std::size_t d = reads(op.kind()) ? 0 : 1;
+    op.next_ = nullptr;
+    op.prev_ = q.tail[d];
+    if (q.tail[d] != nullptr) {
+      q.tail[d]->next_ = &op;
+    } else {
+      q.head[d] = &op;
+    }
+    q.tail[d] = &op;
+    return q.head[d] == &op;
   }
-  void unlink(IoOp& op) noexcept {
+  /// Takes `op` out of its fd's queue; returns the op that is first now, if `op` was.
+  IoOp* dequeue(IoOp& op) noexcept {
+    FdQueue& q = queues_[static_cast<std::size_t>(op.fd())];
+    const std::size_t d = reads(op.kind()) ? 0 : 1;
+    const bool was_first = q.head[d] == &op;
     if (op.prev_ != nullptr) {
       op.prev_->next_ = op.next_;
     } else {
-      head_ = op.next_;
+      q.head[d] = op.next_;
     }
-    if (op.next_ != nullptr) op.next_->prev_ = op.prev_;
+    if (op.next_ != nullptr) {
+      op.next_->prev_ = op.prev_;
+    } else {
+      q.tail[d] = op.prev_;
+    }
     op.next_ = op.prev_ = nullptr;
-    --in_flight_;
+    return was_first ? q.head[d] : nullptr;
+  }
+
+  /// Queues `op`'s SQE (sent with the next wait).
+  void send_to_kernel(IoOp& op) noexcept {
+    io_uring_sqe* sqe = get_sqe();
+    switch (op.kind()) {
+      case OpKind::poll_in:
+        io_uring_prep_poll_add(sqe, op.fd(), POLLIN | POLLRDHUP);
+        break;
+      case OpKind::poll_out:
+        io_uring_prep_poll_add(sqe, op.fd(), POLLOUT);
+        break;
+      case OpKind::recv:
+        io_uring_prep_recv(sqe, op.fd(), op.buf_, op.len_, 0);
+        break;
+      case OpKind::send:
+        io_uring_prep_send(sqe, op.fd(), op.buf_, op.len_, MSG_NOSIGNAL);
+        break;
+      case OpKind::sendmsg:
+        io_uring_prep_sendmsg(sqe, op.fd(), op.msg_, MSG_NOSIGNAL);
+        break;
+      case OpKind::read:
+        io_uring_prep_read(sqe, op.fd(), op.buf_, static_cast<unsigned>(op.len_), ~0ULL);
+        break;
+      case OpKind::write:
+        io_uring_prep_write(sqe, op.fd(), op.buf_, static_cast<unsigned>(op.len_), ~0ULL);
+        break;
+    }
+    io_uring_sqe_set_data(sqe, &op);
+    op.engine_bits_ |= kInKernel;
   }
 
   void queue_arm(Watch* w) {
@@ -322,7 +374,8 @@ class UringEngine final : public IoEngine {
       return woken;
     }
     auto* op = reinterpret_cast<IoOp*>(data);  // NOLINT: our own tag
-    unlink(*op);
+    if (IoOp* next = dequeue(*op)) send_to_kernel(*next);
+    --in_flight_;
     long r = cqe.res;
     if ((op->kind() == OpKind::poll_in || op->kind() == OpKind::poll_out) && r == 0) r = 1;
     if ((op->engine_bits_ & kAbandoned) != 0) {
@@ -335,7 +388,11 @@ class UringEngine final : public IoEngine {
   }
 
   io_uring ring_;
-  IoOp* head_ = nullptr;  // ops in flight
+  struct FdQueue {
+    std::array<IoOp*, 2> head{};  // per direction (0: read, 1: write); the head is in the kernel
+    std::array<IoOp*, 2> tail{};
+  };
+  std::vector<FdQueue> queues_;  // by fd
   Watch wake_;
   std::map<int, std::unique_ptr<Watch>> watches_;
   std::vector<std::unique_ptr<Watch>> graveyard_;

@@ -16,10 +16,11 @@
 // the run; real-time waits appear only around real I/O. Ports are 0, addresses loopback, and
 // every fd is owned by an FdGuard.
 //
-// DISABLED_ tests are bugs found here, each failing as its comment says (run them with
-// --gtest_also_run_disabled_tests): io_uring completes two receives parked on one fd in LIFO
-// order; sock_connect hangs on epoll when a Unix listener's backlog is full; virtual time
-// jumps over pending I/O when the engine's wait returns with nothing ready (both engines).
+// Regression tests for bugs found here: io_uring completed two receives parked on one fd in
+// LIFO order (fixed: one op per fd and direction in the kernel, the others queued in order);
+// sock_connect hung on epoll when a Unix listener's backlog was full (fixed: retried with
+// back-off); virtual time jumped over pending I/O when the engine's wait returned with nothing
+// ready (both engines).
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -713,12 +714,11 @@ TEST_P(Sockets, TwoConcurrentRecvsOnOneFdEachGetOneMessage) {
   }
 }
 
-// BUG (io_uring): two receives parked on one fd complete in LIFO order: the receive started
-// second gets the first bytes ("one"), the first one gets "two". The kernel arms a poll for
-// each IORING_OP_RECV, and the socket's wait queue wakes the most recently added waiter first;
-// the engine submits both at once and keeps no per-fd order (src/unix/uring_engine.cpp,
-// UringEngine::submit). epoll completes them in FIFO order. See the report.
-TEST_P(Sockets, DISABLED_TwoConcurrentRecvsOnOneFdCompleteInFifoOrder) {
+// Was a bug (io_uring): two receives parked on one fd completed in LIFO order (the kernel arms a
+// poll for each IORING_OP_RECV, and the socket's wait queue wakes the most recently added
+// waiter first). The engine now keeps one op per fd and direction in the kernel, the others
+// queued in order, as epoll does.
+TEST_P(Sockets, TwoConcurrentRecvsOnOneFdCompleteInFifoOrder) {
   SocketPair p;
   const TwoReceivers r = run(two_receivers(p.a.get(), p.b.get()));
   EXPECT_TRUE(r.first_done_alone);
@@ -967,11 +967,11 @@ Coro<std::string> connect_to_full_unix_backlog(int listener, SocketAddress addr)
 // A Unix listener with a full backlog makes connect() say EAGAIN (where TCP would queue a SYN).
 // Nothing wakes a poll on the connecting socket when the listener makes room (the kernel wakes
 // only blocking connecters, on the listener's peer_wait), so sock_connect's wait for POLLOUT
-// can only be woken by chance: on epoll (edge-triggered) it never is and sock_connect hangs
+// can only be woken by chance: on epoll (edge-triggered) it never was and sock_connect hung
 // until the bound; on io_uring a fresh POLL_ADD completes at once (an unconnected AF_UNIX
-// socket is always writable) and the task spins through the loop until the accept.
-// BUG (epoll): sock_connect (src/sockets.cpp) hangs until the bound (5 s here). See the report.
-TEST_P(Sockets, DISABLED_ConnectToAUnixListenerWithAFullBacklogWaitsForRoom) {
+// socket is always writable) and the task spun through the loop until the accept. Now
+// sock_connect retries the connect after a pause that doubles from 1 ms.
+TEST_P(Sockets, ConnectToAUnixListenerWithAFullBacklogWaitsForRoom) {
   TempDir dir;
   const std::string path = dir.file("full");
   FdGuard listener = unix_socket_at(path, 0);
