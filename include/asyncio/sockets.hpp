@@ -3,8 +3,8 @@
 //
 // Free functions on the running loop, on socket fds that the caller owns. sock_accept and
 // sock_connect make the fd non-blocking (Python requires sock.setblocking(False)); receives
-// and sends never block the loop even on a blocking fd (MSG_DONTWAIT). Whichever I/O engine the loop
-// runs (epoll or io_uring), a cancelled call consumes nothing: a cancelled receive leaves its
+// and sends never block the loop even on a blocking fd (MSG_DONTWAIT). Whichever I/O engine the
+// loop runs (epoll or io_uring), a cancelled call consumes nothing: a cancelled receive leaves its
 // bytes to the next receive on that fd, a cancelled accept leaves its connection to the next
 // accept (docs/design/io.md). A peer that went away raises an OSError (BrokenPipeError,
 // ConnectionResetError...), never SIGPIPE.
