@@ -22,12 +22,16 @@ namespace detail {
 
 Coro<long> io_receive(OpKind kind, int fd, void* buf, std::size_t n) {
   LoopIo& io = io_of(get_running_loop());
-  if (io.has_stash()) [[unlikely]] {
-    if (const std::size_t k = io.take_stash(fd, static_cast<char*>(buf), n); k > 0) {
-      co_return static_cast<long>(k);
+  for (;;) {
+    if (io.has_stash()) [[unlikely]] {
+      if (const std::size_t k = io.take_stash(fd, static_cast<char*>(buf), n); k > 0) {
+        co_return static_cast<long>(k);
+      }
     }
+    const long r = co_await OpAwaiter(kind, fd, buf, n);
+    if (r != OpAwaiter::kReceiveAgain) co_return r;
+    // Bytes for this fd were stashed while we waited (a cancelled receive got them): take them.
   }
-  co_return co_await OpAwaiter(kind, fd, buf, n);
 }
 
 Coro<long> io_transmit(OpKind kind, int fd, const void* buf, std::size_t n) {

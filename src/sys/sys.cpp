@@ -147,8 +147,9 @@ int accept(int fd, sockaddr* addr, unsigned* len) noexcept {
 }
 
 int connect(int fd, const sockaddr* addr, unsigned len) noexcept {
-  if (const int e = enter(Call::connect); e != 0) return e == EINTR ? -EINPROGRESS : -e;
-  // EINTR on connect: the connection goes on asynchronously, as with EINPROGRESS.
+  // A planned EINTR makes the call anyway (as a retried one would be made).
+  if (const int e = enter(Call::connect); e != 0 && e != EINTR) return -e;
+  // A real EINTR: the connection goes on asynchronously, as with EINPROGRESS.
   const int r = ::connect(fd, addr, len);
   if (r == 0) return 0;
   return errno == EINTR ? -EINPROGRESS : -errno;

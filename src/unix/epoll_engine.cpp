@@ -81,6 +81,21 @@ class EpollEngine final : public IoEngine {
     complete(op, -ECANCELED);
   }
 
+  void kick(int fd) noexcept override {
+    const auto index = static_cast<std::size_t>(fd);
+    if (fd < 0 || index >= fds_.size()) return;
+    IoOp* op = fds_[index].head[0];
+    while (op != nullptr) {
+      IoOp* next = op->next_;
+      if (op->kind() != OpKind::poll_in) {
+        op->kicked_ = true;
+        unlink(*op);
+        complete(*op, -ECANCELED);
+      }
+      op = next;
+    }
+  }
+
   void abandon(IoOp& op) noexcept override {
     if (op.state_ != OpState::parked) return;
     unlink(op);

@@ -49,10 +49,17 @@ class OpAwaiter final : public WaitTarget, public IoOp {
     task_ = &running_task("an I/O operation");
     task_->park(h, this);
   }
+  /// What await_resume returns for a receive that kick() took back: receive again.
+  static constexpr long kReceiveAgain = -(1L << 40);
+
   long await_resume() {
     if (task_ != nullptr && (task_->consume_must_cancel() || cancel_requested())) [[unlikely]] {
       keep_leftovers();
       throw CancelledError(task_->cancel_message());
+    }
+    if (kicked()) [[unlikely]] {
+      keep_leftovers();  // behind the bytes that made the engine kick it
+      return kReceiveAgain;
     }
     return result();
   }

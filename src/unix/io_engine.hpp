@@ -73,6 +73,9 @@ class IoOp {
   [[nodiscard]] long result() const noexcept { return result_; }
   /// cancel() was asked for.
   [[nodiscard]] bool cancel_requested() const noexcept { return cancel_requested_; }
+  /// kick() took this receive back (bytes for it appeared in the loop's stash): its owner
+  /// should receive again rather than report the result.
+  [[nodiscard]] bool kicked() const noexcept { return kicked_; }
 
   void set_buffer(void* buf, std::size_t len) noexcept {
     buf_ = buf;
@@ -101,6 +104,7 @@ class IoOp {
   OpKind kind_;
   OpState state_ = OpState::idle;
   bool cancel_requested_ = false;
+  bool kicked_ = false;
   std::uint8_t engine_bits_ = 0;  // the engine's own flags
   int fd_;
   void* buf_ = nullptr;
@@ -132,6 +136,11 @@ class IoEngine {
   /// on_complete(), with -ECANCELED, or with its real result if the kernel had already
   /// produced it; at once on epoll, after a later wait() on io_uring.
   virtual void cancel(IoOp& op) noexcept = 0;
+  /// Takes back the receives (recv, read) parked on `fd`, marking them kicked(): bytes for them
+  /// have just been put in the loop's stash, ahead of anything the kernel still holds, so they
+  /// must receive again (and get the stash first). Like cancel(): at once on epoll, after the
+  /// CQE on io_uring, where a receive that completed anyway stashes its bytes behind.
+  virtual void kick(int fd) noexcept = 0;
   /// The owner of a parked op is going away without waiting (its frame is being destroyed):
   /// takes the op back without calling on_complete(). On io_uring this waits until the kernel
   /// has let go of the op's buffer.

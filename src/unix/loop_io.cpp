@@ -183,6 +183,9 @@ void LoopIo::stash(int fd, const char* data, std::size_t n) {
   if (!(s.id == id)) s.data.clear();
   s.id = id;
   s.data.append(data, n);
+  // Receives already parked on the fd would otherwise wait for the kernel while these bytes,
+  // which come first, wait for them: they receive again, and get the stash.
+  engine->kick(fd);
 }
 
 std::size_t LoopIo::take_stash(int fd, char* out, std::size_t n) {

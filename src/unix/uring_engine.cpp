@@ -24,6 +24,8 @@
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "asyncio/events.hpp"
 #include "sys/sys.hpp"
@@ -76,13 +78,20 @@ class UringEngine final : public IoEngine {
       complete(op, -EBADF);
       return;
     }
-    std::size_t len = op.len_;
+    const bool message = op.kind() == OpKind::sendmsg;
+    std::size_t len = message ? message_length(*op.msg_) : op.len_;
+    const std::size_t wanted = len;
     // A planned EINTR or EAGAIN means "not now, try again", which a submission does by itself
     // (as the epoll engine retries EINTR and parks on EAGAIN).
     if (const int e = sys::fault_for(call_of(op.kind()), &len);
         e != 0 && e != EINTR && e != EAGAIN) {
       complete(op, -e);
       return;
+    }
+    if (message && len < wanted) {
+      // A planned short sendmsg: send a copy of the message that stops after `len` bytes.
+      shortened_.push_back(std::make_unique<ShortMessage>(*op.msg_, len));
+      op.msg_ = &shortened_.back()->msg;
     }
     op.len_ = len;
     op.state_ = OpState::parked;
@@ -95,6 +104,11 @@ class UringEngine final : public IoEngine {
 
   void cancel(IoOp& op) noexcept override {
     op.cancel_requested_ = true;
+    take_back(op);
+  }
+
+  /// cancel() and kick(): a queued op completes at once, one in the kernel after its CQE.
+  void take_back(IoOp& op) noexcept {
     if (op.state_ != OpState::parked || (op.engine_bits_ & kCancelSent) != 0) return;
     if ((op.engine_bits_ & kInKernel) == 0) {  // still waiting here: nothing to get back
       dequeue(op);
@@ -106,6 +120,20 @@ class UringEngine final : public IoEngine {
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel(sqe, &op, 0);
     io_uring_sqe_set_data64(sqe, kIgnore);
+  }
+
+  void kick(int fd) noexcept override {
+    const auto index = static_cast<std::size_t>(fd);
+    if (fd < 0 || index >= queues_.size()) return;
+    IoOp* op = queues_[index].head[0];
+    while (op != nullptr) {
+      IoOp* next = op->next_;
+      if (op->kind() != OpKind::poll_in && op->state_ == OpState::parked) {
+        op->kicked_ = true;
+        take_back(*op);
+      }
+      op = next;
+    }
   }
 
   void abandon(IoOp& op) noexcept override {
@@ -376,6 +404,8 @@ class UringEngine final : public IoEngine {
     auto* op = reinterpret_cast<IoOp*>(data);  // NOLINT: our own tag
     if (IoOp* next = dequeue(*op)) send_to_kernel(*next);
     --in_flight_;
+    if (!shortened_.empty()) [[unlikely]]
+      forget_short_message(*op);
     long r = cqe.res;
     if ((op->kind() == OpKind::poll_in || op->kind() == OpKind::poll_out) && r == 0) r = 1;
     if ((op->engine_bits_ & kAbandoned) != 0) {
@@ -388,6 +418,38 @@ class UringEngine final : public IoEngine {
   }
 
   io_uring ring_;
+  /// A copy of a message cut short by a planned fault (tests), alive until its op completes.
+  struct ShortMessage {
+    msghdr msg{};
+    std::vector<iovec> iov;
+    ShortMessage(const msghdr& m, std::size_t len) : msg(m) {
+      for (std::size_t i = 0; i < m.msg_iovlen && len > 0; ++i) {
+        iovec v = m.msg_iov[i];  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
+        if (v.iov_len > len) v.iov_len = len;
+        len -= v.iov_len;
+        iov.push_back(v);
+      }
+      msg.msg_iov = iov.data();
+      msg.msg_iovlen = iov.size();
+    }
+  };
+  static std::size_t message_length(const msghdr& m) noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < m.msg_iovlen; ++i) {
+      n += m.msg_iov[i].iov_len;  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
+    }
+    return n;
+  }
+  void forget_short_message(const IoOp& op) noexcept {
+    for (auto it = shortened_.begin(); it != shortened_.end(); ++it) {
+      if (&(*it)->msg == op.msg_) {
+        shortened_.erase(it);
+        return;
+      }
+    }
+  }
+  std::vector<std::unique_ptr<ShortMessage>> shortened_;
+
   struct FdQueue {
     std::array<IoOp*, 2> head{};  // per direction (0: read, 1: write); the head is in the kernel
     std::array<IoOp*, 2> tail{};

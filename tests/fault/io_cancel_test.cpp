@@ -497,10 +497,11 @@ Coro<std::string> two_parked_receivers(int a, int b) {
   co_return got;
 }
 
-// BUG (see the report): the stash is only looked at when a receive starts; a receive already
-// parked in the engine is not given the stashed bytes, so it waits for new data (forever if none
-// comes), and then returns the new data before the stashed bytes: the stream is reordered.
-TEST_P(IoCancelTest, DISABLED_StashedBytesGoToAReceiveAlreadyParkedOnTheFd) {
+// Was a bug: the stash was only looked at when a receive starts; a receive already parked in
+// the engine waited for new data (forever if none came) and then returned it before the stashed
+// bytes. Now stashing kicks the receives parked on the fd (IoEngine::kick): they receive again
+// and get the stash first.
+TEST_P(IoCancelTest, StashedBytesGoToAReceiveAlreadyParkedOnTheFd) {
   SocketPair sp;
   EXPECT_EQ(run(two_parked_receivers(sp.a.get(), sp.b.get())), "firstsecond");
 }

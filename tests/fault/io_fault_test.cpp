@@ -7,8 +7,8 @@
 //              an injected EINTR is dropped and the real call is made (the caller never sees it).
 //              io_uring: the submission treats it as "try again", which a submission does by
 //              itself, so it is dropped too. Same outcome on both engines: no effect.
-//              connect: the wrapper reports EINTR as EINPROGRESS (the connection goes on
-//              asynchronously) WITHOUT making the call (see the DISABLED_ test and the report).
+//              connect: the injected EINTR is dropped and the real call made (it used to be
+//              reported as EINPROGRESS without making the call: ConnectEintrStillConnects).
 //              epoll_wait: reported as 0 events; io_uring_enter: the wait ends without
 //              completions; either way the loop just iterates again.
 //   EAGAIN     epoll: the op parks and the registration is re-armed, so the kernel reports the
@@ -17,9 +17,8 @@
 //   others     (ECONNRESET, EPIPE, ENOBUFS, EMFILE...) the op completes with -errno at once, on
 //              both engines; the socket API raises the matching OSError subclass.
 //   short_to   recv/send/read/write: the transfer is capped at short_to bytes on both engines.
-//              sendmsg: capped on epoll only; on io_uring the fault is consumed but the whole
-//              message goes (uring_engine.cpp passes the length of a sendmsg op, 0, to the seam:
-//              see the report).
+//              sendmsg: capped on both (io_uring submits a shortened copy of the message; it
+//              used to send the whole message: ShortSendmsgCapsTheTransferOnBothEngines).
 //   counts     call_count(Call::recv) counts the recv syscalls of the epoll engine, one per
 //              sock_recv whose data is there; io_uring makes no recv syscall (the receive is a
 //              submission, counted as io_uring_enter), so the count does not move.
@@ -582,11 +581,10 @@ TEST_P(IoFaultTest, ConnectEagainWaitsAndConnects) {
   EXPECT_TRUE(r.connected);
 }
 
-// BUG (see the report): sys::connect turns an injected EINTR into -EINPROGRESS without making
-// the connect() call. sock_connect then waits for writability, which an unconnected TCP socket
-// has at once (POLLOUT | POLLHUP), reads SO_ERROR = 0 and returns as if connected: the socket is
-// not connected.
-TEST_P(IoFaultTest, DISABLED_ConnectEintrStillConnects) {
+// Was a bug: sys::connect turned an injected EINTR into -EINPROGRESS without making the
+// connect() call; sock_connect then waited for writability, which an unconnected TCP socket has
+// at once (POLLOUT | POLLHUP), read SO_ERROR = 0 and returned with the socket not connected.
+TEST_P(IoFaultTest, ConnectEintrStillConnects) {
   Listener l;
   const ConnectResult r = run(connect_with_fault(l.port, EINTR));
   EXPECT_EQ(r.outcome.value, "connected");
@@ -728,8 +726,7 @@ TEST_P(IoFaultTest, SendmsgOfSeveralBuffersEintrEagainShortEpipeEnobufs) {
   ASSERT_EQ(r.size(), 5U);
   EXPECT_EQ(r[0], 9);
   EXPECT_EQ(r[1], 9);
-  // The short sendmsg is honoured on epoll only (see the comment at the top of this file).
-  const long short_len = epoll() ? 5 : 9;
+  const long short_len = 5;  // the short sendmsg is honoured on both engines
   EXPECT_EQ(r[2], short_len);
   EXPECT_EQ(r[3], -EPIPE);
   EXPECT_EQ(r[4], -ENOBUFS);
@@ -737,10 +734,10 @@ TEST_P(IoFaultTest, SendmsgOfSeveralBuffersEintrEagainShortEpipeEnobufs) {
             std::string("abcdefghi") + "abcdefghi" + std::string("abcdefghi").substr(0, short_len));
 }
 
-// BUG-level seam inconsistency (see the report): a short_to fault on sendmsg caps the transfer on
-// epoll (sys::sendmsg) but not on io_uring, whose submit() hands the seam the op's length, which
-// is 0 for a sendmsg op; the fault is consumed and the whole message goes.
-TEST_P(IoFaultTest, DISABLED_ShortSendmsgCapsTheTransferOnBothEngines) {
+// Was a seam inconsistency: a short_to fault on sendmsg capped the transfer on epoll
+// (sys::sendmsg) but not on io_uring, whose submit() handed the seam the op's length, 0 for a
+// sendmsg op. io_uring now submits a copy of the message cut at the planned length.
+TEST_P(IoFaultTest, ShortSendmsgCapsTheTransferOnBothEngines) {
   SocketPair sp;
   const auto r = run(sendmsg_faults(sp.a.get()));
   ASSERT_EQ(r.size(), 5U);
