@@ -4,16 +4,35 @@
 //   asyncio_bench spawn N BATCH    N tasks returning i, awaited BATCH at a time
 //   asyncio_bench sleepers N MS    N concurrent tasks each sleeping MS ms, then returning 1
 //   asyncio_bench chain N          N sequential awaits of a coroutine returning 1
-//   asyncio_bench echo-server PORT / http-server PORT: exit 3 until streams land
+//   asyncio_bench echo-server PORT  listen on 127.0.0.1:PORT, write back every byte read
+//   asyncio_bench http-server PORT  listen on 127.0.0.1:PORT, answer each request head with a
+//                                   fixed 13-byte "Hello, World!" (HTTP/1.1 keep-alive)
 //
-// Prints one JSON line: {"wall_s": ..., "check": ...}; the time covers the workload only.
+// The compute workloads print one JSON line: {"wall_s": ..., "check": ...}; the time covers the
+// workload only. The servers print {"ready": true, "port": PORT} once listening, then nothing,
+// and run until SIGTERM (its default action ends them). They use the low-level socket API
+// (sock_accept, sock_recv_into, sock_sendall; a task per connection) on the engine that
+// Backend::automatic picks, so ASYNCIO_BACKEND=epoll|io_uring selects it.
+#include <algorithm>
+#include <array>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <asyncio.hpp>
+#include <asyncio/sockets.hpp>
 
 namespace {
 
@@ -74,6 +93,116 @@ int measure(asyncio::Coro<long> (*make)(long, long), long a, long b) {
   return 0;
 }
 
+// ---- Servers ----------------------------------------------------------------------------------
+
+constexpr std::string_view kHttpResponse =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+constexpr std::size_t kChunk = 16384;   // one receive
+constexpr std::size_t kMaxHead = 8192;  // a request head that grows past this is refused
+
+/// Closes the connection's fd when its task ends.
+struct Connection {
+  int fd;
+  explicit Connection(int f) : fd(f) {}
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() { ::close(fd); }
+};
+
+/// One echo connection: every byte read is written back, until end of file or an error.
+/// sock_recv_into rather than sock_recv: sock_recv(fd, n) builds a zero-filled n-byte string per
+/// call, which would dominate a 64-byte echo.
+asyncio::Coro<void> echo_connection(int fd) {
+  const Connection conn(fd);
+  std::array<std::byte, kChunk> buf;
+  try {
+    for (;;) {
+      const std::size_t n = co_await asyncio::sock_recv_into(fd, buf);
+      if (n == 0) co_return;
+      co_await asyncio::sock_sendall(
+          fd, std::string_view(reinterpret_cast<const char*>(buf.data()), n));  // NOLINT
+    }
+  } catch (const asyncio::OSError&) {
+    // The client reset the connection: this connection is over, the server goes on.
+  }
+}
+
+/// One HTTP/1.1 keep-alive connection: a fixed response per complete request head (a head ends
+/// in "\r\n\r\n"); pipelined heads get their responses in one send.
+asyncio::Coro<void> http_connection(int fd) {
+  const Connection conn(fd);
+  std::string in;
+  std::string out;
+  std::array<std::byte, kChunk> buf;
+  try {
+    for (;;) {
+      const std::size_t n = co_await asyncio::sock_recv_into(fd, buf);
+      if (n == 0) co_return;
+      const std::size_t old = in.size();
+      in.append(reinterpret_cast<const char*>(buf.data()), n);  // NOLINT
+      std::size_t start = 0;
+      out.clear();
+      // A head's end may straddle two receives: look from 3 bytes before the new ones.
+      for (std::size_t at = old >= 3 ? old - 3 : 0;
+           (at = in.find("\r\n\r\n", at)) != std::string::npos; at += 4) {
+        out += kHttpResponse;
+        start = at + 4;
+      }
+      in.erase(0, start);
+      if (in.size() > kMaxHead) co_return;  // head too large
+      if (!out.empty()) co_await asyncio::sock_sendall(fd, out);
+    }
+  } catch (const asyncio::OSError&) {
+  }
+}
+
+/// A listening TCP socket on 127.0.0.1:port (backlog 1024), or -1 with the reason on stderr.
+int listen_on(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    std::perror("asyncio_bench: socket");
+    return -1;
+  }
+  const int one = 1;
+  (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||  // NOLINT
+      ::listen(fd, 1024) != 0) {
+    std::perror("asyncio_bench: bind/listen on 127.0.0.1");
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// The accept loop: a task per connection (fire-and-forget: the loop keeps it alive).
+asyncio::Coro<void> accept_loop(int listener, bool http) {
+  for (;;) {
+    const asyncio::AcceptedSocket accepted = co_await asyncio::sock_accept(listener);
+    const int one = 1;
+    (void)::setsockopt(accepted.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    asyncio::create_task(http ? http_connection(accepted.fd) : echo_connection(accepted.fd));
+  }
+}
+
+/// Listens, says so on stdout, and serves until a signal ends the process.
+int serve(int port, bool http) {
+  const int listener = listen_on(port);
+  if (listener < 0) return 1;
+  std::printf("{\"ready\": true, \"port\": %d}\n", port);
+  std::fflush(stdout);
+  try {
+    asyncio::run(accept_loop(listener, http));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "asyncio_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
 long arg(int argc, char** argv, int i, long fallback) {
   return i < argc ? std::strtol(argv[i], nullptr, 10) : fallback;
 }
@@ -93,6 +222,9 @@ int main(int argc, char** argv) {
   if (workload == "chain") {
     return measure([](long n, long /*unused*/) { return chain(n); }, arg(argc, argv, 2, 10000000),
                    0);
+  }
+  if ((workload == "echo-server" || workload == "http-server") && argc > 2) {
+    return serve(static_cast<int>(arg(argc, argv, 2, 0)), workload == "http-server");
   }
   std::fprintf(stderr, "asyncio_bench: workload '%s' is not implemented\n", workload.c_str());
   return 3;
