@@ -2,8 +2,9 @@
 //
 // Operations: the syscall is tried first when the fd may be ready; on EAGAIN the op parks on
 // the fd's state (one FIFO per direction). Each fd is registered once, edge-triggered for
-// EPOLLIN | EPOLLOUT | EPOLLRDHUP, and stays registered between operations, so a steady stream
-// of operations makes no epoll_ctl call. Edges mark the fd ready and retry its parked ops; an
+// EPOLLIN | EPOLLRDHUP (EPOLLOUT added the first time a write parks: sends rarely wait, and
+// freed send-buffer room would otherwise wake the loop for nothing), and stays registered
+// between operations, so a steady stream of operations makes no epoll_ctl call. Edges mark the fd ready and retry its parked ops; an
 // EAGAIN clears the mark, and an op submitted while the fd is known not to be ready parks
 // without trying.
 //
@@ -60,12 +61,24 @@ class EpollEngine final : public IoEngine {
     }
     if (st.head[0] == nullptr && st.head[1] == nullptr) {
       // Nothing is parked on this fd: it may name another file since it was registered.
-      const int err = revalidate(fd, st);
+      const int err = revalidate(fd, st, dir == 1);
       if (err < 0) {
         complete(op, err);
         return;
       }
       if (err > 0 && !tried && !poll && try_now(op, st, dir)) return;
+    }
+    if (dir == 1 && !st.out_armed && st.registered && st.watch == 0) {
+      // The first write to park on this fd: from now on the registration asks for EPOLLOUT too
+      // (the MOD reports the current state). Until then, room freed in the send buffer did not
+      // wake the loop for nothing.
+      st.out_armed = true;
+      if (const int err = try_ctl(EPOLL_CTL_MOD, fd, wanted(st)); err < 0) {
+        complete(op, err);
+        return;
+      }
+      st.events = wanted(st);
+      st.ready[1] = false;
     }
     append(st, dir, op);
     if (st.watch != 0) reregister(fd, st);
@@ -173,6 +186,7 @@ class EpollEngine final : public IoEngine {
     std::array<IoOp*, 2> tail{};
     std::array<bool, 2> ready{true, true};  // may be ready: try before parking
     bool registered = false;
+    bool out_armed = false;        // EPOLLOUT is asked for (since a write first parked)
     std::uint8_t watch = 0;    // level-triggered watch: 1 read, 2 write
     std::uint32_t events = 0;  // what the registration asks for
     sys::FileId id;            // the file registered
@@ -209,13 +223,16 @@ class EpollEngine final : public IoEngine {
   /// Makes the registration describe the file `fd` names now. Returns 1 when it (re)registered
   /// (what the engine knew of the fd's readiness was stale: the ADD reports the current state),
   /// 0 when the registration stands, -errno when the fd cannot be watched.
-  int revalidate(int fd, FdState& st) noexcept {
+  int revalidate(int fd, FdState& st, bool for_write) noexcept {
     const sys::FileId id = sys::file_id(fd);
     if (st.registered && id == st.id) return 0;
     if (id == sys::FileId{}) return -EBADF;
     st.registered = false;
     st.events = 0;
-    st.ready = {false, false};
+    st.out_armed = for_write;
+    // The ADD reports the directions it asks for; writability stays "try first" until a write
+    // parks (see submit()).
+    st.ready = {false, !for_write};
     st.id = id;
     const std::uint32_t events = wanted(st);
     int err = try_ctl(EPOLL_CTL_ADD, fd, events);
@@ -228,7 +245,10 @@ class EpollEngine final : public IoEngine {
 
   /// What the registration should ask for: level-triggered for a watched fd, else edge.
   static std::uint32_t wanted(const FdState& st) noexcept {
-    if (st.watch == 0) return EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    if (st.watch == 0) {
+      const bool out = st.out_armed || st.head[1] != nullptr;
+      return EPOLLIN | EPOLLRDHUP | EPOLLET | (out ? EPOLLOUT : 0U);
+    }
     std::uint32_t ev = 0;
     if ((st.watch & 1U) != 0 || st.head[0] != nullptr) ev |= EPOLLIN;
     if ((st.watch & 2U) != 0 || st.head[1] != nullptr) ev |= EPOLLOUT;
