@@ -1,4 +1,5 @@
-// The loop's scheduling core: one iteration, timers, tasks, closing, errors
+// The loop's scheduling core (detail::LoopCore: one iteration, timers, tasks, the clock) and
+// the EventLoop on top of it: running, closing, errors, executors
 // (Python: base_events.py, BaseEventLoop._run_once and friends).
 #include <algorithm>
 #include <cerrno>
@@ -72,25 +73,44 @@ void TimerHandleState::cancel() noexcept {
   HandleState::cancel();
   drop();  // as Python's Handle.cancel(): the callback and its captures die at once
   if (in_heap()) {
-    loop_->remove_timer(this);
+    core_->remove_timer(this);
     release();  // the heap's reference
   }
 }
 
 void TimerHandleState::on_timer() noexcept {
-  loop_->ready_queue().push(this);  // the heap's reference becomes the queue's
+  core_->ready().push(this);  // the heap's reference becomes the queue's
 }
 
 }  // namespace detail
 
-EventLoop::EventLoop(RunOptions options)
-    : options_(options),
-      debug_(options.debug || debug_from_environment()),
-      io_(std::make_unique<detail::LoopIo>(options.backend)),
+namespace {
+detail::LoopCoreOptions core_options(const RunOptions& options) {
+  detail::LoopCoreOptions o;
+  o.debug = options.debug || debug_from_environment();
+  o.virtual_time = options.virtual_time;
+  o.shuffle_seed = options.shuffle_seed ? options.shuffle_seed : shuffle_seed_from_environment();
+  return o;
+}
+}  // namespace
+
+detail::LoopCore::LoopCore(EventLoop& owner, std::unique_ptr<LoopIo> io,
+                           const LoopCoreOptions& options)
+    : owner_(&owner),
+      debug_(options.debug),
+      virtual_time_(options.virtual_time),
+      shuffle_(options.shuffle_seed.has_value()),
+      io_(std::move(io)),
       posted_(&io_->posts->has_posted()) {
+  ready_.seed_shuffle(options.shuffle_seed.value_or(0));
+}
+
+detail::LoopCore::~LoopCore() = default;
+
+EventLoop::EventLoop(RunOptions options)
+    : core_(*this, std::make_unique<detail::LoopIo>(options.backend), core_options(options)),
+      options_(options) {
   if (!options_.shuffle_seed) options_.shuffle_seed = shuffle_seed_from_environment();
-  shuffle_ = options_.shuffle_seed.has_value();
-  ready_.seed_shuffle(options_.shuffle_seed.value_or(0));
 }
 
 EventLoop::~EventLoop() {
@@ -103,16 +123,16 @@ EventLoop::~EventLoop() {
   default_executor_.reset();  // joins the pool's threads while io_ can still take their posts
 }
 
-double EventLoop::real_time() const noexcept {
+double detail::LoopCore::real_time() noexcept {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-double EventLoop::time() const noexcept {
-  return options_.virtual_time ? virtual_now_ : real_time();
+double detail::LoopCore::time() const noexcept {
+  return virtual_time_ ? virtual_now_ : real_time();
 }
 
 void EventLoop::run_forever() {
-  check_open();
+  core_.check_open();
   if (running_) throw RuntimeError("This event loop is already running");
   if (detail::tls_running_loop != nullptr) {
     throw RuntimeError("Cannot run the event loop while another loop is running");
@@ -127,23 +147,23 @@ void EventLoop::run_forever() {
     Running(const Running&) = delete;
     Running& operator=(const Running&) = delete;
     ~Running() {
-      loop->stopping_ = false;
+      loop->core_.clear_stopping();
       loop->running_ = false;
       loop->thread_id_.store(std::thread::id(), std::memory_order_relaxed);
       detail::tls_running_loop = nullptr;
     }
   } running(this);
   for (;;) {
-    run_once();
-    if (stopping_) break;
+    core_.run_once();
+    if (core_.stopping()) break;
   }
 }
 
-void EventLoop::poll_io() {
+void detail::LoopCore::poll_io() {
   // How long to block: not at all if something is ready or we are stopping, else until the
   // earliest timer, else until I/O or a thread-safe post arrives.
   const bool busy = !ready_.empty() || stopping_;
-  if (!options_.virtual_time) {
+  if (!virtual_time_) {
     double timeout = -1;
     if (busy) {
       timeout = 0;
@@ -177,12 +197,12 @@ void EventLoop::poll_io() {
   }
 }
 
-void EventLoop::run_once() {
+void detail::LoopCore::run_once() {
   poll_io();
   // Timers whose deadline has passed join the ready queue in (when, seq) order. (No timer, no
   // clock read.)
   if (!timers_.empty()) {
-    const double end = time() + (options_.virtual_time ? 0.0 : 1e-9);
+    const double end = time() + (virtual_time_ ? 0.0 : 1e-9);
     while (detail::TimerNode* t = timers_.pop_due(end)) t->on_timer();
   }
   // Run what was ready when this pass began; what it schedules waits for the next pass.
@@ -202,12 +222,12 @@ void EventLoop::run_once() {
     } catch (const KeyboardInterrupt&) {
       throw;
     } catch (...) {
-      call_exception_handler({"Exception in callback", std::current_exception(), {}, {}});
+      owner_->call_exception_handler({"Exception in callback", std::current_exception(), {}, {}});
     }
   }
 }
 
-void EventLoop::run_ready_debug(detail::ReadyEntry e) {
+void detail::LoopCore::run_ready_debug(ReadyEntry e) {
   std::string what = e.is_task() ? e.task()->describe() : e.runnable()->describe();
   const double t0 = real_time();
   try {
@@ -215,13 +235,15 @@ void EventLoop::run_ready_debug(detail::ReadyEntry e) {
   } catch (const KeyboardInterrupt&) {
     throw;
   } catch (...) {
-    call_exception_handler({"Exception in callback " + what, std::current_exception(), {}, what});
+    owner_->call_exception_handler(
+        {"Exception in callback " + what, std::current_exception(), {}, what});
   }
   const double dt = real_time() - t0;
-  if (dt >= slow_callback_duration) {
+  if (dt >= owner_->slow_callback_duration) {
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.3f", dt);
-    call_exception_handler({"Executing " + what + " took " + secs + " seconds", {}, {}, what});
+    owner_->call_exception_handler(
+        {"Executing " + what + " took " + secs + " seconds", {}, {}, what});
   }
 }
 
@@ -281,7 +303,7 @@ std::vector<void*> TaskRegistry::take_all() noexcept {
 
 }  // namespace detail
 
-void EventLoop::register_task(detail::TaskState* t, void* root) {
+void detail::LoopCore::register_task(TaskState* t, void* root) {
   try {
     t->registry_slot = tasks_.add(root);
   } catch (...) {
@@ -291,22 +313,22 @@ void EventLoop::register_task(detail::TaskState* t, void* root) {
   t->wake();
 }
 
-void EventLoop::unregister_task(detail::TaskState* t) noexcept {
-  if (t->registry_slot != detail::TaskRegistry::kNoSlot) {
-    tasks_.remove(std::exchange(t->registry_slot, detail::TaskRegistry::kNoSlot));
+void detail::LoopCore::unregister_task(TaskState* t) noexcept {
+  if (t->registry_slot != TaskRegistry::kNoSlot) {
+    tasks_.remove(std::exchange(t->registry_slot, TaskRegistry::kNoSlot));
     t->release();  // the loop's reference
   }
 }
 
-std::vector<TaskRef> EventLoop::tasks() const {
+std::vector<TaskRef> detail::tasks_of(EventLoop& loop) {
   std::vector<TaskRef> out;
-  const std::vector<detail::TaskState*> pending = tasks_.list();
+  const std::vector<TaskState*> pending = core_of(loop).tasks();
   out.reserve(pending.size());
-  for (detail::TaskState* t : pending) out.emplace_back(t);
+  for (TaskState* t : pending) out.emplace_back(t);
   return out;
 }
 
-void EventLoop::drop_pending() noexcept {
+void detail::LoopCore::drop_pending() noexcept {
   // A queued task step holds nothing: the loop's registry keeps the task (abandon_tasks()).
   while (!ready_.empty()) {
     if (const detail::ReadyEntry e = ready_.pop(); !e.is_task()) e.runnable()->discard();
@@ -314,7 +336,7 @@ void EventLoop::drop_pending() noexcept {
   for (detail::TimerNode* t : timers_.take_all()) t->on_discard();
 }
 
-std::vector<detail::TaskState*> EventLoop::abandon_tasks() noexcept {
+std::vector<detail::TaskState*> detail::LoopCore::abandon_tasks() noexcept {
   // Destroying one task's frames may wake another (a lock guard released, a future set), so
   // nothing is released here: the caller drops the queue first, then the references.
   const std::vector<void*> roots = tasks_.take_all();
@@ -339,11 +361,11 @@ std::vector<detail::TaskState*> EventLoop::abandon_tasks() noexcept {
 
 void EventLoop::close() {
   if (running_) throw RuntimeError("Cannot close a running event loop");
-  if (closed_ || closing_) return;  // closing_: called again by a destructor run below
+  if (core_.closed() || closing_) return;  // closing_: called again by a destructor run below
   closing_ = true;
   // The kernel may still own buffers in the frames destroyed below (io_uring): get every
   // operation in flight back first.
-  io_->quiesce();
+  core_.io().quiesce();
   // Destructors run here (pending tasks' frames, dropped callbacks' captures) may offer the
   // loop new work: create_task, call_soon, call_later, create_future... It is accepted, and
   // destroyed in a further round before close() returns: a task created now never starts (its
@@ -356,21 +378,25 @@ void EventLoop::close() {
   // parked on a future, cancelled from a guard while close() destroys the guard's frame).
   // Work offered after close() has returned is refused (check_open()).
   do {
-    // Queued entries first (a queued task step would otherwise outlive its task), then the
-    // tasks' frames (whose destructors may queue more), then whatever they queued.
-    drop_pending();
-    std::vector<detail::TaskState*> abandoned = abandon_tasks();
-    drop_pending();
-    for (detail::TaskState* t : abandoned) t->release();
-  } while (tasks_.size() != 0 || !ready_.empty() || !timers_.empty());
-  closed_ = true;
+    for (detail::TaskState* t : core_.abandon_all()) t->release();
+  } while (core_.has_work());
+  core_.mark_closed();
   // Async generators still registered (no shutdown_asyncgens()) forget this loop, so that one
   // destroyed later does not touch it.
-  while (asyncgens_.pop_front() != nullptr) {
+  while (core_.asyncgens().pop_front() != nullptr) {
   }
   drop_executor_futures();
-  io_->close();
+  core_.io().close();
   if (default_executor_) default_executor_->shutdown(false);
+}
+
+std::vector<detail::TaskState*> detail::LoopCore::abandon_all() noexcept {
+  // Queued entries first (a queued task step would otherwise outlive its task), then the
+  // tasks' frames (whose destructors may queue more), then whatever they queued.
+  drop_pending();
+  std::vector<TaskState*> abandoned = abandon_tasks();
+  drop_pending();
+  return abandoned;
 }
 
 void EventLoop::call_exception_handler(const ExceptionContext& context) noexcept {
@@ -402,30 +428,30 @@ void EventLoop::default_exception_handler(const ExceptionContext& context) noexc
 }
 
 void EventLoop::add_fd_handle(int fd, bool write, detail::Ref<detail::HandleState> h) {
-  check_open();
-  io_->set_fd_handle(fd, write, std::move(h));
+  core_.check_open();
+  core_.io().set_fd_handle(fd, write, std::move(h));
 }
 
 bool EventLoop::remove_fd_handle(int fd, bool write) {
-  if (closed_) return false;
-  return io_->clear_fd_handle(fd, write);
+  if (core_.closed()) return false;
+  return core_.io().clear_fd_handle(fd, write);
 }
 
 void EventLoop::add_signal_handle(int sig, detail::Ref<detail::HandleState> h) {
-  check_open();
-  io_->set_signal_handle(sig, std::move(h));
+  core_.check_open();
+  core_.io().set_signal_handle(sig, std::move(h));
 }
 
 bool EventLoop::remove_signal_handler(int sig) {
-  if (closed_) return false;
-  return io_->clear_signal_handle(sig);
+  if (core_.closed()) return false;
+  return core_.io().clear_signal_handle(sig);
 }
 
 void EventLoop::post_threadsafe(detail::HandleState* st) {
-  io_->post(st);
+  core_.io().post(st);
 }
 
-void EventLoop::take_posted() {
+void detail::LoopCore::take_posted() {
   io_->posts->drain(ready_);
 }
 
@@ -442,7 +468,7 @@ bool detail::post_threadsafe(PostQueue& q, HandleState* st) {
 }
 
 std::shared_ptr<detail::PostQueue> EventLoop::threadsafe_queue() const {
-  return io_->posts;
+  return core_.io().posts;
 }
 
 std::uint32_t EventLoop::hold_executor_future(detail::FutureStateBase* f) {
@@ -483,7 +509,7 @@ void EventLoop::set_default_executor(std::shared_ptr<Executor> executor) {
 }
 
 Executor& EventLoop::default_executor() {
-  check_open();
+  core_.check_open();
   if (executor_shutdown_called_) throw RuntimeError("Executor shutdown has been called");
   if (!default_executor_) default_executor_ = std::make_shared<ThreadPoolExecutor>();
   return *default_executor_;
@@ -495,12 +521,12 @@ Coro<void> EventLoop::shutdown_default_executor() {
   if (!ex) co_return;
   // Join in a helper thread so that work still posting back to this loop can finish.
   Future<void> joined = create_future<void>();
-  hold_external();
+  core_.hold_external();
   // NOLINTNEXTLINE(cppcoreguidelines-avoid-reference-coroutine-parameters): a thread's lambda
   std::thread joiner([this, ex, fut = joined]() mutable {
     ex->shutdown(true);
     (void)call_soon_threadsafe([this, fut = std::move(fut)]() mutable {
-      release_external();
+      core_.release_external();
       if (!fut.done()) fut.set_result();
     });
   });
@@ -516,7 +542,7 @@ Coro<void> EventLoop::shutdown_default_executor() {
 
 Coro<void> EventLoop::shutdown_asyncgens() {
   // Each finalizer unregisters itself when it closes.
-  while (detail::ListHook* h = asyncgens_.pop_front()) {
+  while (detail::ListHook* h = core_.asyncgens().pop_front()) {
     auto* g = static_cast<detail::AsyncGenFinalizer*>(h);
     std::exception_ptr err;
     try {
@@ -529,6 +555,10 @@ Coro<void> EventLoop::shutdown_asyncgens() {
           {"an error occurred during closing of asynchronous generator", err, {}, {}});
     }
   }
+}
+
+void detail::register_asyncgen(AsyncGenFinalizer* g) noexcept {
+  if (EventLoop* loop = tls_running_loop) core_of(*loop).asyncgens().push_back(g);
 }
 
 EventLoop& get_running_loop() {

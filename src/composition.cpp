@@ -34,7 +34,7 @@ class RetrieveOnDone final : public Waiter, public PoolAllocated {
 /// different loop".
 TaskState& awaiting_task(FutureStateBase* st, const char* what) {
   TaskState& task = running_task(what);
-  if (st != nullptr && st->loop_ptr() != task.loop_ptr()) {
+  if (st != nullptr && st->core_ptr() != task.core_ptr()) {
     throw RuntimeError("Task got Future attached to a different loop");
   }
   return task;
@@ -87,7 +87,7 @@ void GatherState::destroy(GatherState* st) noexcept {
 
 void GatherState::set_child(std::size_t i, Child child) {
   FutureStateBase* st = child.state.get();
-  if (i > 0 && st->loop_ptr() != slots()[0].child->loop_ptr()) {
+  if (i > 0 && st->core_ptr() != slots()[0].child->core_ptr()) {
     throw ValueError(
         "The future belongs to a different loop than the one specified as the loop "
         "argument");
@@ -184,7 +184,7 @@ void GatherState::awaited_futures(std::vector<FutureStateBase*>& out) const {
 WaitForCore::~WaitForCore() {
   assert(!queued_ && "wait_for: destroyed while its time-out entry was queued");
   inner_->remove_waiter(this);
-  if (in_heap()) inner_->loop().remove_timer(this);
+  if (in_heap()) inner_->core().remove_timer(this);
 }
 
 void WaitForCore::suspend(std::coroutine_handle<> h) {
@@ -192,7 +192,7 @@ void WaitForCore::suspend(std::coroutine_handle<> h) {
   parent_ = &task;
   inner_->add_waiter(this);
   if (timeout_ > 0) {
-    inner_->loop().add_timer(this, inner_->loop().time() + timeout_);
+    inner_->core().add_timer(this, inner_->core().time() + timeout_);
   }
   task.park(h, this);  // may forward a pending cancellation at once (cancel_wait)
   if (timeout_ <= 0 && !resolved_ && phase_ == Phase::waiting) {
@@ -205,21 +205,21 @@ void WaitForCore::suspend(std::coroutine_handle<> h) {
 void WaitForCore::on_future_done(FutureStateBase& f) noexcept {
   f.mark_retrieved();  // handed to the awaiter (Python 3.12 awaits it: Task.__wakeup)
   resolved_ = true;
-  if (in_heap()) inner_->loop().remove_timer(this);
+  if (in_heap()) inner_->core().remove_timer(this);
   if (!queued_) parent_->wake();  // else run() wakes it: the queued entry must run first
 }
 
 bool WaitForCore::cancel_wait(const std::string& msg) {
   if (resolved_) return false;  // too late to forward: delivered as CancelledError on resume
   phase_ = Phase::forwarded;
-  if (in_heap()) inner_->loop().remove_timer(this);
+  if (in_heap()) inner_->core().remove_timer(this);
   return inner_->cancel(msg);  // the inner's completion wakes the parent
 }
 
 void WaitForCore::on_timer() noexcept {
   // Decide from the ready queue, after what the deadline set in motion (see the class).
   queued_ = true;
-  inner_->loop().ready_queue().push(this);
+  inner_->core().ready().push(this);
 }
 
 void WaitForCore::run() {
@@ -234,7 +234,7 @@ void WaitForCore::run() {
       // what that iteration scheduled (see the class comment).
       phase_ = Phase::deadline;
       queued_ = true;
-      inner_->loop().ready_queue().push(this);
+      inner_->core().ready().push(this);
       return;
     case Phase::deadline:
       phase_ = Phase::timed_out;
@@ -298,8 +298,8 @@ void WaitCore::suspend(std::coroutine_handle<> h) {
     ++pending_;
   }
   if (timeout_) {
-    EventLoop& loop = futures_.front()->loop();
-    loop.add_timer(this, loop.time() + *timeout_);
+    LoopCore& core = futures_.front()->core();
+    core.add_timer(this, core.time() + *timeout_);
   }
   park_running(h, "wait()");
 }
@@ -313,7 +313,7 @@ void WaitCore::on_done(FutureStateBase& f) noexcept {
   // Python's _on_completion (FIRST_EXCEPTION looks at the exception, marking it retrieved).
   if (pending_ == 0 || when_ == ReturnWhen::first_completed ||
       (when_ == ReturnWhen::first_exception && !f.cancelled() && f.exception())) {
-    if (in_heap()) f.loop().remove_timer(this);
+    if (in_heap()) f.core().remove_timer(this);
     wake_up();
   }
 }
@@ -325,7 +325,7 @@ void WaitCore::detach() noexcept {
     for (std::size_t i = 0; i < futures_.size(); ++i) futures_[i]->remove_waiter(&nodes_[i]);
     nodes_.reset();
   }
-  if (in_heap()) futures_.front()->loop().remove_timer(this);
+  if (in_heap()) futures_.front()->core().remove_timer(this);
 }
 
 void WaitCore::finish() {
@@ -341,11 +341,11 @@ void WaitCore::awaited_futures(std::vector<FutureStateBase*>& out) const {
 
 // ---- as_completed ------------------------------------------------------------------------------
 
-AsCompletedCore::AsCompletedCore(EventLoop& loop, std::vector<Child> children,
+AsCompletedCore::AsCompletedCore(LoopCore& loop, std::vector<Child> children,
                                  std::optional<double> timeout)
     : loop_(loop), children_(std::move(children)) {
   for (const Child& c : children_) {
-    if (c.state->loop_ptr() != &loop_) {
+    if (c.state->core_ptr() != &loop_) {
       throw ValueError("The future belongs to a different loop than the running loop");
     }
   }

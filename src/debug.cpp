@@ -124,7 +124,7 @@ class TreePrinter {
 }  // namespace
 
 std::string format_task_tree(EventLoop& loop) {
-  return TreePrinter(loop.tasks()).print();
+  return TreePrinter(detail::tasks_of(loop)).print();
 }
 
 std::string format_task_tree() {

@@ -45,8 +45,8 @@ void FutureStateBase::last_release() noexcept {
   // Report only from the loop's own thread while it runs: a state can outlive its loop, and
   // then loop_ must not be touched. The handler may keep a TaskRef: then the state lives on.
   EventLoop* loop = tls_running_loop;
-  if (status_ == FutureStatus::finished && has_exception_ && !retrieved_ && loop == loop_ &&
-      loop != nullptr && loop->get_debug()) {
+  if (status_ == FutureStatus::finished && has_exception_ && !retrieved_ && loop != nullptr &&
+      &core_of(*loop) == core_ && loop->get_debug()) {
     retrieved_ = true;
     ++refs_;
     try {
@@ -146,7 +146,7 @@ void FutureStateBase::complete(FutureStatus status, void* result, std::exception
   status_ = status;
   if (!due.empty()) {
     try {
-      loop_->check_open();
+      core_->check_open();
     } catch (...) {
       // As Python: the state has changed, the callbacks are dropped, call_soon() raises.
       while (ListHook* h = due.pop_front()) static_cast<Waiter*>(h)->on_abandon();

@@ -54,7 +54,7 @@ Coro<void> wait_all(std::vector<TaskRef> tasks) {
 
 /// Python: runners._cancel_all_tasks
 void cancel_all_tasks(EventLoop& loop) {
-  std::vector<TaskRef> tasks = loop.tasks();
+  std::vector<TaskRef> tasks = detail::tasks_of(loop);
   if (tasks.empty()) return;
   for (TaskRef& t : tasks) t.cancel();
   loop.run_until_complete(wait_all(tasks));

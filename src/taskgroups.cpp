@@ -33,7 +33,7 @@ class TaskGroupCore::Child final : public Waiter,
   Child(TaskGroupCore* owner, TaskState* child_task) noexcept : group(owner), task(child_task) {}
   void on_future_done(FutureStateBase& /*f*/) noexcept override {
     queued = true;
-    group->loop_->ready_queue().push(this);
+    detail::core_of(*group->loop_).ready().push(this);
   }
   void run() override {
     queued = false;

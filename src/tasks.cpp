@@ -17,13 +17,13 @@
 namespace asyncio {
 namespace detail {
 
-TaskState::TaskState(EventLoop* loop, std::coroutine_handle<> root, PromiseBase* promise,
+TaskState::TaskState(LoopCore* core, std::coroutine_handle<> root, PromiseBase* promise,
                      std::string* name)
-    : FutureStateBase(loop), resume_(root) {
+    : FutureStateBase(core), resume_(root) {
   // create_task() allows promises aligned to at most 16 bytes, which sit right after the
   // frame's two function pointers (the registry finds a task from its root frame that way).
   assert(PromiseBase::in_frame(root.address()) == promise);
-  const std::uint64_t id = loop->next_task_id() & kIdMask;
+  const std::uint64_t id = core->next_task_id() & kIdMask;
   id_low_ = static_cast<std::uint32_t>(id);
   id_high_ = static_cast<std::uint16_t>(id >> 32);
   is_task_ = true;
@@ -133,7 +133,7 @@ void TaskState::run() {
     started_ = true;
     must_cancel_ = false;
     mark_cancelled(cancel_message());  // done: resume_ stays the root, freed with the task
-    loop_->unregister_task(this);
+    core_->unregister_task(this);
     return;
   }
   PromiseBase* prev_leaf = std::exchange(tls_leaf, stored_leaf());
@@ -182,7 +182,7 @@ void TaskState::on_root_done(std::coroutine_handle<> root, void* result,
   } else {
     finish(result);
   }
-  loop_->unregister_task(this);
+  core_->unregister_task(this);
 }
 
 namespace {
@@ -314,7 +314,7 @@ class StopWaiter final : public Waiter {
 }  // namespace
 
 void check_can_run(EventLoop& loop) {
-  loop.check_open();
+  detail::core_of(loop).check_open();
   if (loop.is_running()) throw RuntimeError("This event loop is already running");
   if (tls_running_loop != nullptr) {
     throw RuntimeError("Cannot run the event loop while another loop is running");
@@ -323,7 +323,7 @@ void check_can_run(EventLoop& loop) {
 
 void run_until_done(EventLoop& loop, FutureStateBase* st) {
   check_can_run(loop);
-  if (st->loop_ptr() != &loop) {
+  if (st->core_ptr() != &detail::core_of(loop)) {
     throw ValueError("The future belongs to a different loop than the one given");
   }
   StopWaiter waiter(loop);
@@ -343,7 +343,7 @@ TaskRef current_task() noexcept {
 }
 
 std::vector<TaskRef> all_tasks() {
-  return get_running_loop().tasks();
+  return detail::tasks_of(get_running_loop());
 }
 
 }  // namespace asyncio

@@ -36,11 +36,15 @@
 #include "asyncio/coroutines.hpp"
 #include "asyncio/detail/awaitables.hpp"
 #include "asyncio/detail/future_state.hpp"
+#include "asyncio/detail/gather.hpp"
 #include "asyncio/detail/task_state.hpp"
+#include "asyncio/detail/wait.hpp"
+#include "asyncio/detail/wait_for.hpp"
 #include "asyncio/events.hpp"
 #include "asyncio/exceptions.hpp"
 #include "asyncio/futures.hpp"
 #include "asyncio/tasks.hpp"
+#include "asyncio/timeouts.hpp"  // IWYU pragma: export (the Timeout wait_for() runs a coroutine under)
 
 namespace asyncio {
 
@@ -51,110 +55,8 @@ struct return_exceptions_t {
 };
 inline constexpr return_exceptions_t return_exceptions{};
 
-namespace detail {
-
 // ---- gather ------------------------------------------------------------------------------------
-
-/// The state of one gather() call: a header and one Slot per child, in one allocation.
-/// States: pending -> done (first error, or every child finished); never back.
-/// Python: _GatheringFuture and gather's _done_callback.
-class GatherState final : public WaitTarget, public AwaitsFutures {
- public:
-  /// Waits on one child; knows its index by its place in the array.
-  class Slot final : public Waiter {
-   public:
-    void on_future_done(FutureStateBase& f) noexcept override;
-    GatherState* owner = nullptr;
-    FutureStateBase* child = nullptr;  // a reference is held
-    bool owned = false;
-  };
-
-  static GatherState* create(std::size_t n, bool return_exceptions);
-  static void destroy(GatherState* st) noexcept;
-
-  /// Adds child `i`; children are added in order, 0 first. ValueError if it belongs to another
-  /// loop than child 0.
-  void set_child(std::size_t i, Child child);
-  [[nodiscard]] std::size_t size() const noexcept { return n_; }
-  [[nodiscard]] Slot& slot(std::size_t i) noexcept { return slots()[i]; }
-  [[nodiscard]] bool done() const noexcept { return done_; }
-
-  /// Cancels every child; true if any could be. Python: _GatheringFuture.cancel(msg)
-  bool cancel(const std::string& msg);
-  bool cancel_wait(const std::string& msg) override { return cancel(msg); }
-
-  bool await_ready();
-  void await_suspend(std::coroutine_handle<> h);
-  /// After completion: delivers a pending cancellation, or rethrows the error that completed the
-  /// gather (the first child error, or CancelledError when the gather itself was cancelled).
-  void check_result();
-
-  void awaited_futures(std::vector<FutureStateBase*>& out) const override;
-
- private:
-  GatherState(std::size_t n, bool return_exceptions) noexcept
-      : n_(n), return_exceptions_(return_exceptions) {}
-  Slot* slots() noexcept { return reinterpret_cast<Slot*>(this + 1); }
-  const Slot* slots() const noexcept { return reinterpret_cast<const Slot*>(this + 1); }
-  void on_child_done(Slot& s) noexcept;
-  void complete() noexcept;
-
-  std::size_t n_;
-  std::size_t constructed_ = 0;  // slots [0, constructed_) are live (set_child goes in order)
-  std::size_t finished_ = 0;
-  TaskState* parent_ = nullptr;  // the parked awaiter
-  std::exception_ptr error_;
-  bool return_exceptions_;
-  bool cancel_requested_ = false;
-  bool done_ = false;
-  bool awaited_ = false;
-};
-
-/// What gather() returns before the result type is known: owns the state.
-class GatherHandle {
- public:
-  GatherHandle() noexcept = default;
-  explicit GatherHandle(GatherState* st) noexcept : st_(st) {}
-  GatherHandle(GatherHandle&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
-  GatherHandle& operator=(GatherHandle&& o) noexcept {
-    if (this != &o) {
-      reset();
-      st_ = std::exchange(o.st_, nullptr);
-    }
-    return *this;
-  }
-  GatherHandle(const GatherHandle&) = delete;
-  GatherHandle& operator=(const GatherHandle&) = delete;
-  ~GatherHandle() { reset(); }
-
-  /// True once the result (or the error) is known. Python: Future.done()
-  [[nodiscard]] bool done() const noexcept { return st_ == nullptr || st_->done(); }
-  /// Cancels every child still running; false when the gather is done or no child could be
-  /// cancelled. Python: _GatheringFuture.cancel(msg)
-  bool cancel(const std::string& msg = {}) { return st_ != nullptr && st_->cancel(msg); }
-
-  [[nodiscard]] bool await_ready() { return st_ == nullptr || st_->await_ready(); }
-  void await_suspend(std::coroutine_handle<> h) { st_->await_suspend(h); }
-
-  /// Internal.
-  [[nodiscard]] GatherState* state() const noexcept { return st_; }
-
- private:
-  void reset() noexcept {
-    if (st_ != nullptr) GatherState::destroy(std::exchange(st_, nullptr));
-  }
-  GatherState* st_ = nullptr;
-};
-
-template <class... A>
-GatherState* gather_children(bool return_exceptions, GatherHandle& owner, A&&... aws) {
-  owner = GatherHandle(GatherState::create(sizeof...(A), return_exceptions));
-  std::size_t i = 0;
-  (owner.state()->set_child(i++, to_child(std::forward<A>(aws))), ...);  // left to right
-  return owner.state();
-}
-
-}  // namespace detail
+// The engine: detail/gather.hpp (GatherState, one block per gather).
 
 /// The awaitable gather(aws...) returns: awaiting it yields a std::tuple of the results in
 /// argument order (with Rex: a tuple of Outcome). Await it once. Movable until awaited.
@@ -307,119 +209,8 @@ auto ensure_future(A&& aw) {
 }
 
 // ---- wait_for ----------------------------------------------------------------------------------
-
-class Timeout;  // timeouts.hpp, included at the end of this header
-
-namespace detail {
-
-/// The engine of wait_for() for a task or a future (and for any awaitable when the time-out is
-/// <= 0, which makes it a task first): waits on the inner future and a timer without resuming
-/// the awaiting task until the inner future is done.
-///   waiting --inner done--> resolved
-///   waiting --timer, then two hops through the ready queue--> cancelling --inner done--> resolved
-///   waiting --outer cancel--> forwarded to inner --inner done--> resolved
-/// The time-out decision waits for what the deadline's iteration already set in motion:
-///     iteration k:    timer due; a callback sets the future the inner task awaits (inner woken)
-///     iteration k+1:  the inner task runs and returns its value   <- must win
-///                     the decision (hop 2): the inner is done, return its value
-/// Python 3.11 decides at the same point: the time-out handle releases a waiter future, and the
-/// awaiting task checks fut.done() one iteration later. Deciding at the timer (as 3.12's
-/// timeout-based wait_for does) would cancel the woken inner task and lose its result. (For a
-/// coroutine, which runs in the awaiting task, wait_for does decide at the timer, as 3.12 does:
-/// see WaitForInline.)
-class WaitForCore final : public Waiter,
-                          public TimerNode,  // also its WaitTarget
-
-                          public Runnable,
-                          public AwaitsFutures {
- public:
-  WaitForCore(FutureStateBase* inner, double timeout) noexcept : inner_(inner), timeout_(timeout) {}
-  WaitForCore(const WaitForCore&) = delete;
-  WaitForCore& operator=(const WaitForCore&) = delete;
-  ~WaitForCore();
-
-  [[nodiscard]] bool ready() const noexcept { return inner_->done(); }
-  void suspend(std::coroutine_handle<> h);
-  /// After the wait: CancelledError (a cancellation that came too late to forward),
-  /// TimeoutError, or the inner's error; returns normally when the inner has a value.
-  void finish();
-
-  void on_future_done(FutureStateBase& f) noexcept override;
-  bool cancel_wait(const std::string& msg) override;
-  void on_timer() noexcept override;
-  void run() override;
-  void discard() noexcept override { queued_ = false; }
-  [[nodiscard]] std::string describe() const override { return "wait_for time-out"; }
-  void awaited_futures(std::vector<FutureStateBase*>& out) const override { out.push_back(inner_); }
-
-  /// What wait_for() has done about the inner awaitable; the inner's completion (resolved_)
-  /// can come in any phase and ends the wait.
-  ///   waiting --deadline, hop 1--> deadline --hop 2--> timed_out (the inner is cancelled)
-  ///   {waiting | deadline | timed_out} --the awaiter is cancelled--> forwarded
-  enum class Phase : std::uint8_t { waiting, deadline, timed_out, forwarded };
-
- private:
-  FutureStateBase* inner_;
-  double timeout_;
-  TaskState* parent_ = nullptr;
-  Phase phase_ = Phase::waiting;
-  bool resolved_ = false;  // the inner is done; the parent is (being) woken
-  bool queued_ = false;    // this Runnable sits in the ready queue
-};
-
-/// The engine of wait_for() for a coroutine (or any awaitable that is not a task or a future)
-/// with a time-out > 0: Python 3.12's `async with timeout(t): return await coro`. The coroutine
-/// runs inside the awaiting task, through its own `co_await` awaiter (no task, no trip through
-/// the loop), between the entry and the exit of a Timeout: at the deadline the Timeout cancels
-/// the awaiting task, so the coroutine sees CancelledError at its suspension point, and the exit
-/// turns that CancelledError - only the Timeout's own - into TimeoutError, as timeout() does.
-///   start(): enter the Timeout (deadline armed) -> suspend(): run the coroutine here, until it
-///   ends or suspends -> finish(): exit the Timeout (rethrows, maybe as TimeoutError)
-/// `Cm` is Timeout: a parameter only because timeouts.hpp, which includes this header, defines
-/// it after this point (it is looked up when wait_for() is instantiated).
-template <class R, class Cm = Timeout>
-class WaitForInline {
- public:
-  WaitForInline(Coro<R> coro, double when) : cm_(when), inner_(std::move(coro)) {}
-  WaitForInline(const WaitForInline&) = delete;
-  WaitForInline& operator=(const WaitForInline&) = delete;
-  ~WaitForInline() = default;
-
-  void start() {
-    (void)inner_.await_ready();  // a consumed coroutine: RuntimeError before any timer is armed
-    cm_.enter();                 // RuntimeError outside a task
-  }
-  template <class P>
-  bool suspend(std::coroutine_handle<P> h) noexcept {
-    return inner_.await_suspend(h);  // false: the coroutine finished without suspending
-  }
-  R finish() {
-    std::exception_ptr error;
-    if constexpr (std::is_void_v<R>) {
-      try {
-        inner_.await_resume();
-      } catch (...) {
-        error = std::current_exception();
-      }
-      cm_.exit(error);  // rethrows `error`, as TimeoutError when the deadline caused it
-    } else {
-      std::optional<R> value;
-      try {
-        value.emplace(inner_.await_resume());
-      } catch (...) {
-        error = std::current_exception();
-      }
-      cm_.exit(error);
-      return std::move(*value);
-    }
-  }
-
- private:
-  Cm cm_;  // first, so that the coroutine (inner_) dies inside the block, as in `async with`
-  typename Coro<R>::Awaiter inner_;
-};
-
-}  // namespace detail
+// The engines: detail/wait_for.hpp (WaitForCore for a task or future, WaitForInline for a
+// coroutine).
 
 /// What wait_for() returns: awaiting it yields the inner awaitable's result. Movable until
 /// awaited; await it once. Cancellation: see wait_for().   Python: the wait_for() coroutine
@@ -533,36 +324,7 @@ WaitFor<detail::plain_t<A>> wait_for(A&& aw, S seconds) {
 }
 
 // ---- shield ------------------------------------------------------------------------------------
-
-namespace detail {
-
-/// The engine of shield(): parks the awaiting task on the inner future; a cancellation of the
-/// awaiter detaches it and leaves the inner running.   idle -> parked -> {woken | cancelled}
-class ShieldCore final : public ParkedWaiter, public Waiter, public AwaitsFutures {
- public:
-  explicit ShieldCore(FutureStateBase* inner) noexcept : inner_(inner) {}
-  ShieldCore(const ShieldCore&) = delete;
-  ShieldCore& operator=(const ShieldCore&) = delete;
-  ~ShieldCore() { inner_->remove_waiter(this); }
-
-  [[nodiscard]] bool ready() const noexcept { return inner_->done(); }
-  void suspend(std::coroutine_handle<> h);
-  void finish() {
-    resume_check();
-    inner_->throw_if_not_result();
-  }
-  void on_future_done(FutureStateBase& f) noexcept override {
-    f.mark_retrieved();  // Python's _inner_done_callback reads inner.exception()
-    wake_up();
-  }
-  void awaited_futures(std::vector<FutureStateBase*>& out) const override { out.push_back(inner_); }
-
- private:
-  void on_cancel() noexcept override;
-  FutureStateBase* inner_;
-};
-
-}  // namespace detail
+// The engine: detail/wait_for.hpp (ShieldCore).
 
 /// What shield() returns: awaiting it yields the inner result. Movable until awaited.
 /// Cancellation: see shield().   Python: the outer future asyncio.shield() returns
@@ -606,9 +368,9 @@ Shielded<detail::result_of_t<A>> shield(A&& aw) {
 }
 
 // ---- wait --------------------------------------------------------------------------------------
-
-/// When wait() returns. Python: FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED
-enum class ReturnWhen { first_completed, first_exception, all_completed };
+// The engine: detail/wait.hpp (WaitCore). Also defined there, as wait() takes it:
+//   enum class ReturnWhen { first_completed, first_exception, all_completed };
+//   When wait() returns. Python: FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED
 
 /// Options of wait(): both optional. Python: wait(fs, timeout=None, return_when=ALL_COMPLETED)
 struct WaitOptions {
@@ -634,38 +396,6 @@ template <class T>
 FutureStateBase* state_of(const Future<T>& f) {
   return f.state();
 }
-
-/// The engine of wait(): one Waiter per future, a timer, the awaiting task parked on itself.
-class WaitCore final : public ParkedWaiterOn<TimerNode>, public AwaitsFutures {
- public:
-  WaitCore(std::vector<FutureStateBase*> futures, std::optional<double> timeout, ReturnWhen when);
-  WaitCore(const WaitCore&) = delete;
-  WaitCore& operator=(const WaitCore&) = delete;
-  ~WaitCore();
-
-  /// True when the condition already holds (no need to suspend).
-  bool ready();
-  void suspend(std::coroutine_handle<> h);
-  void finish();
-  void on_timer() noexcept override { wake_up(); }
-  void awaited_futures(std::vector<FutureStateBase*>& out) const override;
-
- private:
-  class Node final : public Waiter {
-   public:
-    void on_future_done(FutureStateBase& f) noexcept override;
-    WaitCore* owner = nullptr;
-  };
-  void on_done(FutureStateBase& f) noexcept;
-  void detach() noexcept;
-  void on_cancel() noexcept override { detach(); }
-
-  std::vector<FutureStateBase*> futures_;
-  std::unique_ptr<Node[]> nodes_;
-  std::size_t pending_ = 0;
-  std::optional<double> timeout_;
-  ReturnWhen when_;
-};
 
 /// Checks wait()'s arguments (ValueError) and drops duplicates (Python makes a set).
 template <class F>
@@ -738,82 +468,7 @@ Waiting<F> wait(std::vector<F> fs, WaitOptions options = {}) {
 }
 
 // ---- as_completed ------------------------------------------------------------------------------
-
-namespace detail {
-
-/// Shared by an as_completed() range and the coroutines it yields: completed futures queue up
-/// in completion order (-1 marks the time-out); consumers wait in FIFO order and re-check on
-/// wake-up (never take delivery). Python: as_completed's `done` Queue and `todo` set.
-class AsCompletedCore final : public TimerNode {
- public:
-  AsCompletedCore(EventLoop& loop, std::vector<Child> children, std::optional<double> timeout);
-  AsCompletedCore(const AsCompletedCore&) = delete;
-  AsCompletedCore& operator=(const AsCompletedCore&) = delete;
-  ~AsCompletedCore();
-  void add_ref() noexcept { ++refs_; }
-  void release() noexcept {
-    if (--refs_ == 0) delete this;
-  }
-
-  [[nodiscard]] std::size_t size() const noexcept { return children_.size(); }
-  [[nodiscard]] bool has_item() const noexcept { return !queue_.empty(); }
-  /// The next completed child's index, or -1 after the time-out.
-  std::ptrdiff_t pop() noexcept;
-  [[nodiscard]] const Child& child(std::size_t i) const noexcept { return children_[i]; }
-
-  /// Parks the awaiting task until an item is queued. idle -> parked -> {woken | cancelled}
-  class Getter final : public ParkedWaiter, public ListHook, public AwaitsFutures {
-   public:
-    explicit Getter(AsCompletedCore* core) noexcept : core_(core) {}
-    Getter(const Getter&) = delete;
-    Getter& operator=(const Getter&) = delete;
-    ~Getter() {
-      if (ListHook::linked()) IntrusiveList::unlink(this);
-    }
-    [[nodiscard]] bool await_ready() const noexcept { return core_->has_item(); }
-    void await_suspend(std::coroutine_handle<> h);
-    void await_resume();
-    void awaited_futures(std::vector<FutureStateBase*>& out) const override;
-
-   private:
-    void on_cancel() noexcept override;
-    AsCompletedCore* core_;
-  };
-  Getter next_item() noexcept { return Getter(this); }
-
-  void on_timer() noexcept override;
-
- private:
-  class Node final : public Waiter {
-   public:
-    void on_future_done(FutureStateBase& f) noexcept override;
-    AsCompletedCore* owner = nullptr;
-    std::size_t index = 0;
-  };
-  void push(std::ptrdiff_t item) noexcept;
-  void wake_next() noexcept;
-
-  EventLoop& loop_;
-  std::uint32_t refs_ = 0;
-  std::vector<Child> children_;
-  std::unique_ptr<Node[]> nodes_;
-  std::size_t todo_ = 0;
-  std::deque<std::ptrdiff_t> queue_;
-  IntrusiveList getters_;
-};
-
-/// One element of as_completed(): the next result in completion order. Python: _wait_for_one
-template <class T>
-Coro<T> wait_for_one(Ref<AsCompletedCore> core) {
-  while (!core->has_item()) co_await core->next_item();
-  const std::ptrdiff_t i = core->pop();
-  if (i < 0) throw TimeoutError();
-  const Child& c = core->child(static_cast<std::size_t>(i));
-  c.state->throw_if_not_result();
-  if constexpr (!std::is_void_v<T>) co_return take_result<T>(c.state.get(), c.owned);
-}
-
-}  // namespace detail
+// The engine: detail/wait.hpp (AsCompletedCore, wait_for_one).
 
 /// The range as_completed() returns: exactly size() elements, each a Coro<T> that, awaited
 /// (`co_await std::move(elem)`), yields the next result in completion order. Dereference each
@@ -874,10 +529,7 @@ AsCompleted<detail::result_of_t<X>> as_completed(
   std::optional<double> t;
   if (timeout) t = timeout->count();
   return AsCompleted<detail::result_of_t<X>>(
-      new detail::AsCompletedCore(get_running_loop(), std::move(children), t));
+      new detail::AsCompletedCore(detail::core_of(get_running_loop()), std::move(children), t));
 }
 
 }  // namespace asyncio
-
-// Timeout, which wait_for() of a coroutine runs under; timeouts.hpp includes this header first.
-#include "asyncio/timeouts.hpp"  // IWYU pragma: export

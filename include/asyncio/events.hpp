@@ -1,14 +1,8 @@
 // asyncio/events.hpp - the event loop, handles and run options (Python: events.py,
-// base_events.py). The loop's engine is in src/ (base_event_loop.cpp, unix/epoll_poller.cpp).
-//
-// One iteration (run_once), exactly as CPython's BaseEventLoop._run_once:
-//   1. poll for I/O with a time-out: 0 if anything is ready or the loop is stopping, else until
-//      the earliest timer, else forever (virtual time: see RunOptions::virtual_time);
-//   2. readiness callbacks and call_soon_threadsafe entries join the ready queue;
-//   3. every timer whose deadline has passed joins the ready queue, in (when, seq) order;
-//   4. the entries that were ready when the pass began run, in FIFO order (in an order drawn
-//      from RunOptions::shuffle_seed in shuffle mode). Entries they add wait for the next
-//      iteration. This is the only place callbacks are called.
+// base_events.py). The loop's scheduling core (ready queue, timers, tasks, clock, one
+// iteration) is detail::LoopCore (detail/loop_core.hpp, src/base_event_loop.cpp), which also
+// describes an iteration; the I/O side is below it (src/unix/loop_io.hpp). Layers:
+// docs/design/loop.md, "Layering".
 #pragma once
 
 #include <atomic>
@@ -27,9 +21,8 @@
 #include "asyncio/coroutines.hpp"
 #include "asyncio/detail/frame_alloc.hpp"
 #include "asyncio/detail/intrusive.hpp"
-#include "asyncio/detail/ready_queue.hpp"
+#include "asyncio/detail/loop_core.hpp"
 #include "asyncio/detail/runnable.hpp"
-#include "asyncio/detail/task_registry.hpp"
 #include "asyncio/detail/timer_heap.hpp"
 #include "asyncio/exceptions.hpp"
 #include "asyncio/task_ref.hpp"
@@ -76,8 +69,8 @@ using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)
 
 namespace detail {
 
-/// The running loop of this thread (null when none).
-inline thread_local EventLoop* tls_running_loop = nullptr;
+/// The core of `loop` (defined below EventLoop).
+inline LoopCore& core_of(EventLoop& loop) noexcept;
 
 /// A callback scheduled on the loop (call_soon, call_later, readers, signals).
 /// Reference-counted atomically because call_soon_threadsafe creates it on another thread.
@@ -139,7 +132,7 @@ class CallbackHandle final : public HandleState {
 /// A timed callback: in the timer heap (holding one reference) until due or cancelled.
 class TimerHandleState : public HandleState, public TimerNode {
  public:
-  explicit TimerHandleState(EventLoop* loop) noexcept : loop_(loop) {}
+  explicit TimerHandleState(LoopCore* core) noexcept : core_(core) {}
   void cancel() noexcept override;
   void on_timer() noexcept override;
   void on_discard() noexcept override {
@@ -149,13 +142,13 @@ class TimerHandleState : public HandleState, public TimerNode {
   double when = 0;  ///< the deadline (Python: TimerHandle.when())
 
  private:
-  EventLoop* loop_;
+  LoopCore* core_;
 };
 
 template <class F>
 class TimerCallbackHandle final : public TimerHandleState {
  public:
-  TimerCallbackHandle(EventLoop* loop, F f) : TimerHandleState(loop), f_(std::move(f)) {}
+  TimerCallbackHandle(LoopCore* core, F f) : TimerHandleState(core), f_(std::move(f)) {}
 
  private:
   void invoke() override {
@@ -166,22 +159,6 @@ class TimerCallbackHandle final : public TimerHandleState {
   void drop() noexcept override { f_.reset(); }
   std::optional<F> f_;
 };
-
-/// An async generator the loop must finalise at shutdown (see generators.hpp).
-class AsyncGenFinalizer : public ListHook {
- public:
-  /// Runs the generator's clean-up (Python: agen.aclose()).
-  virtual Coro<void> finalize() = 0;
-
- protected:
-  AsyncGenFinalizer() = default;
-  AsyncGenFinalizer(const AsyncGenFinalizer&) = default;
-  AsyncGenFinalizer& operator=(const AsyncGenFinalizer&) = default;
-  ~AsyncGenFinalizer() = default;
-};
-
-struct LoopIo;    // the platform part of the loop (src/unix)
-class PostQueue;  // the loop's thread-safe queue, shared with other threads (src/unix)
 
 /// From any thread: queues `st` on `q` (taking the ready queue's reference) and wakes its loop.
 /// False, with `st` untouched, when that loop has closed (or is gone).
@@ -248,7 +225,7 @@ class EventLoop {
   /// Runs until stop() is called. Python: loop.run_forever()
   void run_forever();
   /// Stops after the current iteration. Python: loop.stop()
-  void stop() noexcept { stopping_ = true; }
+  void stop() noexcept { core_.stop(); }
   /// Closes the loop: pending callbacks are dropped, pending tasks destroyed (their frames'
   /// destructors run, innermost frame first, however deep the await chain). Work those
   /// destructors create (a task, a callback) is destroyed too, without running, before close()
@@ -259,9 +236,9 @@ class EventLoop {
   /// Python: loop.is_running()
   [[nodiscard]] bool is_running() const noexcept { return running_; }
   /// Python: loop.is_closed()
-  [[nodiscard]] bool is_closed() const noexcept { return closed_; }
+  [[nodiscard]] bool is_closed() const noexcept { return core_.closed(); }
   /// Monotonic seconds (virtual when RunOptions::virtual_time). Python: loop.time()
-  [[nodiscard]] double time() const noexcept;
+  [[nodiscard]] double time() const noexcept { return core_.time(); }
 
   // -- Callbacks -----------------------------------------------------------------------------
 
@@ -269,17 +246,16 @@ class EventLoop {
   /// Python: loop.call_soon(callback)
   template <class F>
   Handle call_soon(F&& f) {
-    check_open();
-    if (debug_) [[unlikely]]
+    core_.check_open();
+    if (core_.debug()) [[unlikely]]
       check_thread();
     // Thread-safe posts made before this call run before it, as in Python, where both append
     // to one queue (they join the ready queue here rather than at the next poll).
-    if (posted_->load(std::memory_order_acquire)) [[unlikely]]
-      take_posted();
+    core_.take_posted_if_any();
     auto* st = new detail::CallbackHandle<std::decay_t<F>>(std::forward<F>(f));
     Handle h(st);
     st->add_ref();  // the queue's reference
-    ready_.push(st);
+    core_.ready().push(st);
     return h;
   }
   /// Runs `f()` after `delay` seconds (a std::chrono duration or a double).
@@ -291,14 +267,14 @@ class EventLoop {
   /// Runs `f()` at loop time `when`. Python: loop.call_at(when, callback)
   template <class F>
   TimerHandle call_at(double when, F&& f) {
-    check_open();
-    if (debug_) [[unlikely]]
+    core_.check_open();
+    if (core_.debug()) [[unlikely]]
       check_thread();
-    auto* st = new detail::TimerCallbackHandle<std::decay_t<F>>(this, std::forward<F>(f));
+    auto* st = new detail::TimerCallbackHandle<std::decay_t<F>>(&core_, std::forward<F>(f));
     st->when = when;
     TimerHandle h(st);
     st->add_ref();  // the heap's reference
-    timers_.push(st, when);
+    core_.add_timer(st, when);
     return h;
   }
   /// Like call_soon, but safe from any thread; wakes the loop. The only thread-safe member.
@@ -327,9 +303,9 @@ class EventLoop {
   // -- Debug and errors ----------------------------------------------------------------------
 
   /// Python: loop.set_debug()
-  void set_debug(bool enabled) noexcept { debug_ = enabled; }
+  void set_debug(bool enabled) noexcept { core_.set_debug(enabled); }
   /// Python: loop.get_debug()
-  [[nodiscard]] bool get_debug() const noexcept { return debug_; }
+  [[nodiscard]] bool get_debug() const noexcept { return core_.debug(); }
   /// Debug mode warns about callbacks/steps that take longer (seconds).
   /// Python: loop.slow_callback_duration
   double slow_callback_duration = 0.1;
@@ -383,32 +359,12 @@ class EventLoop {
   /// Closes every async generator still open. Python: loop.shutdown_asyncgens()
   Coro<void> shutdown_asyncgens();
 
-  // -- Internal: used by the library's own headers, not part of the contract -----------------
+ private:
+  friend detail::LoopCore& detail::core_of(EventLoop& loop) noexcept;
 
-  detail::ReadyQueue& ready_queue() noexcept { return ready_; }
-  void add_timer(detail::TimerNode* t, double when) { timers_.push(t, when); }
-  void remove_timer(detail::TimerNode* t) noexcept { timers_.remove(t); }
-  void register_task(detail::TaskState* t, void* root);
-  void unregister_task(detail::TaskState* t) noexcept;
-  [[nodiscard]] std::vector<TaskRef> tasks() const;
-  /// RuntimeError once close() has returned. While close() runs, work offered by the
-  /// destructors it runs is accepted and then destroyed by close() itself (see close()).
-  void check_open() const {
-    if (closed_) throw RuntimeError("Event loop is closed");
-  }
-  /// Work in flight outside the loop (threads) that will post back: virtual time waits.
-  void hold_external() noexcept { external_.fetch_add(1, std::memory_order_relaxed); }
-  void release_external() noexcept { external_.fetch_sub(1, std::memory_order_relaxed); }
-  [[nodiscard]] std::uint64_t next_task_id() noexcept { return ++task_counter_; }
-  void register_asyncgen(detail::AsyncGenFinalizer* g) noexcept { asyncgens_.push_back(g); }
-  static void unregister_asyncgen(detail::AsyncGenFinalizer* g) noexcept {
-    if (g->linked()) detail::IntrusiveList::unlink(g);
-  }
+  template <class T>
+  Task<T> create_task_named(Coro<T> coro, std::string* name);
   Executor& default_executor();
-  /// The I/O engine's side of the loop (src/unix/loop_io.hpp).
-  [[nodiscard]] detail::LoopIo& io() noexcept { return *io_; }
-  /// Runs one iteration (tests drive loops step by step with it).
-  void run_once();
   /// The thread-safe queue, for work on other threads that posts back later: it outlives the
   /// loop, and refuses posts once the loop has closed.
   [[nodiscard]] std::shared_ptr<detail::PostQueue> threadsafe_queue() const;
@@ -418,10 +374,6 @@ class EventLoop {
   std::uint32_t hold_executor_future(detail::FutureStateBase* f);
   /// Gives the future held in `slot` back (null after close()).
   detail::Ref<detail::FutureStateBase> take_executor_future(std::uint32_t slot) noexcept;
-
- private:
-  template <class T>
-  Task<T> create_task_named(Coro<T> coro, std::string* name);
   template <class F>
   detail::Ref<detail::HandleState> make_handle(F&& f) {
     return detail::Ref<detail::HandleState>(
@@ -434,38 +386,19 @@ class EventLoop {
   /// Debug mode: RuntimeError unless called from the thread running the loop (or while no
   /// thread runs it). Python: BaseEventLoop._check_thread
   void check_thread() const;
-  /// Moves the thread-safe posts waiting now to the ready queue.
-  void take_posted();
-  /// Runs one ready entry in debug mode (timing it for the slow-callback warning).
-  void run_ready_debug(detail::ReadyEntry e);
-  void poll_io();
-  std::vector<detail::TaskState*> abandon_tasks() noexcept;
-  void drop_pending() noexcept;
   void drop_executor_futures() noexcept;
-  [[nodiscard]] double real_time() const noexcept;
 
+  // The core first: it is destroyed last, after everything that may still post to it.
+  detail::LoopCore core_;
   RunOptions options_;
-  bool debug_ = false;
-  bool shuffle_ = false;                      // options_.shuffle_seed is set
   std::atomic<std::thread::id> thread_id_{};  // the thread in run_forever(), for check_thread()
   bool running_ = false;
-  bool stopping_ = false;
-  bool closed_ = false;
   bool closing_ = false;  // close() is running (a second call from a destructor returns)
-  double virtual_now_ = 0;
-  detail::ReadyQueue ready_;
-  detail::TimerHeap timers_;
-  detail::TaskRegistry tasks_;
-  detail::IntrusiveList asyncgens_;
-  std::uint64_t task_counter_ = 0;
-  std::atomic<int> external_{0};
   ExceptionHandler handler_;
   std::shared_ptr<Executor> default_executor_;
   bool executor_shutdown_called_ = false;
   std::vector<detail::FutureStateBase*> executor_futures_;  // each holds a reference; null: free
   std::vector<std::uint32_t> free_executor_slots_;
-  std::unique_ptr<detail::LoopIo> io_;
-  const std::atomic<bool>* posted_;  // the thread-safe queue's "something is waiting" flag
 };
 
 /// The loop running in this thread; RuntimeError when none. Python: asyncio.get_running_loop()
@@ -474,13 +407,22 @@ EventLoop& get_running_loop();
 std::unique_ptr<EventLoop> new_event_loop(RunOptions options = {});
 
 namespace detail {
+inline LoopCore& core_of(EventLoop& loop) noexcept {
+  return loop.core_;
+}
 inline ReadyQueue& ready_queue_of(EventLoop& loop) noexcept {
-  return loop.ready_queue();
+  return core_of(loop).ready();
 }
 /// The loop's I/O side (what sockets and the I/O operations reach).
 inline LoopIo& io_of(EventLoop& loop) noexcept {
-  return loop.io();
+  return core_of(loop).io();
 }
+/// Runs one iteration of `loop` (tests drive loops step by step with it).
+inline void run_once(EventLoop& loop) {
+  core_of(loop).run_once();
+}
+/// The loop's pending tasks, oldest first (all_tasks() of any loop).
+std::vector<TaskRef> tasks_of(EventLoop& loop);
 }  // namespace detail
 
 }  // namespace asyncio

@@ -77,7 +77,7 @@ bool post_callback(PostQueue& q, F&& f) {
 template <class F>
 auto EventLoop::run_in_executor(Executor* executor, F f) -> Future<std::invoke_result_t<F&>> {
   using R = std::invoke_result_t<F&>;
-  check_open();
+  core_.check_open();
   struct Job {
     F f;
     std::optional<detail::value_or_unit_t<R>> value;
@@ -88,7 +88,7 @@ auto EventLoop::run_in_executor(Executor* executor, F f) -> Future<std::invoke_r
   auto job = std::make_shared<Job>(Job{std::move(f), {}, {}});
   std::shared_ptr<detail::PostQueue> queue = threadsafe_queue();
   const std::uint32_t slot = hold_executor_future(result.state());
-  hold_external();
+  core_.hold_external();
   try {
     ex.submit([job, queue, slot, loop = this] {
       try {
@@ -103,7 +103,7 @@ auto EventLoop::run_in_executor(Executor* executor, F f) -> Future<std::invoke_r
       }
       try {
         (void)detail::post_callback(*queue, [job, slot, loop] {  // runs on the loop's thread
-          loop->release_external();
+          detail::core_of(*loop).release_external();
           const detail::Ref<detail::FutureStateBase> held = loop->take_executor_future(slot);
           if (!held || held->done()) return;  // cancelled meanwhile: the result is dropped
           Future<R> fut = Future<R>::from_state(held.get());
@@ -119,7 +119,7 @@ auto EventLoop::run_in_executor(Executor* executor, F f) -> Future<std::invoke_r
       }
     });
   } catch (...) {
-    release_external();
+    core_.release_external();
     (void)take_executor_future(slot);
     throw;
   }

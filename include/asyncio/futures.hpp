@@ -51,14 +51,11 @@ class Outcome {
 
 namespace detail {
 
-template <class T>
-using value_or_unit_t = std::conditional_t<std::is_void_v<T>, Unit, T>;
-
 /// A plain (non-task) future's state: the base plus storage for the value.
 template <class T>
 class FutureState final : public FutureStateBase {
  public:
-  explicit FutureState(EventLoop* loop) noexcept : FutureStateBase(loop) {}
+  explicit FutureState(LoopCore* core) noexcept : FutureStateBase(core) {}
   std::optional<value_or_unit_t<T>> value;
 };
 
@@ -72,7 +69,7 @@ class DoneCallback final : public Waiter, public Runnable, public PoolAllocated 
   explicit DoneCallback(F f) : f_(std::move(f)) {}
   void on_future_done(FutureStateBase& f) noexcept override {
     keep_ = Ref<FutureStateBase>(&f);
-    f.loop().ready_queue().push(this);
+    f.core().ready().push(this);
   }
   [[nodiscard]] std::uint64_t callback_id() const noexcept override { return id_; }
   void on_abandon() noexcept override { delete this; }
@@ -111,7 +108,7 @@ class FutureAwaiter final : public Waiter {
   [[nodiscard]] bool await_ready() const noexcept { return st_->done(); }
   void await_suspend(std::coroutine_handle<> h) {
     TaskState& task = running_task("await a future");
-    if (st_->loop_ptr() != task.loop_ptr()) {
+    if (st_->core_ptr() != task.core_ptr()) {
       throw RuntimeError("Task got Future attached to a different loop");
     }
     if (st_ == static_cast<FutureStateBase*>(&task)) {
@@ -156,7 +153,8 @@ class [[nodiscard]] Future {
   Future() : Future(get_running_loop()) {}
   /// A pending future bound to `loop`.
   explicit Future(EventLoop& loop)
-      : st_(detail::Ref<detail::FutureStateBase>(new detail::FutureState<T>(&loop))) {}
+      : st_(detail::Ref<detail::FutureStateBase>(
+            new detail::FutureState<T>(&detail::core_of(loop)))) {}
 
   /// Python: Future.done()
   [[nodiscard]] bool done() const { return st().done(); }
@@ -180,7 +178,7 @@ class [[nodiscard]] Future {
   template <class F>
   requires std::is_invocable_v<F&, Future<T>&>
   CallbackId add_done_callback(F f) {
-    st().loop().check_open();
+    st().core().check_open();
     auto* node = new detail::DoneCallback<T, F>(std::move(f));
     const CallbackId id = node->id_;
     if (st_->done()) {
@@ -251,7 +249,7 @@ class [[nodiscard]] Future {
 
 template <class T>
 Future<T> EventLoop::create_future() {
-  check_open();
+  core_.check_open();
   return Future<T>(*this);
 }
 

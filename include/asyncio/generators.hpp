@@ -32,9 +32,25 @@
 #include <type_traits>
 #include <utility>
 
+#include <asyncio/coroutines.hpp>
 #include <asyncio/detail/async_generator.hpp>
 #include <asyncio/detail/generator.hpp>
 #include <asyncio/exceptions.hpp>
+
+namespace asyncio::detail::agen {
+
+// A free function, so the coroutine holds the handle by value, not `this` by reference.
+template <class Y, class S>
+Coro<void> finalize_frame(Handle<Y, S> h) {
+  co_await ACloseAwaiter<Y, S>(h);
+}
+
+template <class Y, class S>
+Coro<void> Promise<Y, S>::finalize() {
+  return finalize_frame<Y, S>(Handle<Y, S>::from_promise(*this));
+}
+
+}  // namespace asyncio::detail::agen
 
 namespace asyncio {
 

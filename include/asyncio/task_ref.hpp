@@ -5,13 +5,10 @@
 #include <utility>
 
 #include "asyncio/detail/intrusive.hpp"
+#include "asyncio/detail/task_state.hpp"
 #include "asyncio/exceptions.hpp"
 
 namespace asyncio {
-
-namespace detail {
-class TaskState;
-}
 
 /// A type-erased, copyable reference to a task of any result type; false when empty.
 /// Python: the Task objects returned by asyncio.current_task() / asyncio.all_tasks()
@@ -46,14 +43,6 @@ class TaskRef {
   }
   detail::Ref<detail::TaskState> st_;
 };
-
-}  // namespace asyncio
-
-// TaskRef is complete before TaskState's header (which ends by including events.hpp, which
-// holds a TaskRef in ExceptionContext) comes in, so this header compiles on its own.
-#include "asyncio/detail/task_state.hpp"
-
-namespace asyncio {
 
 inline bool TaskRef::done() const {
   return state().done();

@@ -84,7 +84,7 @@ Task<T> EventLoop::create_task(Coro<T> coro) {
 
 template <class T>
 Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
-  check_open();
+  core_.check_open();
   static_assert(alignof(typename Coro<T>::promise_type) <= 16,
                 "a task's result type may be aligned to at most 16 bytes");
   auto h = coro.release_for_task();
@@ -94,10 +94,10 @@ Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
   // constant, so it costs nothing where the assumption holds.
   if (detail::PromiseBase::in_frame(h.address()) != &h.promise()) [[unlikely]]
     detail::unsupported_frame_layout();
-  auto* st = new detail::TaskState(this, h, &h.promise(), name);
+  auto* st = new detail::TaskState(&core_, h, &h.promise(), name);
   Task<T> task(st);  // one reference for the handle...
   st->add_ref();     // ...and the loop's, held until the task is done
-  register_task(st, h.address());
+  core_.register_task(st, h.address());
   return task;
 }
 
@@ -145,19 +145,19 @@ class SleepTimer : public ParkedWaiterOn<TimerNode> {
       wake_up();
       return;
     }
-    EventLoop& loop = task()->loop();
-    loop.add_timer(this, loop.time() + delay);
+    LoopCore& core = task()->core();
+    core.add_timer(this, core.time() + delay);
   }
   void on_timer() noexcept override { wake_up(); }
 
  protected:
   ~SleepTimer() {
-    if (in_heap()) task()->loop().remove_timer(this);
+    if (in_heap()) task()->core().remove_timer(this);
   }
 
  private:
   void on_cancel() noexcept override {
-    if (in_heap()) task()->loop().remove_timer(this);
+    if (in_heap()) task()->core().remove_timer(this);
   }
 };
 
@@ -285,6 +285,3 @@ T EventLoop::run_until_complete(Coro<T> coro) {
 }
 
 }  // namespace asyncio
-
-// gather, wait_for, wait, shield, as_completed (Python: the rest of tasks.py).
-#include "asyncio/composition.hpp"  // IWYU pragma: export

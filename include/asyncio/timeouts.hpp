@@ -26,8 +26,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "asyncio/composition.hpp"
 #include "asyncio/coroutines.hpp"
+#include "asyncio/detail/awaitables.hpp"
 #include "asyncio/detail/task_state.hpp"
 #include "asyncio/events.hpp"
 #include "asyncio/exceptions.hpp"

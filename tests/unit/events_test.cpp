@@ -66,9 +66,9 @@ TEST(EventLoopCallbacks, CallbacksScheduledDuringAnIterationRunInTheNext) {
     loop->call_soon([&] { log.add("c"); });
   });
   loop->call_soon([&] { log.add("b"); });
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   EXPECT_EQ(log.joined(), "a b");
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   EXPECT_EQ(log.joined(), "a b c");
 }
 
@@ -81,7 +81,7 @@ TEST(EventLoopCallbacks, CancelledHandleDoesNotRun) {
   EXPECT_FALSE(h.cancelled());
   h.cancel();
   EXPECT_TRUE(h.cancelled());
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   EXPECT_EQ(log.joined(), "kept");
 }
 
@@ -89,7 +89,7 @@ TEST(EventLoopCallbacks, CancellingAHandleAfterItRanChangesNothing) {
   auto loop = asyncio::new_event_loop();
   int runs = 0;
   asyncio::Handle h = loop->call_soon([&] { ++runs; });
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   h.cancel();
   h.cancel();  // idempotent
   EXPECT_EQ(runs, 1);
@@ -112,7 +112,7 @@ TEST(EventLoopCallbacks, MoveOnlyCallbackRunsAndIsDestroyedAfterRunning) {
   int seen = 0;
   loop->call_soon([p = std::make_unique<int>(5), s = shared, &seen] { seen = *p + *s; });
   EXPECT_EQ(shared.use_count(), 2);
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   EXPECT_EQ(seen, 12);
   EXPECT_EQ(shared.use_count(), 1);
 }
@@ -242,7 +242,7 @@ TEST(EventLoopTimers, DueTimerRunsAfterCallbacksAlreadyReady) {
   LogLines log;
   loop->call_later(-1, [&] { log.add("timer"); });
   loop->call_soon([&] { log.add("soon"); });
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   EXPECT_EQ(log.joined(), "soon timer");
 }
 
@@ -474,10 +474,10 @@ TEST(EventLoopClose, AFrameDestructorWakingAnotherPendingTaskIsSafe) {
   (void)loop->create_task(hold_until_destroyed(fut));
   (void)loop->create_task(wait_for_future(fut));
   loop->run_until_complete(pause(1.0));
-  EXPECT_EQ(loop->tasks().size(), 2U);
+  EXPECT_EQ(asyncio::detail::tasks_of(*loop).size(), 2U);
   loop->close();  // ASan (frame pool off) reported a heap-use-after-free here
   EXPECT_TRUE(fut.done());
-  EXPECT_TRUE(loop->tasks().empty());
+  EXPECT_TRUE(asyncio::detail::tasks_of(*loop).empty());
 }
 
 TEST(EventLoopClose, CloseIsIdempotent) {
@@ -546,7 +546,7 @@ TEST(EventLoopClose, PendingTaskIsDestroyedWithItsLoop) {
       co_await asyncio::sleep(1h);
       *end = true;
     }(&frame_destroyed, &reached_end));
-    loop->run_once();  // the task starts and parks on its sleep
+    asyncio::detail::run_once(*loop);  // the task starts and parks on its sleep
     EXPECT_FALSE(frame_destroyed);
   }
   EXPECT_TRUE(frame_destroyed);
@@ -577,7 +577,7 @@ TEST(EventLoopClose, TaskHandleOutlivingItsLoopIsCancelled) {
       co_await asyncio::sleep(10);
       co_return 1;
     }());
-    loop->run_once();
+    asyncio::detail::run_once(*loop);
   }
   ASSERT_TRUE(task.done());
   EXPECT_TRUE(task.cancelled());

@@ -66,7 +66,7 @@ Order callback_order(const RunOptions& options, int n = kEntries) {
   auto loop = asyncio::new_event_loop(options);
   Order order;
   for (int i = 0; i < n; ++i) (void)loop->call_soon([&order, i] { order.push_back(i); });
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   loop->close();
   return order;
 }
@@ -82,7 +82,7 @@ Order task_order(const RunOptions& options, int n = kEntries) {
   Order order;
   std::vector<Task<void>> tasks;
   for (int i = 0; i < n; ++i) tasks.push_back(loop->create_task(record(&order, i)));
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   loop->close();
   return order;
 }
@@ -133,9 +133,9 @@ TEST(Shuffle, EntriesScheduledDuringAPassWaitForTheNext) {
       (void)loop->call_soon([&order, i] { order.push_back(100 + i); });
     });
   }
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   ASSERT_EQ(order.size(), static_cast<std::size_t>(kEntries));  // only the first generation
-  loop->run_once();
+  asyncio::detail::run_once(*loop);
   ASSERT_EQ(order.size(), static_cast<std::size_t>(2 * kEntries));
   for (int i = 0; i < kEntries; ++i) EXPECT_LT(order[static_cast<std::size_t>(i)], 100);
   loop->close();
@@ -153,7 +153,7 @@ TEST(Shuffle, ATasksOwnStepsStayInOrder) {
   auto loop = asyncio::new_event_loop(with_seed(3));
   std::vector<Task<void>> tasks;
   for (int id = 0; id < 10; ++id) tasks.push_back(loop->create_task(steps(&order, id, 20)));
-  for (int pass = 0; pass < 100 && order.size() < 200; ++pass) loop->run_once();
+  for (int pass = 0; pass < 100 && order.size() < 200; ++pass) asyncio::detail::run_once(*loop);
   ASSERT_EQ(order.size(), 200U);
   std::vector<int> next(10, 0);
   bool interleaving_shuffled = false;
@@ -175,7 +175,7 @@ TEST(Shuffle, TimersStillFireByDeadline) {
     for (const int d : {7, 3, 9, 1, 5, 2, 8, 4, 6, 10}) {
       (void)loop->call_later(d, [&fired, d] { fired.push_back(d); });
     }
-    for (int pass = 0; pass < 100 && fired.size() < 10; ++pass) loop->run_once();
+    for (int pass = 0; pass < 100 && fired.size() < 10; ++pass) asyncio::detail::run_once(*loop);
     EXPECT_EQ(fired, (Order{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})) << "seed " << seed;
     loop->close();
   }
@@ -187,7 +187,7 @@ TEST(Shuffle, TimersDueInTheSamePassAreShuffledLikeEverythingElse) {
   auto loop = asyncio::new_event_loop(with_seed(1));
   Order fired;
   for (int i = 0; i < 10; ++i) (void)loop->call_at(5, [&fired, i] { fired.push_back(i); });
-  for (int pass = 0; pass < 10 && fired.empty(); ++pass) loop->run_once();
+  for (int pass = 0; pass < 10 && fired.empty(); ++pass) asyncio::detail::run_once(*loop);
   ASSERT_EQ(fired.size(), 10U);
   EXPECT_NE(fired, fifo(10));
   loop->close();

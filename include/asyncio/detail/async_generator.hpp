@@ -38,9 +38,9 @@
 #include <type_traits>
 #include <utility>
 
-#include "asyncio/coroutines.hpp"
-#include "asyncio/events.hpp"
-#include "asyncio/exceptions.hpp"
+#include "asyncio/detail/errors.hpp"
+#include "asyncio/detail/loop_core.hpp"
+#include "asyncio/detail/promise.hpp"
 
 namespace asyncio {
 
@@ -145,7 +145,7 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(Handle<Y, S> self) const noexcept {
       Promise& p = self.promise();
-      EventLoop::unregister_asyncgen(&p);
+      unregister_asyncgen(&p);
       return p.suspend_to_consumer(State::finished);
     }
     void await_resume() const noexcept {}
@@ -177,7 +177,7 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
   /// finalises it.
   void mark_finished() noexcept {
     state = State::finished;
-    EventLoop::unregister_asyncgen(this);
+    unregister_asyncgen(this);
   }
 
   std::exception_ptr exception;  ///< what escaped the body (raised once by the next await)
@@ -196,7 +196,7 @@ struct Promise final : PromiseBase, AsyncGenFinalizer {
 /// Destroys a generator's frame (destructors of everything alive in it run; nothing awaits).
 template <class Y, class S>
 void destroy(Handle<Y, S> h) noexcept {
-  EventLoop::unregister_asyncgen(&h.promise());
+  unregister_asyncgen(&h.promise());
   h.destroy();
 }
 
@@ -210,7 +210,7 @@ void release(Handle<Y, S> h) noexcept {
   Promise<Y, S>& p = h.promise();
   if (p.state == State::running) {
     p.orphaned = true;
-    EventLoop::unregister_asyncgen(&p);  // no finalisation: it is destroyed, as promised
+    unregister_asyncgen(&p);  // no finalisation: it is destroyed, as promised
     return;
   }
   destroy(h);
@@ -303,7 +303,7 @@ struct NextAwaiter : StepAwaiter<Y, S> {
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
     Promise<Y, S>& p = h.promise();
     if (p.state == State::created) [[unlikely]] {
-      if (EventLoop* loop = tls_running_loop) loop->register_asyncgen(&p);
+      register_asyncgen(&p);
     }
     if constexpr (!std::is_void_v<S>) p.sent = std::addressof(sent);
     return this->start(caller);
@@ -445,16 +445,8 @@ struct ACloseAwaiter : StepAwaiter<Y, S> {
   }
 };
 
-// A free function, so the coroutine holds the handle by value, not `this` by reference.
-template <class Y, class S>
-Coro<void> finalize_frame(Handle<Y, S> h) {
-  co_await ACloseAwaiter<Y, S>(h);
-}
-
-template <class Y, class S>
-Coro<void> Promise<Y, S>::finalize() {
-  return finalize_frame<Y, S>(Handle<Y, S>::from_promise(*this));
-}
+// Promise<Y, S>::finalize() is a coroutine returning Coro<void>, so it is defined in
+// asyncio/generators.hpp, where Coro is complete.
 
 /// async_for()'s `fn`: called with the value (an rvalue), returns void, bool, Coro<void> or
 /// Coro<bool>.

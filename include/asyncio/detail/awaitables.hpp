@@ -1,6 +1,8 @@
 // Internal: what the combinators (asyncio/composition.hpp) accept, and how they turn it into
 // a future: the awaitable concepts and traits, wrapping, child bookkeeping, result extraction.
-// Included by composition.hpp only (after Task is complete); not a public header.
+// Future, Task and Outcome are only named here (forward-declared): what uses them is a template
+// instantiated by the public headers (composition.hpp, timeouts.hpp), where they are complete.
+// create_task() is found the same way, by argument-dependent lookup on the Coro it is given.
 #pragma once
 
 #include <concepts>
@@ -10,12 +12,19 @@
 #include <utility>
 #include <vector>
 
-#include "asyncio/coroutines.hpp"
+#include "asyncio/detail/errors.hpp"
 #include "asyncio/detail/future_state.hpp"
+#include "asyncio/detail/promise.hpp"
 #include "asyncio/detail/task_state.hpp"
-#include "asyncio/events.hpp"
-#include "asyncio/exceptions.hpp"
-#include "asyncio/futures.hpp"
+
+namespace asyncio {
+template <class T>
+class Future;
+template <class T>
+class Task;
+template <class T>
+class Outcome;
+}  // namespace asyncio
 
 namespace asyncio::detail {
 

@@ -16,11 +16,8 @@
 
 #include "asyncio/detail/frame_alloc.hpp"
 #include "asyncio/detail/intrusive.hpp"
+#include "asyncio/detail/loop_core.hpp"
 #include "asyncio/detail/runnable.hpp"
-
-namespace asyncio {
-class EventLoop;
-}
 
 namespace asyncio::detail {
 
@@ -51,7 +48,7 @@ class Waiter : public ListHook {
 
 class FutureStateBase : public WaitTarget, public PoolAllocated {
  public:
-  explicit FutureStateBase(EventLoop* loop) noexcept : loop_(loop), waiters_() {}
+  explicit FutureStateBase(LoopCore* core) noexcept : core_(core), waiters_() {}
   FutureStateBase(const FutureStateBase&) = delete;
   FutureStateBase& operator=(const FutureStateBase&) = delete;
   virtual ~FutureStateBase();
@@ -61,8 +58,12 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
     if (--refs_ == 0) last_release();
   }
 
-  [[nodiscard]] EventLoop& loop() const noexcept { return *loop_; }
-  [[nodiscard]] EventLoop* loop_ptr() const noexcept { return loop_; }
+  /// The loop it is bound to (which must still exist).
+  [[nodiscard]] EventLoop& loop() const noexcept { return core_->loop(); }
+  [[nodiscard]] EventLoop* loop_ptr() const noexcept { return &core_->loop(); }
+  /// The core of that loop; core_ptr() may be compared after the loop is gone.
+  [[nodiscard]] LoopCore& core() const noexcept { return *core_; }
+  [[nodiscard]] LoopCore* core_ptr() const noexcept { return core_; }
   [[nodiscard]] bool done() const noexcept { return status_ != FutureStatus::pending; }
   [[nodiscard]] bool cancelled() const noexcept { return status_ == FutureStatus::cancelled; }
   [[nodiscard]] bool is_task() const noexcept { return is_task_; }
@@ -142,7 +143,7 @@ class FutureStateBase : public WaitTarget, public PoolAllocated {
   };
   Extras& extras();
 
-  EventLoop* loop_;
+  LoopCore* core_;
   std::uint32_t refs_ = 0;
   FutureStatus status_ = FutureStatus::pending;
   bool is_task_ : 1 = false;

@@ -42,8 +42,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <asyncio/detail/errors.hpp>
 #include <asyncio/detail/frame_alloc.hpp>
-#include <asyncio/exceptions.hpp>
 
 namespace asyncio {
 

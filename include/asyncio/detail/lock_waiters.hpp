@@ -26,9 +26,9 @@
 #include <cstddef>
 #include <string>
 
+#include "asyncio/detail/errors.hpp"
 #include "asyncio/detail/intrusive.hpp"
 #include "asyncio/detail/task_state.hpp"
-#include "asyncio/exceptions.hpp"
 
 namespace asyncio::detail {
 
@@ -218,7 +218,7 @@ class LoopBinding {
   TaskState& check(const char* what) {
     TaskState* running = tls_current_task;
     TaskState& task = running != nullptr ? *running : running_task(what);  // throws when none
-    EventLoop* loop = task.loop_ptr();
+    const LoopCore* loop = task.core_ptr();
     if (loop_ == nullptr) {
       loop_ = loop;
     } else if (loop_ != loop) [[unlikely]] {
@@ -231,7 +231,7 @@ class LoopBinding {
   [[noreturn]] static void throw_other_loop(const char* what) {
     throw RuntimeError(std::string(what) + " is bound to a different event loop");
   }
-  EventLoop* loop_ = nullptr;
+  const LoopCore* loop_ = nullptr;
 };
 
 }  // namespace asyncio::detail

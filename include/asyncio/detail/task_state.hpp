@@ -21,18 +21,16 @@
 #include <string>
 #include <utility>
 
-#include "asyncio/coroutines.hpp"
+#include "asyncio/detail/errors.hpp"
 #include "asyncio/detail/future_state.hpp"
+#include "asyncio/detail/loop_core.hpp"
+#include "asyncio/detail/promise.hpp"
 #include "asyncio/detail/ready_queue.hpp"
 #include "asyncio/detail/task_registry.hpp"
 
 namespace asyncio::detail {
 
 class TaskState;
-
-/// The loop's ready queue. Defined in events.hpp (included at the end of this file), where
-/// EventLoop is complete; a task reaches its queue through its loop rather than keep a pointer.
-inline ReadyQueue& ready_queue_of(EventLoop& loop) noexcept;
 
 /// The task whose step is running on this thread (null between steps).
 inline thread_local TaskState* tls_current_task = nullptr;
@@ -42,7 +40,7 @@ inline thread_local TaskState* tls_current_task = nullptr;
 class TaskState final : public FutureStateBase {
  public:
   /// `name` may be null ("Task-N"). `promise` is the PromiseBase inside `root`'s frame.
-  TaskState(EventLoop* loop, std::coroutine_handle<> root, PromiseBase* promise, std::string* name);
+  TaskState(LoopCore* core, std::coroutine_handle<> root, PromiseBase* promise, std::string* name);
   ~TaskState() override;
 
   // Python Task API
@@ -75,7 +73,7 @@ class TaskState final : public FutureStateBase {
   void wake() {
     if (!scheduled_) {
       scheduled_ = true;
-      ready_queue_of(*loop_).push(this);
+      core_->ready().push(this);
     }
   }
   /// Called first in await_resume after a real suspension: delivers a cancellation that
@@ -227,6 +225,3 @@ class ParkedWaiterOn : public Base {
 using ParkedWaiter = ParkedWaiterOn<WaitTarget>;
 
 }  // namespace asyncio::detail
-
-// ready_queue_of() is defined there.
-#include "asyncio/events.hpp"  // IWYU pragma: keep
