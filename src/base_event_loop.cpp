@@ -108,7 +108,10 @@ detail::LoopCore::LoopCore(EventLoop& owner, std::unique_ptr<LoopIo> io,
 detail::LoopCore::~LoopCore() = default;
 
 EventLoop::EventLoop(RunOptions options)
-    : core_(*this, std::make_unique<detail::LoopIo>(options.backend), core_options(options)),
+    : core_(*this,
+            std::make_unique<detail::LoopIo>(options.backend,
+                                             options.debug || debug_from_environment()),
+            core_options(options)),
       options_(options) {
   if (!options_.shuffle_seed) options_.shuffle_seed = shuffle_seed_from_environment();
 }
@@ -190,10 +193,14 @@ void detail::LoopCore::poll_io() {
   const double wait = std::max(0.0, next - virtual_now_);
   const double t0 = real_time();
   io_->poll(to_timeout_ms(wait), ready_);
-  if (ready_.empty()) {
+  const double elapsed = real_time() - t0;
+  // Jump to the timer only if the wait really timed out. A wait can also end early with nothing
+  // ready (an edge that completed no op, a signal's EINTR): then the I/O is still pending, and
+  // the clock only follows the real time that passed.
+  if (ready_.empty() && elapsed >= wait) {
     virtual_now_ = std::max(virtual_now_, next);
   } else {
-    virtual_now_ = std::min(virtual_now_ + (real_time() - t0), std::max(virtual_now_, next));
+    virtual_now_ = std::min(virtual_now_ + elapsed, std::max(virtual_now_, next));
   }
 }
 

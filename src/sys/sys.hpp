@@ -43,6 +43,7 @@ enum class Call : std::uint8_t {
   epoll_ctl,
   io_uring_enter,
   fstat,
+  io_uring_setup,
   count_  // not a call
 };
 /// "recv", "send"... (for messages).

@@ -8,6 +8,7 @@
 namespace asyncio::sys {
 
 int uring_init(unsigned entries, io_uring* ring, io_uring_params* params) noexcept {
+  if (const int e = enter(Call::io_uring_setup); e != 0) return -e;
   return io_uring_queue_init_params(entries, ring, params);
 }
 

@@ -96,7 +96,7 @@ Backend backend_from_environment() {
 
 /// What Backend::automatic picks when ASYNCIO_BACKEND does not say: decided by measurement
 /// (docs/design/io.md, "Which engine automatic picks"; bench/RESULTS.md).
-constexpr Backend kPreferred = Backend::epoll;
+constexpr Backend kPreferred = Backend::io_uring;
 
 LoopIo::LoopIo(Backend backend, bool debug) {
   const bool chosen = backend != Backend::automatic;

@@ -20,7 +20,7 @@
 // LIFO order (fixed: one op per fd and direction in the kernel, the others queued in order);
 // sock_connect hung on epoll when a Unix listener's backlog was full (fixed: retried with
 // back-off); virtual time jumped over pending I/O when the engine's wait returned with nothing
-// ready (both engines).
+// ready (both engines; fixed: the clock jumps only after a wait that lasted its time-out).
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -1501,15 +1501,13 @@ Coro<Arrival> recv_while_a_timer_waits(int a, int b, std::jthread* writer) {
   co_return out;
 }
 
-// BUG: virtual time jumps over pending I/O whenever the engine's wait returns without making
-// anything ready: LoopCore::poll_io (src/base_event_loop.cpp) takes "nothing ready after the
-// wait" for "the wait timed out" and sets the clock to the next timer. Here (epoll) the fd is
-// new to the engine: registering it (EPOLL_CTL_ADD, edge-triggered, EPOLLIN|EPOLLOUT) reports
-// an EPOLLOUT edge at once, the wait returns with it, and the clock jumps to the 10 s timer:
-// the data arrives at 10.05, after the timer fired (a second such wake-up jumps on to the
-// test's bound: TimeoutError). Passes on io_uring, unless a signal interrupts the wait (next
-// test). See the report.
-TEST_P(Sockets, DISABLED_VirtualTimeDoesNotJumpOverAPendingRecv) {
+// Was a bug: virtual time jumped over pending I/O whenever the engine's wait returned without
+// making anything ready: LoopCore::poll_io (src/base_event_loop.cpp) took "nothing ready after
+// the wait" for "the wait timed out" and set the clock to the next timer. Here (epoll) the fd
+// was new to the engine: registering it reported an EPOLLOUT edge at once, the wait returned
+// with it, and the clock jumped to the 10 s timer. Now the clock jumps only when the wait has
+// lasted its whole time-out.
+TEST_P(Sockets, VirtualTimeDoesNotJumpOverAPendingRecv) {
   SocketPair p;
   std::jthread writer;
   const Arrival r = run(recv_while_a_timer_waits(p.a.get(), p.b.get(), &writer), true);
@@ -1565,12 +1563,12 @@ class NoopHandler {
   struct sigaction old_ {};
 };
 
-// BUG (both engines): the same when a signal interrupts the engine's wait (epoll_wait or
+// Was a bug (both engines): the same when a signal interrupts the engine's wait (epoll_wait or
 // io_uring_enter: EINTR, which the seam turns into "no events"), as any handled signal does - a
 // profiler's, a child watcher's, or io_uring's task-work notification (TIF_NOTIFY_SIGNAL) left
 // by a ring closed earlier in the process, which made a first version of the test above flaky
 // on epoll. The receive is warmed up first, so the epoll engine has no stale edge to report.
-TEST_P(Sockets, DISABLED_VirtualTimeDoesNotJumpOverAPendingRecvWhenASignalInterruptsTheWait) {
+TEST_P(Sockets, VirtualTimeDoesNotJumpOverAPendingRecvWhenASignalInterruptsTheWait) {
   NoopHandler handler(SIGURG);
   SocketPair p;
   std::jthread writer;

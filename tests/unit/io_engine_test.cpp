@@ -2,11 +2,14 @@
 // loop: an op completes exactly once, parks until the fd is ready, cancels as documented
 // (docs/design/io.md), and the epoll engine registers an fd once, however many ops park on it.
 #include "unix/io_engine.hpp"
+#include "unix/loop_io.hpp"
 
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -455,3 +458,86 @@ TEST(UringEngine, OneEnterPerWaitForABatchOfSubmissions) {
 }
 
 }  // namespace
+
+// ---- choosing the engine where io_uring_setup fails -------------------------------------------
+
+namespace engine_choice {
+
+class UnsetBackendEnv {
+ public:
+  UnsetBackendEnv() {
+    if (const char* v = std::getenv("ASYNCIO_BACKEND")) saved_ = v;
+    ::unsetenv("ASYNCIO_BACKEND");
+  }
+  UnsetBackendEnv(const UnsetBackendEnv&) = delete;
+  UnsetBackendEnv& operator=(const UnsetBackendEnv&) = delete;
+  ~UnsetBackendEnv() {
+    if (saved_) ::setenv("ASYNCIO_BACKEND", saved_->c_str(), 1);
+    asyncio::sys::clear_faults();
+  }
+
+ private:
+  std::optional<std::string> saved_;
+};
+
+Backend backend_of(asyncio::EventLoop& loop) {
+  return asyncio::detail::io_of(loop).backend();
+}
+
+TEST(EngineChoice, AutomaticPicksIoUringWhereTheKernelAllowsIt) {
+  UnsetBackendEnv env;
+  try {
+    Engine probe(Backend::io_uring);
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << e.what();
+  }
+  auto loop = asyncio::new_event_loop();
+  EXPECT_EQ(backend_of(*loop), Backend::io_uring);
+}
+
+TEST(EngineChoice, AutomaticFallsBackToEpollWhenIoUringSetupFails) {
+  UnsetBackendEnv env;
+  asyncio::sys::inject_fault({.call = Call::io_uring_setup, .nth = 1, .error = ENOSYS});
+  auto loop = asyncio::new_event_loop();
+  EXPECT_EQ(backend_of(*loop), Backend::epoll);
+}
+
+TEST(EngineChoice, DebugModeNotesTheFallback) {
+  UnsetBackendEnv env;
+  asyncio::sys::inject_fault({.call = Call::io_uring_setup, .nth = 1, .error = EPERM});
+  ::testing::internal::CaptureStderr();
+  auto loop = asyncio::new_event_loop(asyncio::RunOptions{.debug = true});
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(backend_of(*loop), Backend::epoll);
+  EXPECT_NE(err.find("io_uring is not available"), std::string::npos) << err;
+  EXPECT_NE(err.find("using epoll"), std::string::npos) << err;
+}
+
+TEST(EngineChoice, ExplicitIoUringThrowsAClearErrorWhenSetupFails) {
+  UnsetBackendEnv env;
+  asyncio::sys::inject_fault({.call = Call::io_uring_setup, .nth = 1, .error = EPERM});
+  try {
+    (void)asyncio::new_event_loop(asyncio::RunOptions{.backend = Backend::io_uring});
+    FAIL() << "no exception";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("io_uring backend is not available"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find(std::strerror(EPERM)), std::string::npos) << e.what();
+  }
+}
+
+TEST(EngineChoice, EnvironmentIoUringIsAnExplicitChoice) {
+  UnsetBackendEnv env;
+  ::setenv("ASYNCIO_BACKEND", "io_uring", 1);
+  asyncio::sys::inject_fault({.call = Call::io_uring_setup, .nth = 1, .error = ENOSYS});
+  EXPECT_THROW((void)asyncio::new_event_loop(), asyncio::RuntimeError);
+}
+
+TEST(EngineChoice, EnvironmentEpollWins) {
+  UnsetBackendEnv env;
+  ::setenv("ASYNCIO_BACKEND", "epoll", 1);
+  auto loop = asyncio::new_event_loop();
+  EXPECT_EQ(backend_of(*loop), Backend::epoll);
+}
+
+}  // namespace engine_choice
