@@ -4,9 +4,9 @@
 // the fd's state (one FIFO per direction). Each fd is registered once, edge-triggered for
 // EPOLLIN | EPOLLRDHUP (EPOLLOUT added the first time a write parks: sends rarely wait, and
 // freed send-buffer room would otherwise wake the loop for nothing), and stays registered
-// between operations, so a steady stream of operations makes no epoll_ctl call. Edges mark the fd ready and retry its parked ops; an
-// EAGAIN clears the mark, and an op submitted while the fd is known not to be ready parks
-// without trying.
+// between operations, so a steady stream of operations makes no epoll_ctl call. Edges mark the fd
+// ready and retry its parked ops; an EAGAIN clears the mark, and an op submitted while the fd is
+// known not to be ready parks without trying.
 //
 // The fds belong to the caller, who may close one and get the same number back for another
 // file. The engine notices when it is about to park an op on an fd that has nothing parked:
@@ -186,7 +186,7 @@ class EpollEngine final : public IoEngine {
     std::array<IoOp*, 2> tail{};
     std::array<bool, 2> ready{true, true};  // may be ready: try before parking
     bool registered = false;
-    bool out_armed = false;        // EPOLLOUT is asked for (since a write first parked)
+    bool out_armed = false;    // EPOLLOUT is asked for (since a write first parked)
     std::uint8_t watch = 0;    // level-triggered watch: 1 read, 2 write
     std::uint32_t events = 0;  // what the registration asks for
     sys::FileId id;            // the file registered

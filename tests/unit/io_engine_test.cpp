@@ -2,12 +2,11 @@
 // loop: an op completes exactly once, parks until the fd is ready, cancels as documented
 // (docs/design/io.md), and the epoll engine registers an fd once, however many ops park on it.
 #include "unix/io_engine.hpp"
-#include "unix/loop_io.hpp"
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +19,7 @@
 
 #include "asyncio_test.hpp"
 #include "sys/sys.hpp"
+#include "unix/loop_io.hpp"
 
 namespace {
 
