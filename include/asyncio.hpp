@@ -15,4 +15,5 @@
 #include "asyncio/task_ref.hpp"
 #include "asyncio/taskgroups.hpp"
 #include "asyncio/tasks.hpp"
+#include "asyncio/threads.hpp"
 #include "asyncio/timeouts.hpp"
