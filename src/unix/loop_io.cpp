@@ -1,4 +1,4 @@
-// Readers/writers, thread-safe posts and signals for the epoll loop.
+// Readers/writers, thread-safe posts and signals, on either engine.
 #include "unix/loop_io.hpp"
 
 #include <algorithm>
@@ -17,25 +17,70 @@
 namespace asyncio::detail {
 namespace {
 
-/// For each signal, the write end of the pipe of the loop that handles it, plus one (0: none).
-std::atomic<int> g_signal_fd[NSIG];  // NOLINT: zero-initialised, touched by the signal handler
+/// How many loops may watch one signal at once (each in its own thread, or several in one).
+constexpr std::size_t kSignalLoops = 32;
 
-/// Set by the signal handler: lets a busy loop notice a signal without polling its pipe.
-std::atomic<bool> g_signal_pending[NSIG];  // NOLINT: zero-initialised
+/// For each signal, the write ends of the pipes of the loops that watch it, plus one (0: a free
+/// slot). The handler writes the signal's number to every one: each loop that watches a signal
+/// sees it (several loops in several threads, each with its own handlers).
+std::atomic<int> g_signal_fds[NSIG][kSignalLoops];  // NOLINT: zero-initialised, read by the handler
 
-void set_signal_fd(int sig, int fd) noexcept {
-  g_signal_fd[static_cast<std::size_t>(sig)].store(fd + 1);
-}
+/// Set by the signal handler, per slot: lets a busy loop notice a signal without reading its
+/// pipe.
+std::atomic<bool> g_signal_pending[NSIG][kSignalLoops];  // NOLINT: zero-initialised
+
+/// Guards subscribe/unsubscribe and the installing of the handler (never taken by the handler).
+std::mutex g_signal_mu;
 
 extern "C" void asyncio_on_signal(int sig) {
   const int saved = errno;
-  const int fd = g_signal_fd[static_cast<std::size_t>(sig)].load(std::memory_order_relaxed) - 1;
-  if (fd >= 0) {
-    g_signal_pending[static_cast<std::size_t>(sig)].store(true, std::memory_order_release);
+  const auto s = static_cast<std::size_t>(sig);
+  for (std::size_t i = 0; i < kSignalLoops; ++i) {
+    const int fd = g_signal_fds[s][i].load(std::memory_order_acquire) - 1;
+    if (fd < 0) continue;
+    g_signal_pending[s][i].store(true, std::memory_order_release);
     const auto byte = static_cast<unsigned char>(sig);
     (void)sys::write_some(fd, &byte, 1);
   }
   errno = saved;
+}
+
+/// Adds the pipe `fd` to the watchers of `sig` (installing the handler for the first one);
+/// the slot it took. RuntimeError when the signal cannot be caught or every slot is taken.
+std::size_t subscribe_signal(int sig, int fd) {
+  const auto s = static_cast<std::size_t>(sig);
+  std::lock_guard<std::mutex> lock(g_signal_mu);
+  std::size_t free_slot = kSignalLoops;
+  bool any = false;
+  for (std::size_t i = 0; i < kSignalLoops; ++i) {
+    const int v = g_signal_fds[s][i].load(std::memory_order_relaxed);
+    if (v == fd + 1) return i;  // already watching
+    if (v != 0) any = true;
+    if (v == 0 && free_slot == kSignalLoops) free_slot = i;
+  }
+  if (free_slot == kSignalLoops) {
+    throw RuntimeError("sig " + std::to_string(sig) + ": already watched by " +
+                       std::to_string(kSignalLoops) + " loops");
+  }
+  if (!any) {
+    if (const int err = sys::set_signal_action(sig, asyncio_on_signal, SA_RESTART); err != 0) {
+      throw RuntimeError("sig " + std::to_string(sig) + " cannot be caught: " + std::strerror(err));
+    }
+  }
+  g_signal_pending[s][free_slot].store(false, std::memory_order_relaxed);
+  g_signal_fds[s][free_slot].store(fd + 1, std::memory_order_release);
+  return free_slot;
+}
+
+/// Removes slot `slot` of `sig`; the last watcher restores the default disposition.
+void unsubscribe_signal(int sig, std::size_t slot) noexcept {
+  const auto s = static_cast<std::size_t>(sig);
+  std::lock_guard<std::mutex> lock(g_signal_mu);
+  g_signal_fds[s][slot].store(0, std::memory_order_release);
+  for (std::size_t i = 0; i < kSignalLoops; ++i) {
+    if (g_signal_fds[s][i].load(std::memory_order_relaxed) != 0) return;
+  }
+  (void)sys::set_signal_action(sig, SIG_DFL, 0);
 }
 
 }  // namespace
@@ -151,7 +196,7 @@ void LoopIo::poll(int timeout_ms, ReadyQueue& ready) {
 bool LoopIo::take_signal_flags() noexcept {
   bool any = false;
   for (const auto& entry : signals_) {
-    auto& flag = g_signal_pending[static_cast<std::size_t>(entry.first)];
+    auto& flag = g_signal_pending[static_cast<std::size_t>(entry.first)][entry.second.slot];
     if (flag.load(std::memory_order_relaxed))
       any |= flag.exchange(false, std::memory_order_acquire);
   }
@@ -170,8 +215,8 @@ void LoopIo::drain_signals(ReadyQueue& ready) {
     for (long i = 0; i < n; ++i) {
       auto it = signals_.find(buf[static_cast<std::size_t>(i)]);
       if (it == signals_.end()) continue;
-      it->second->add_ref();
-      ready.push(it->second.get());
+      it->second.handle->add_ref();
+      ready.push(it->second.handle.get());
     }
   }
 }
@@ -241,23 +286,22 @@ void LoopIo::set_signal_handle(int sig, Ref<HandleState> h) {
     sys::pipe_nonblocking(sigpipe_);
     engine->update(sigpipe_[0], true, false);
   }
-  set_signal_fd(sig, sigpipe_[1]);
-  if (const int err = sys::set_signal_action(sig, asyncio_on_signal, SA_RESTART); err != 0) {
-    if (signals_.find(sig) == signals_.end()) set_signal_fd(sig, -1);
-    throw RuntimeError("sig " + std::to_string(sig) + " cannot be caught: " + std::strerror(err));
+  auto it = signals_.find(sig);
+  if (it == signals_.end()) {
+    const std::size_t slot = subscribe_signal(sig, sigpipe_[1]);  // throws if it cannot
+    signals_.emplace(sig, SignalWatch{std::move(h), slot});
+    return;
   }
-  Ref<HandleState>& slot = signals_[sig];
-  if (slot) slot->cancel();
-  slot = std::move(h);
+  it->second.handle->cancel();  // replaced, as Python does
+  it->second.handle = std::move(h);
 }
 
 bool LoopIo::clear_signal_handle(int sig) {
   auto it = signals_.find(sig);
   if (it == signals_.end()) return false;
-  it->second->cancel();
+  it->second.handle->cancel();
+  unsubscribe_signal(sig, it->second.slot);
   signals_.erase(it);
-  (void)sys::set_signal_action(sig, SIG_DFL, 0);
-  set_signal_fd(sig, -1);
   return true;
 }
 

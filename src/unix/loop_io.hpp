@@ -105,7 +105,11 @@ struct LoopIo {
   std::vector<IoEvent> events_;
   bool closed_ = false;
   int sigpipe_[2] = {-1, -1};
-  std::map<int, Ref<HandleState>> signals_;
+  struct SignalWatch {
+    Ref<HandleState> handle;
+    std::size_t slot;  // in the process-wide table of the signal's watchers (loop_io.cpp)
+  };
+  std::map<int, SignalWatch> signals_;
   struct Stash {
     sys::FileId id;
     std::string data;
