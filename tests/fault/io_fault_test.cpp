@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "asyncio_test.hpp"
+#include "net_test.hpp"
 #include "sys/sys.hpp"
 #include "unix/io_await.hpp"
 #include "unix/loop_io.hpp"
@@ -59,20 +60,16 @@ using asyncio::Task;
 using asyncio::detail::OpKind;
 using asyncio::sys::Call;
 using asyncio::sys::Fault;
+using asyncio_test::connect_to;
 using asyncio_test::FdGuard;
+using asyncio_test::has_pending_connection;
+using asyncio_test::Listener;
+using asyncio_test::open_fds;
 using asyncio_test::Pipe;
 using asyncio_test::SocketPair;
+using asyncio_test::tcp_socket;
 
 // ---- helpers -----------------------------------------------------------------------------------
-
-std::size_t open_fds() {
-  std::size_t n = 0;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
-    (void)e;
-    ++n;
-  }
-  return n;
-}
 
 void put(int fd, const std::string& s) {
   ASSERT_EQ(::write(fd, s.data(), s.size()), static_cast<ssize_t>(s.size()));
@@ -133,52 +130,6 @@ Coro<std::string> recv_into_str(int fd, std::size_t n) {
 Coro<std::string> sendall_str(int fd, std::string data) {
   co_await asyncio::sock_sendall(fd, data);
   co_return "sent";
-}
-
-/// A TCP listener on 127.0.0.1, port chosen by the kernel.
-struct Listener {
-  FdGuard fd;
-  std::uint16_t port = 0;
-  explicit Listener(int backlog = 64) {
-    fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd) throw std::system_error(errno, std::generic_category(), "socket");
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||  // NOLINT
-        ::listen(fd.get(), backlog) != 0 ||
-        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {  // NOLINT
-      throw std::system_error(errno, std::generic_category(), "listen");
-    }
-    port = ntohs(a.sin_port);
-  }
-};
-
-FdGuard tcp_socket() {
-  FdGuard s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!s) throw std::system_error(errno, std::generic_category(), "socket");
-  return s;
-}
-
-/// Starts a connection to 127.0.0.1:`port` and waits (real time, bounded) until it is set up.
-FdGuard connect_to(std::uint16_t port) {
-  FdGuard s = tcp_socket();
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {  // NOLINT
-    if (errno != EINPROGRESS) throw std::system_error(errno, std::generic_category(), "connect");
-    pollfd p{s.get(), POLLOUT, 0};
-    if (::poll(&p, 1, 5000) != 1) throw std::runtime_error("connect did not complete in 5 s");
-  }
-  return s;
-}
-
-bool has_pending_connection(int lfd) {
-  pollfd p{lfd, POLLIN, 0};
-  return ::poll(&p, 1, 0) == 1;
 }
 
 bool is_connected(int fd) {
