@@ -103,16 +103,22 @@ auto EventLoop::run_in_executor(Executor* executor, F f) -> Future<std::invoke_r
       }
       try {
         (void)detail::post_callback(*queue, [job, slot, loop] {  // runs on the loop's thread
+          // The outcome leaves the job here, so that it is released on the loop's thread
+          // whichever thread drops the job last (the exception object included: its reference
+          // count is invisible to ThreadSanitizer).
+          std::exception_ptr error = std::move(job->error);
+          std::optional<detail::value_or_unit_t<R>> value = std::move(job->value);
+          job->value.reset();
           detail::core_of(*loop).release_external();
           const detail::Ref<detail::FutureStateBase> held = loop->take_executor_future(slot);
           if (!held || held->done()) return;  // cancelled meanwhile: the result is dropped
           Future<R> fut = Future<R>::from_state(held.get());
-          if (job->error) {
-            fut.set_exception(job->error);
+          if (error) {
+            fut.set_exception(std::move(error));
           } else if constexpr (std::is_void_v<R>) {
             fut.set_result();
           } else {
-            fut.set_result(std::move(*job->value));
+            fut.set_result(std::move(*value));  // NOLINT(bugprone-unchecked-optional-access)
           }
         });
       } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: the result is lost
