@@ -107,19 +107,21 @@ auto EventLoop::run_in_executor(Executor* executor, F f) -> Future<std::invoke_r
           // whichever thread drops the job last (the exception object included: its reference
           // count is invisible to ThreadSanitizer).
           std::exception_ptr error = std::move(job->error);
-          std::optional<detail::value_or_unit_t<R>> value = std::move(job->value);
-          job->value.reset();
           detail::core_of(*loop).release_external();
           const detail::Ref<detail::FutureStateBase> held = loop->take_executor_future(slot);
-          if (!held || held->done()) return;  // cancelled meanwhile: the result is dropped
+          if (!held || held->done()) {  // cancelled meanwhile: the result is dropped
+            job->value.reset();
+            return;
+          }
           Future<R> fut = Future<R>::from_state(held.get());
           if (error) {
             fut.set_exception(std::move(error));
           } else if constexpr (std::is_void_v<R>) {
             fut.set_result();
           } else {
-            fut.set_result(std::move(*value));  // NOLINT(bugprone-unchecked-optional-access)
+            fut.set_result(std::move(*job->value));  // NOLINT(bugprone-unchecked-optional-access)
           }
+          job->value.reset();
         });
       } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: the result is lost
       }
