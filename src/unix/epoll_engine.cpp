@@ -54,13 +54,21 @@ class EpollEngine final : public IoEngine {
     const bool poll = is_poll(op.kind());
     bool tried = false;
     if (poll) {
-      st.ready[dir] = false;  // the owner has just seen EAGAIN
+      // The owner has just seen EAGAIN, or a short read of a stream socket (a transport: the
+      // receive buffer was drained). But once the peer has hung up no edge will come again:
+      // a wait for readability after that is over at once (the owner reads the EOF).
+      if (dir == 0 && st.hup && st.registered) {
+        complete(op, 1);
+        return;
+      }
+      st.ready[dir] = false;
     } else if (st.head[dir] == nullptr && st.ready[dir]) {
       tried = true;
       if (try_now(op, st, dir)) return;
     }
-    if (st.head[0] == nullptr && st.head[1] == nullptr) {
-      // Nothing is parked on this fd: it may name another file since it was registered.
+    if (st.head[0] == nullptr && st.head[1] == nullptr && !(op.owned_fd() && st.registered)) {
+      // Nothing is parked on this fd: it may name another file since it was registered (not
+      // so for an fd the library owns: it forgets the fd before closing it).
       const int err = revalidate(fd, st, dir == 1);
       if (err < 0) {
         complete(op, err);
@@ -166,6 +174,7 @@ class EpollEngine final : public IoEngine {
         if (r || w) out.push_back({fd, r, w});
       }
       const bool had_ops = st.head[0] != nullptr || st.head[1] != nullptr;
+      if ((ev.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) st.hup = true;
       if (in) {
         st.ready[0] = true;
         run_parked(st, 0);
@@ -187,6 +196,7 @@ class EpollEngine final : public IoEngine {
     std::array<bool, 2> ready{true, true};  // may be ready: try before parking
     bool registered = false;
     bool out_armed = false;    // EPOLLOUT is asked for (since a write first parked)
+    bool hup = false;          // the peer hung up (or an error): reads will not block again
     std::uint8_t watch = 0;    // level-triggered watch: 1 read, 2 write
     std::uint32_t events = 0;  // what the registration asks for
     sys::FileId id;            // the file registered
@@ -233,6 +243,7 @@ class EpollEngine final : public IoEngine {
     // The ADD reports the directions it asks for; writability stays "try first" until a write
     // parks (see submit()).
     st.ready = {false, !for_write};
+    st.hup = false;
     st.id = id;
     const std::uint32_t events = wanted(st);
     int err = try_ctl(EPOLL_CTL_ADD, fd, events);

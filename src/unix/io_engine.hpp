@@ -82,9 +82,24 @@ class IoOp {
     len_ = len;
   }
   void set_message(const msghdr* msg) noexcept { msg_ = msg; }
+  /// The fd belongs to the library, which calls IoEngine::forget() before closing it (a
+  /// transport's socket): the engine need not check that the fd still names the file it
+  /// registered (epoll's fstat before parking).
+  void set_owned_fd(bool owned) noexcept { owned_fd_ = owned; }
+  [[nodiscard]] bool owned_fd() const noexcept { return owned_fd_; }
   [[nodiscard]] void* buffer() const noexcept { return buf_; }
   [[nodiscard]] std::size_t length() const noexcept { return len_; }
   [[nodiscard]] const msghdr* message() const noexcept { return msg_; }
+
+  /// Makes a done op idle again, to be submitted anew (an op owned by a transport is reused for
+  /// every wait).
+  void rearm() noexcept {
+    state_ = OpState::idle;
+    cancel_requested_ = false;
+    kicked_ = false;
+    engine_bits_ = 0;
+    result_ = 0;
+  }
 
   /// Performs the syscall now, without blocking (the epoll engine's try and retries); the
   /// result as result() would hold it. A poll op returns -EAGAIN (its readiness comes from the
@@ -105,6 +120,7 @@ class IoOp {
   OpState state_ = OpState::idle;
   bool cancel_requested_ = false;
   bool kicked_ = false;
+  bool owned_fd_ = false;
   std::uint8_t engine_bits_ = 0;  // the engine's own flags
   int fd_;
   void* buf_ = nullptr;

@@ -305,9 +305,16 @@ bool LoopIo::clear_signal_handle(int sig) {
   return true;
 }
 
+char* LoopIo::read_buffer() {
+  if (!read_buffer_) read_buffer_ = std::make_unique_for_overwrite<char[]>(kReadBufferSize);
+  return read_buffer_.get();
+}
+
 void LoopIo::close() noexcept {
   if (closed_) return;
   closed_ = true;
+  // Transports and listeners still open let go of their fds (and of what they hold).
+  while (ListHook* h = resources.pop_front()) static_cast<IoResource*>(h)->on_loop_close();
   posts->close();
   while (!signals_.empty()) clear_signal_handle(signals_.begin()->first);
   for (FdWatch& w : fds_) {

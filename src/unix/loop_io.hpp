@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "asyncio/detail/intrusive.hpp"
 #include "asyncio/events.hpp"
 #include "sys/sys.hpp"
 #include "unix/io_engine.hpp"
@@ -45,6 +46,21 @@ class PostQueue {
   std::atomic<bool> has_posted_{false};
   bool closed_ = false;  // guarded by mu_
   int wakefd_;
+};
+
+/// Something the library owns on a loop (a transport, a listening socket) that must let go of
+/// its fd and its references when the loop closes: LoopIo::close() calls on_loop_close() on each
+/// one still linked in LoopIo::resources (unlinking it first). The owner unlinks itself when it
+/// is done earlier.
+class IoResource : public ListHook {
+ public:
+  virtual void on_loop_close() noexcept = 0;
+
+ protected:
+  IoResource() = default;
+  IoResource(const IoResource&) = default;
+  IoResource& operator=(const IoResource&) = default;
+  ~IoResource() = default;
 };
 
 struct LoopIo {
@@ -89,8 +105,15 @@ struct LoopIo {
   void set_signal_handle(int sig, Ref<HandleState> h);
   bool clear_signal_handle(int sig);
 
+  /// The loop's receive buffer, shared by every transport whose protocol takes data as views
+  /// (Protocol::data_received): a recv lands here and is handed on before the next one.
+  /// Allocated on first use.
+  char* read_buffer();
+  static constexpr std::size_t kReadBufferSize = 256 * 1024;  // Python: max_size = 256 KiB
+
   std::unique_ptr<IoEngine> engine;
   int watchers = 0;  // user fd directions being watched
+  IntrusiveList resources;  // IoResource: closed with the loop
 
  private:
   struct FdWatch {
@@ -115,6 +138,7 @@ struct LoopIo {
     std::string data;
   };
   std::map<int, Stash> stashes_;
+  std::unique_ptr<char[]> read_buffer_;
 };
 
 }  // namespace asyncio::detail

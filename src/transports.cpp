@@ -1,0 +1,1474 @@
+// Stream transports over the loop's I/O engine, connections and servers (Python:
+// selector_events._SelectorSocketTransport and BaseSelectorEventLoop._accept_connection,
+// base_events.create_connection / create_server, base_events.Server). docs/design/io.md,
+// "Transports".
+//
+// Reading. A Protocol gets views of the loop's shared receive buffer: the transport calls recv
+// itself when the socket may be readable (at first, and after each readiness wait), so an idle
+// connection holds no buffer at all. A recv that fills the buffer is followed by another one
+// from the loop's next pass (fairness, as Python reads once per readiness); a short one means the
+// kernel's buffer is drained (a stream socket), so the transport waits for readiness (a poll op)
+// without trying again. A BufferedProtocol is read the same way into the buffer it lends, except
+// on io_uring, where a recv op is submitted into that buffer and the kernel fills it directly.
+//
+// Writing. write() sends at once when nothing is buffered; what the socket does not take is
+// buffered, and a poll op waits for writability; each time it fires the buffer is sent from.
+//
+// Every completion that needs the transport runs from the ready queue (an OwnedOp is both the
+// engine's operation and the queue's entry), never from inside the engine's wait().
+#include "asyncio/transports.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "asyncio/composition.hpp"
+#include "asyncio/events.hpp"
+#include "asyncio/exceptions.hpp"
+#include "asyncio/futures.hpp"
+#include "asyncio/tasks.hpp"
+#include "sys/sys.hpp"
+#include "unix/io_engine.hpp"
+#include "unix/loop_io.hpp"
+
+namespace asyncio {
+
+SocketAddress Transport::peername() const {
+  const std::any a = get_extra_info("peername");
+  if (const auto* p = std::any_cast<SocketAddress>(&a)) return *p;
+  return {};
+}
+
+SocketAddress Transport::sockname() const {
+  const std::any a = get_extra_info("sockname");
+  if (const auto* p = std::any_cast<SocketAddress>(&a)) return *p;
+  return {};
+}
+
+namespace detail {
+
+/// An operation owned by `Owner` that is also its own ready-queue entry: when the engine
+/// completes it (later, from wait(), or at once from submit()) it queues itself, and the loop
+/// then calls (owner.*handler)(result). `busy()` while the engine or the queue holds it.
+template <class Owner>
+class OwnedOp final : public IoOp, public Runnable {
+ public:
+  using Handler = void (Owner::*)(long);
+  OwnedOp(OpKind kind, int fd, Owner& owner, Handler handler, ReadyQueue& ready) noexcept
+      : IoOp(kind, fd), owner_(&owner), handler_(handler), ready_(&ready) {
+    set_owned_fd(true);
+  }
+  OwnedOp(const OwnedOp&) = delete;
+  OwnedOp& operator=(const OwnedOp&) = delete;
+  ~OwnedOp() = default;
+
+  [[nodiscard]] bool busy() const noexcept { return state() == OpState::parked || queued_; }
+  [[nodiscard]] bool parked() const noexcept { return state() == OpState::parked; }
+  /// Submits the op (it must not be busy). A completion at once is queued like a later one.
+  void start(IoEngine& engine) {
+    rearm();
+    in_submit_ = true;
+    try {
+      engine.submit(*this);
+    } catch (...) {
+      in_submit_ = false;
+      throw;
+    }
+    in_submit_ = false;
+    if (state() == OpState::done) queue(result());
+  }
+  /// Queues the handler with `value` without any I/O (read again on the next pass).
+  void queue(long value) {
+    value_ = value;
+    queued_ = true;
+    ready_->push(static_cast<Runnable*>(this));
+  }
+  void run() override {
+    queued_ = false;
+    (owner_->*handler_)(value_);  // may destroy the owner: nothing after this
+  }
+  void discard() noexcept override {
+    queued_ = false;
+    owner_->on_discarded();  // may destroy the owner
+  }
+  [[nodiscard]] std::string describe() const override { return "transport I/O"; }
+
+ private:
+  void on_complete() noexcept override {
+    if (in_submit_) return;  // start() queues it
+    queue(result());
+  }
+
+  Owner* owner_;
+  Handler handler_;
+  ReadyQueue* ready_;
+  long value_ = 0;
+  bool queued_ = false;
+  bool in_submit_ = false;
+};
+
+/// A Runnable that calls a member function of its owner.
+template <class Owner>
+class OwnedCall final : public Runnable {
+ public:
+  OwnedCall(Owner& owner, void (Owner::*fn)(), ReadyQueue& ready) noexcept
+      : owner_(&owner), fn_(fn), ready_(&ready) {}
+  [[nodiscard]] bool queued() const noexcept { return queued_; }
+  void queue() {
+    queued_ = true;
+    ready_->push(static_cast<Runnable*>(this));
+  }
+  void run() override {
+    queued_ = false;
+    (owner_->*fn_)();
+  }
+  void discard() noexcept override {
+    queued_ = false;
+    owner_->on_discarded();
+  }
+
+ private:
+  Owner* owner_;
+  void (Owner::*fn_)();
+  ReadyQueue* ready_;
+  bool queued_ = false;
+};
+
+// ---- Servers' shared state ----------------------------------------------------------------
+
+class SocketTransport;
+class Listener;
+
+struct ServerState : std::enable_shared_from_this<ServerState> {
+  ServerState(EventLoop& l, ProtocolFactory f, ServerOptions o)
+      : loop(&l), factory(std::move(f)), options(o) {}
+  ServerState(const ServerState&) = delete;
+  ServerState& operator=(const ServerState&) = delete;
+  ~ServerState();
+
+  EventLoop* loop;
+  ProtocolFactory factory;
+  ServerOptions options;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  IntrusiveList clients;  // SocketTransport::server_hook_
+  std::size_t active = 0;
+  bool serving = false;
+  bool closed = false;   // close() was called (Python: _sockets is None)
+  bool woken = false;    // wait_closed's waiters were released (Python: _waiters is None)
+  std::vector<Future<void>> waiters;
+  std::optional<Future<void>> serving_forever;
+  std::string unix_path;  // a Unix server's file, removed on close
+  sys::FileId unix_id;
+
+  void attach(SocketTransport& t);
+  /// A connection is gone; the last one of a closed server wakes wait_closed() (not when the
+  /// loop itself is closing: `wake` false).
+  void detach(SocketTransport& t, bool wake_waiters = true) noexcept;
+  void start_serving();
+  void close();
+  void wake() noexcept;
+};
+
+// ---- The socket transport -----------------------------------------------------------------
+
+class SocketTransport final : public Transport, public IoResource {
+ public:
+  struct ServerHook : ListHook {
+    SocketTransport* self;
+  };
+
+  SocketTransport(EventLoop& loop, int fd)
+      : loop_(&loop),
+        io_(&io_of(loop)),
+        fd_(fd),
+        readable_(OpKind::poll_in, fd, *this, &SocketTransport::on_readable, ready_queue_of(loop)),
+        received_(OpKind::recv, fd, *this, &SocketTransport::on_received, ready_queue_of(loop)),
+        writable_(OpKind::poll_out, fd, *this, &SocketTransport::on_writable,
+                  ready_queue_of(loop)),
+        start_(*this, &SocketTransport::on_start, ready_queue_of(loop)),
+        lost_(*this, &SocketTransport::on_lost, ready_queue_of(loop)) {
+    server_hook_.self = this;
+  }
+  SocketTransport(const SocketTransport&) = delete;
+  SocketTransport& operator=(const SocketTransport&) = delete;
+  ~SocketTransport() override {
+    // Only a transport that never got going (creation failed) still has its fd here.
+    if (fd_ >= 0) sys::close(fd_);
+  }
+
+  /// Wraps the connected socket `fd` (taken over), calls connection_made and starts reading on
+  /// the loop's next pass.
+  static std::shared_ptr<SocketTransport> make(EventLoop& loop, int fd,
+                                               std::shared_ptr<BaseProtocol> protocol,
+                                               std::shared_ptr<ServerState> server) {
+    auto t = std::make_shared<SocketTransport>(loop, fd);
+    t->use_protocol(std::move(protocol));  // ValueError: fd closed by ~SocketTransport
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+        (domain == AF_INET || domain == AF_INET6)) {
+      const int one = 1;
+      (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // Python: _set_nodelay
+    }
+    t->local_.set_size(SocketAddress::capacity());
+    socklen_t n = SocketAddress::capacity();
+    if (::getsockname(fd, t->local_.data(), &n) == 0) t->local_.set_size(n);
+    else t->local_ = {};
+    n = SocketAddress::capacity();
+    if (::getpeername(fd, t->peer_.data(), &n) == 0) t->peer_.set_size(n);
+    t->self_ = t;
+    t->io_->resources.push_back(static_cast<IoResource*>(t.get()));
+    if (server) {
+      t->server_ = std::move(server);
+      t->server_->attach(*t);
+    }
+    t->made_ = true;
+    try {
+      if (t->proto_ != nullptr) {
+        t->proto_->connection_made(*t);
+      } else {
+        t->bproto_->connection_made(*t);
+      }
+    } catch (...) {
+      t->fatal_error(std::current_exception(), "Fatal error: protocol.connection_made() call failed.");
+      return t;
+    }
+    if (!t->closing_) t->start_.queue();
+    return t;
+  }
+
+  // -- BaseTransport ---------------------------------------------------------------------------
+  [[nodiscard]] std::any get_extra_info(std::string_view name) const override {
+    if (name == "peername") return peer_.size() > 0 ? std::any(peer_) : std::any();
+    if (name == "sockname") return local_.size() > 0 ? std::any(local_) : std::any();
+    if (name == "socket") return std::any(fd_);
+    return {};
+  }
+  [[nodiscard]] bool is_closing() const noexcept override { return closing_; }
+  void close() override {
+    if (closing_) return;
+    closing_ = true;
+    stop_reading();
+    if (buffered() == 0) {
+      ++conn_lost_;
+      schedule_lost(nullptr);
+    }
+  }
+  void set_protocol(std::shared_ptr<BaseProtocol> protocol) override {
+    use_protocol(std::move(protocol));
+  }
+  [[nodiscard]] std::shared_ptr<BaseProtocol> get_protocol() const override {
+    return lost_done_ ? nullptr : protocol_;
+  }
+
+  // -- Reading ---------------------------------------------------------------------------------
+  [[nodiscard]] bool is_reading() const noexcept override { return !paused_ && !closing_; }
+  void pause_reading() override {
+    if (closing_ || paused_) return;
+    paused_ = true;
+    stop_reading();
+  }
+  void resume_reading() override {
+    if (closing_ || !paused_) return;
+    paused_ = false;
+    if (pending_updated_ > 0 || !(readable_.busy() || received_.busy() || start_.queued())) {
+      start_.queue();
+    }
+  }
+
+  // -- Writing ---------------------------------------------------------------------------------
+  void write(std::string_view data) override {
+    const std::string_view one[] = {data};
+    writelines(std::span<const std::string_view>(one));
+  }
+  void writelines(std::span<const std::string_view> pieces) override {
+    if (eof_) throw RuntimeError("Cannot call write() after write_eof()");
+    std::size_t total = 0;
+    for (std::string_view p : pieces) total += p.size();
+    if (total == 0) return;
+    if (conn_lost_ > 0) {
+      ++conn_lost_;  // Python warns after 5 such writes ("socket.send() raised exception.")
+      return;
+    }
+    std::size_t skip = 0;  // bytes of `pieces` the socket took at once
+    if (buffered() == 0) {
+      const long n = send_now(pieces);
+      if (n < 0 && n != -EAGAIN) {
+        fatal_error(make_os_error(n, "send"), "Fatal write error on socket transport");
+        return;
+      }
+      if (n > 0) skip = static_cast<std::size_t>(n);
+      if (skip == total) return;
+    }
+    append(pieces, skip);
+    if (!writable_.busy()) arm_writable();
+    maybe_pause_protocol();
+  }
+  void write_eof() override {
+    if (closing_ || eof_) return;
+    eof_ = true;
+    if (buffered() == 0) (void)::shutdown(fd_, SHUT_WR);
+  }
+  [[nodiscard]] bool can_write_eof() const noexcept override { return true; }
+  void abort() override { force_close(nullptr); }
+  [[nodiscard]] std::size_t get_write_buffer_size() const noexcept override {
+    return buffered();
+  }
+  [[nodiscard]] std::pair<std::size_t, std::size_t> get_write_buffer_limits()
+      const noexcept override {
+    return {low_, high_};
+  }
+  void set_write_buffer_limits(std::optional<std::size_t> high,
+                               std::optional<std::size_t> low) override {
+    std::size_t h = 0;
+    if (high) {
+      h = *high;
+    } else {
+      h = low ? 4 * *low : 64 * 1024;
+    }
+    const std::size_t l = low ? *low : h / 4;
+    if (h < l) {
+      throw ValueError("high (" + std::to_string(h) + ") must be >= low (" + std::to_string(l) +
+                       ") must be >= 0");
+    }
+    high_ = h;
+    low_ = l;
+    maybe_pause_protocol();
+  }
+
+  // -- Loop plumbing ---------------------------------------------------------------------------
+  void on_loop_close() noexcept override {
+    // The loop is closing with this transport open: let go of the fd and of the protocol
+    // without calling it (Python leaves it to the garbage collector).
+    dead_ = true;
+    closing_ = true;
+    for (IoOp* op : {static_cast<IoOp*>(&readable_), static_cast<IoOp*>(&received_),
+                     static_cast<IoOp*>(&writable_)}) {
+      if (op->state() == OpState::parked) io_->engine->abandon(*op);
+    }
+    if (fd_ >= 0) {
+      io_->engine->forget(fd_);
+      sys::close(fd_);
+      fd_ = -1;
+    }
+    if (server_) {
+      server_->detach(*this, false);
+      server_.reset();
+    }
+    lost_done_ = true;
+    maybe_release();
+  }
+  void on_discarded() noexcept { maybe_release(); }
+
+  ServerHook server_hook_;
+
+ private:
+  friend class OwnedOp<SocketTransport>;
+  friend class OwnedCall<SocketTransport>;
+
+  [[nodiscard]] std::size_t buffered() const noexcept { return wbuf_.size() - wpos_; }
+  [[nodiscard]] bool reading_active() const noexcept {
+    return !paused_ && !closing_ && !eof_received_;
+  }
+
+  void use_protocol(std::shared_ptr<BaseProtocol> protocol) {
+    if (auto* b = dynamic_cast<BufferedProtocol*>(protocol.get())) {
+      bproto_ = b;
+      proto_ = nullptr;
+    } else if (auto* p = dynamic_cast<Protocol*>(protocol.get())) {
+      proto_ = p;
+      bproto_ = nullptr;
+    } else {
+      throw ValueError("a stream transport needs a Protocol or a BufferedProtocol");
+    }
+    // A receive the kernel may still be writing into the old protocol's buffer keeps that
+    // protocol alive until it completes (on_received).
+    if (received_.busy() && !retained_) retained_ = protocol_;
+    protocol_ = std::move(protocol);
+  }
+
+  static std::exception_ptr make_os_error(long err, const char* what) {
+    try {
+      raise_os_error(static_cast<int>(-err), what);
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
+  /// Stops the reads in flight (pause, close): a parked wait is cancelled; its completion (at
+  /// once on epoll, later on io_uring) comes back as -ECANCELED and is ignored.
+  void stop_reading() noexcept {
+    if (readable_.parked()) io_->engine->cancel(readable_);
+    if (received_.parked()) io_->engine->cancel(received_);
+  }
+
+  void arm_readable() {
+    try {
+      readable_.start(*io_->engine);
+    } catch (...) {
+      fatal_error(std::current_exception(), "Fatal error: cannot wait for the socket");
+    }
+  }
+  void arm_writable() {
+    try {
+      writable_.start(*io_->engine);
+    } catch (...) {
+      fatal_error(std::current_exception(), "Fatal error: cannot wait for the socket");
+    }
+  }
+
+  void on_start() {
+    if (reading_active()) {
+      if (pending_updated_ > 0) {
+        const std::size_t n = std::exchange(pending_updated_, 0);
+        if (!deliver_updated(n)) return maybe_release();
+      }
+      if (reading_active() && !readable_.busy() && !received_.busy()) read_some();
+    }
+    maybe_release();
+  }
+  void on_readable(long r) {
+    if (r < 0 && r != -ECANCELED) {
+      fatal_error(make_os_error(r, "poll"), "Fatal read error on socket transport");
+    } else if (reading_active() && !received_.busy()) {
+      read_some();
+    }
+    maybe_release();
+  }
+
+  /// One receive: a recv into the protocol's memory or the loop's buffer, or (BufferedProtocol
+  /// on io_uring) a recv op into the protocol's buffer.
+  void read_some() {
+    std::span<std::byte> lent;
+    if (bproto_ != nullptr) {
+      if (!get_buffer(lent)) return;
+      if (io_->backend() == Backend::io_uring) {
+        received_.set_buffer(lent.data(), lent.size());
+        try {
+          received_.start(*io_->engine);
+        } catch (...) {
+          fatal_error(std::current_exception(), "Fatal error: cannot receive");
+        }
+        return;
+      }
+    }
+    char* buf = lent.empty() ? io_->read_buffer() : reinterpret_cast<char*>(lent.data());
+    const std::size_t cap = lent.empty() ? LoopIo::kReadBufferSize : lent.size();
+    const long n = sys::recv(fd_, buf, cap);
+    if (n == -EAGAIN) return arm_readable();
+    got(n, buf, cap);
+  }
+
+  /// What a receive returned (bytes, 0 at EOF, -errno), delivered; then the next step.
+  void got(long n, char* buf, std::size_t cap) {
+    if (n < 0) {
+      fatal_error(make_os_error(n, "recv"), "Fatal read error on socket transport");
+      return;
+    }
+    if (n == 0) {
+      on_eof();
+      return;
+    }
+    const auto k = static_cast<std::size_t>(n);
+    if (bproto_ != nullptr) {
+      if (!deliver_updated(k)) return;
+    } else {
+      try {
+        proto_->data_received(std::string_view(buf, k));
+      } catch (const KeyboardInterrupt&) {
+        throw;
+      } catch (...) {
+        fatal_error(std::current_exception(),
+                    "Fatal error: protocol.data_received() call failed.");
+        return;
+      }
+    }
+    if (!reading_active()) return;
+    if (k == cap) {
+      start_.queue();  // maybe more: read again on the next pass, after the others
+    } else {
+      arm_readable();  // a short read drained the socket: wait for more
+    }
+  }
+
+  bool get_buffer(std::span<std::byte>& out) {
+    try {
+      out = bproto_->get_buffer(LoopIo::kReadBufferSize);
+    } catch (const KeyboardInterrupt&) {
+      throw;
+    } catch (...) {
+      fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
+      return false;
+    }
+    if (out.empty()) {
+      fatal_error(std::make_exception_ptr(RuntimeError("get_buffer() returned an empty buffer")),
+                  "Fatal error: protocol.get_buffer() call failed.");
+      return false;
+    }
+    return true;
+  }
+
+  bool deliver_updated(std::size_t n) {
+    try {
+      bproto_->buffer_updated(n);
+    } catch (const KeyboardInterrupt&) {
+      throw;
+    } catch (...) {
+      fatal_error(std::current_exception(),
+                  "Fatal error: protocol.buffer_updated() call failed.");
+      return false;
+    }
+    return true;
+  }
+
+  /// A recv op (BufferedProtocol on io_uring) completed.
+  void on_received(long r) {
+    std::shared_ptr<BaseProtocol> old = std::move(retained_);
+    if (r == -ECANCELED || (r > 0 && closing_)) {
+      // Cancelled (pause, close), or bytes that came back with a cancel after close (dropped,
+      // as Python drops what arrives after close()).
+      if (reading_active() && !readable_.busy()) read_some();
+      return maybe_release();
+    }
+    if (r > 0 && old) {
+      // The protocol changed while the kernel held the old one's buffer: hand the bytes over.
+      handover(static_cast<const char*>(received_.buffer()), static_cast<std::size_t>(r));
+      if (reading_active() && !readable_.busy()) read_some();
+      return maybe_release();
+    }
+    if (r > 0 && paused_) {
+      pending_updated_ = static_cast<std::size_t>(r);  // delivered by resume_reading()
+      return maybe_release();
+    }
+    got(r, static_cast<char*>(received_.buffer()), received_.length());
+    maybe_release();
+  }
+
+  /// Delivers bytes that were received for another protocol to the current one.
+  void handover(const char* data, std::size_t n) {
+    if (proto_ != nullptr) {
+      try {
+        proto_->data_received(std::string_view(data, n));
+      } catch (...) {
+        fatal_error(std::current_exception(),
+                    "Fatal error: protocol.data_received() call failed.");
+      }
+      return;
+    }
+    while (n > 0 && !closing_) {
+      std::span<std::byte> lent;
+      if (!get_buffer(lent)) return;
+      const std::size_t k = std::min(n, lent.size());
+      std::memcpy(lent.data(), data, k);
+      if (!deliver_updated(k)) return;
+      data += k;
+      n -= k;
+    }
+  }
+
+  void on_eof() {
+    eof_received_ = true;
+    bool keep_open = false;
+    try {
+      keep_open = proto_ != nullptr ? proto_->eof_received() : bproto_->eof_received();
+    } catch (const KeyboardInterrupt&) {
+      throw;
+    } catch (...) {
+      fatal_error(std::current_exception(), "Fatal error: protocol.eof_received() call failed.");
+      return;
+    }
+    if (!keep_open) close();
+  }
+
+  // -- Writing ---------------------------------------------------------------------------------
+  /// One send (or sendmsg) of `pieces`; bytes sent or -errno.
+  long send_now(std::span<const std::string_view> pieces) noexcept {
+    if (pieces.size() == 1) return sys::send(fd_, pieces[0].data(), pieces[0].size());
+    constexpr std::size_t kMaxIov = 64;
+    iovec iov[kMaxIov];
+    std::size_t k = 0;
+    for (std::string_view p : pieces) {
+      if (k == kMaxIov) break;
+      if (p.empty()) continue;
+      iov[k].iov_base = const_cast<char*>(p.data());  // NOLINT: sendmsg does not write
+      iov[k].iov_len = p.size();
+      ++k;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = k;
+    return sys::sendmsg(fd_, &msg);
+  }
+
+  void append(std::span<const std::string_view> pieces, std::size_t skip) {
+    if (wpos_ == wbuf_.size()) {
+      wbuf_.clear();
+      wpos_ = 0;
+    } else if (wpos_ > 65536 && wpos_ * 2 > wbuf_.size()) {
+      wbuf_.erase(0, wpos_);
+      wpos_ = 0;
+    }
+    for (std::string_view p : pieces) {
+      if (skip >= p.size()) {
+        skip -= p.size();
+        continue;
+      }
+      wbuf_.append(p.substr(skip));
+      skip = 0;
+    }
+  }
+
+  void on_writable(long r) {
+    if (r == -ECANCELED || conn_lost_ > 0) return maybe_release();
+    if (r < 0) {
+      fatal_error(make_os_error(r, "send"), "Fatal write error on socket transport");
+      return maybe_release();
+    }
+    if (buffered() > 0) {
+      const long n = sys::send(fd_, wbuf_.data() + wpos_, buffered());
+      if (n < 0 && n != -EAGAIN) {
+        wbuf_.clear();
+        wpos_ = 0;
+        fatal_error(make_os_error(n, "send"), "Fatal write error on socket transport");
+        return maybe_release();
+      }
+      if (n > 0) wpos_ += static_cast<std::size_t>(n);
+    }
+    maybe_resume_protocol();
+    if (buffered() > 0) {
+      arm_writable();
+    } else {
+      wbuf_.clear();
+      wpos_ = 0;
+      if (closing_) {
+        if (conn_lost_ == 0) {
+          ++conn_lost_;
+          schedule_lost(nullptr);
+        }
+      } else if (eof_) {
+        (void)::shutdown(fd_, SHUT_WR);
+      }
+    }
+    maybe_release();
+  }
+
+  void maybe_pause_protocol() {
+    if (buffered() <= high_ || protocol_paused_) return;
+    protocol_paused_ = true;
+    try {
+      protocol_->pause_writing();
+    } catch (const KeyboardInterrupt&) {
+      throw;
+    } catch (...) {
+      report(std::current_exception(), "protocol.pause_writing() failed");
+    }
+  }
+  void maybe_resume_protocol() {
+    if (!protocol_paused_ || buffered() > low_) return;
+    protocol_paused_ = false;
+    try {
+      protocol_->resume_writing();
+    } catch (const KeyboardInterrupt&) {
+      throw;
+    } catch (...) {
+      report(std::current_exception(), "protocol.resume_writing() failed");
+    }
+  }
+
+  // -- Closing ---------------------------------------------------------------------------------
+  void report(std::exception_ptr exc, const std::string& message) noexcept {
+    if (dead_) return;
+    ExceptionContext c;
+    c.message = message;
+    c.exception = std::move(exc);
+    loop_->call_exception_handler(c);
+  }
+
+  /// Python: _fatal_error: an OSError is the connection's end (reported only in debug mode);
+  /// anything else is a bug reported to the exception handler. Then the transport closes.
+  void fatal_error(std::exception_ptr exc, const char* message) noexcept {
+    bool os_error = false;
+    try {
+      std::rethrow_exception(exc);
+    } catch (const OSError&) {
+      os_error = true;
+    } catch (...) {  // NOLINT(bugprone-empty-catch): anything else is reported below
+    }
+    if (!os_error || loop_->get_debug()) report(exc, message);
+    force_close(std::move(exc));
+  }
+
+  void force_close(std::exception_ptr exc) noexcept {
+    if (conn_lost_ > 0) return;
+    if (buffered() > 0) {
+      wbuf_.clear();
+      wpos_ = 0;
+    }
+    if (writable_.parked()) io_->engine->cancel(writable_);
+    if (!closing_) {
+      closing_ = true;
+      stop_reading();
+    }
+    ++conn_lost_;
+    schedule_lost(std::move(exc));
+  }
+
+  void schedule_lost(std::exception_ptr exc) noexcept {
+    lost_exc_ = std::move(exc);
+    if (dead_) return;
+    try {
+      lost_.queue();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; the loop's close cleans up
+    }
+  }
+
+  /// Python: _call_connection_lost
+  void on_lost() {
+    if (writable_.parked()) io_->engine->cancel(writable_);
+    stop_reading();
+    if (made_ && protocol_) {
+      try {
+        protocol_->connection_lost(std::exchange(lost_exc_, nullptr));
+      } catch (const KeyboardInterrupt&) {
+        finish_lost();
+        throw;
+      } catch (...) {
+        report(std::current_exception(), "protocol.connection_lost() failed");
+      }
+    }
+    finish_lost();
+  }
+  void finish_lost() noexcept {
+    lost_done_ = true;
+    if (server_) {
+      server_->detach(*this);
+      server_.reset();
+    }
+    maybe_release();
+  }
+
+  /// Once connection_lost has run and no operation is held by the engine or the queue: closes
+  /// the socket and drops the loop's reference (which may destroy this: nothing after it).
+  void maybe_release() noexcept {
+    if (!lost_done_ || readable_.busy() || received_.busy() || writable_.busy() ||
+        start_.queued() || lost_.queued()) {
+      return;
+    }
+    if (fd_ >= 0) {
+      io_->engine->forget(fd_);
+      sys::close(fd_);
+      fd_ = -1;
+    }
+    if (linked()) IntrusiveList::unlink(static_cast<IoResource*>(this));
+    retained_.reset();
+    protocol_.reset();
+    proto_ = nullptr;
+    bproto_ = nullptr;
+    const std::shared_ptr<SocketTransport> keep = std::move(self_);
+  }
+
+  EventLoop* loop_;
+  LoopIo* io_;
+  int fd_;
+  std::shared_ptr<SocketTransport> self_;  // the loop's reference (see the header)
+  std::shared_ptr<BaseProtocol> protocol_;
+  std::shared_ptr<BaseProtocol> retained_;  // an old protocol whose buffer the kernel holds
+  Protocol* proto_ = nullptr;
+  BufferedProtocol* bproto_ = nullptr;
+  std::shared_ptr<ServerState> server_;
+  SocketAddress local_;
+  SocketAddress peer_;
+  OwnedOp<SocketTransport> readable_;
+  OwnedOp<SocketTransport> received_;
+  OwnedOp<SocketTransport> writable_;
+  OwnedCall<SocketTransport> start_;  // read on the next pass
+  OwnedCall<SocketTransport> lost_;   // connection_lost on the next pass
+  std::exception_ptr lost_exc_;
+  std::string wbuf_;
+  std::size_t wpos_ = 0;
+  std::size_t high_ = 64 * 1024;
+  std::size_t low_ = 16 * 1024;
+  std::size_t pending_updated_ = 0;  // bytes received into a BufferedProtocol while paused
+  int conn_lost_ = 0;
+  bool made_ = false;
+  bool closing_ = false;
+  bool paused_ = false;
+  bool eof_ = false;  // write_eof() was called
+  bool eof_received_ = false;
+  bool protocol_paused_ = false;
+  bool lost_done_ = false;
+  bool dead_ = false;  // the loop closed under it
+};
+
+// ---- Listening sockets ----------------------------------------------------------------------
+
+/// Python: BaseSelectorEventLoop._accept_connection (accepts up to `backlog` connections per
+/// readiness; on EMFILE and the like, stops accepting for a second and tries again).
+class Listener final : public IoResource {
+ public:
+  Listener(ServerState& server, int fd, SocketAddress address)
+      : server_(&server),
+        fd_(fd),
+        address_(address),
+        ready_(OpKind::poll_in, fd, *this, &Listener::on_ready, ready_queue_of(*server.loop)) {
+    io_of(*server.loop).resources.push_back(static_cast<IoResource*>(this));
+  }
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  ~Listener() {
+    if (fd_ >= 0) sys::close(fd_);  // a listener that never started (creation failed)
+    if (linked()) IntrusiveList::unlink(static_cast<IoResource*>(this));
+  }
+
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  [[nodiscard]] const SocketAddress& address() const noexcept { return address_; }
+
+  /// listen() (the first time), then wait for connections.
+  void start() {
+    if (fd_ < 0 || stopped_) return;
+    if (!listening_) {
+      if (::listen(fd_, server_->options.backlog) != 0) raise_os_error(errno, "listen");
+      listening_ = true;
+    }
+    if (!ready_.busy() && !retry_) arm();
+  }
+
+  /// Stops accepting for good and closes the socket once the engine has let go of it.
+  void stop() noexcept {
+    stopped_ = true;
+    retry_timer_.cancel();
+    retry_ = false;
+    if (ready_.parked()) io_of(*server_->loop).engine->cancel(ready_);
+    maybe_close();
+  }
+
+  void on_loop_close() noexcept override {
+    stopped_ = true;
+    retry_timer_ = TimerHandle();
+    LoopIo& io = io_of(*server_->loop);
+    if (ready_.parked()) io.engine->abandon(ready_);
+    if (fd_ >= 0) {
+      io.engine->forget(fd_);
+      sys::close(fd_);
+      fd_ = -1;
+    }
+    keep_.reset();  // may destroy the server state, and this: nothing after it
+  }
+  void on_discarded() noexcept {
+    const std::shared_ptr<ServerState> hold = std::move(keep_);
+    maybe_close();
+  }
+
+ private:
+  friend class OwnedOp<Listener>;
+
+  void arm() {
+    keep_ = server_->shared_from_this();  // the server lives while its listener waits
+    ready_.start(*io_of(*server_->loop).engine);
+  }
+
+  void maybe_close() noexcept {
+    if (!stopped_ || ready_.busy() || fd_ < 0) return;
+    io_of(*server_->loop).engine->forget(fd_);
+    sys::close(fd_);
+    fd_ = -1;
+    if (linked()) IntrusiveList::unlink(static_cast<IoResource*>(this));
+  }
+
+  void on_ready(long r) {
+    const std::shared_ptr<ServerState> hold = std::move(keep_);  // released last
+    if (stopped_ || fd_ < 0) {
+      maybe_close();
+      return;
+    }
+    if (r < 0 && r != -ECANCELED) {
+      report(r, "Error on listening socket");
+      arm_or_report();
+      return;
+    }
+    for (int i = 0; i < std::max(1, server_->options.backlog) && !stopped_; ++i) {
+      SocketAddress peer;
+      unsigned len = SocketAddress::capacity();
+      const int fd = sys::accept(fd_, peer.data(), &len);
+      if (fd < 0) {
+        if (fd == -EAGAIN || fd == -ECONNABORTED || fd == -EPROTO) break;  // nothing (more) now
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+          // Out of a resource: stop accepting for a while; the listener stays (Python:
+          // "socket.accept() out of system resource", retried after ACCEPT_RETRY_DELAY).
+          report(fd, "socket.accept() out of system resource");
+          back_off();
+          return;
+        }
+        report(fd, "Error accepting a connection");
+        break;
+      }
+      peer.set_size(len);
+      connection(fd);
+    }
+    arm_or_report();
+  }
+
+  void arm_or_report() {
+    if (stopped_) return maybe_close();
+    try {
+      arm();
+    } catch (...) {
+      ExceptionContext c;
+      c.message = "Cannot wait on the listening socket";
+      c.exception = std::current_exception();
+      server_->loop->call_exception_handler(c);
+    }
+  }
+
+  void back_off() {
+    retry_ = true;
+    std::weak_ptr<ServerState> weak = server_->weak_from_this();
+    Listener* self = this;
+    retry_timer_ = server_->loop->call_later(kAcceptRetryDelay, [weak, self] {
+      if (const auto st = weak.lock()) {
+        self->retry_ = false;
+        if (!self->stopped_) self->arm_or_report();
+      }
+    });
+  }
+
+  void connection(int fd) {
+    std::shared_ptr<BaseProtocol> protocol;
+    try {
+      protocol = server_->factory();
+      if (!protocol) throw ValueError("the protocol factory returned no protocol");
+      (void)SocketTransport::make(*server_->loop, fd, std::move(protocol),
+                                  server_->shared_from_this());
+    } catch (const KeyboardInterrupt&) {
+      throw;
+    } catch (...) {
+      if (!protocol) sys::close(fd);  // else: the transport closed it
+      ExceptionContext c;
+      c.message = "Error on transport creation for incoming connection";
+      c.exception = std::current_exception();
+      server_->loop->call_exception_handler(c);
+    }
+  }
+
+  void report(long err, const char* message) noexcept {
+    ExceptionContext c;
+    c.message = message;
+    try {
+      raise_os_error(static_cast<int>(-err), "accept");
+    } catch (...) {
+      c.exception = std::current_exception();
+    }
+    server_->loop->call_exception_handler(c);
+  }
+
+  static constexpr double kAcceptRetryDelay = 1.0;  // Python: constants.ACCEPT_RETRY_DELAY
+
+  ServerState* server_;
+  int fd_;
+  SocketAddress address_;
+  OwnedOp<Listener> ready_;
+  std::shared_ptr<ServerState> keep_;
+  TimerHandle retry_timer_;
+  bool listening_ = false;
+  bool stopped_ = false;
+  bool retry_ = false;
+};
+
+ServerState::~ServerState() {
+  for (auto& l : listeners) l->stop();
+}
+
+void ServerState::attach(SocketTransport& t) {
+  ++active;
+  clients.push_back(&t.server_hook_);
+}
+
+void ServerState::detach(SocketTransport& t, bool wake_waiters) noexcept {
+  if (t.server_hook_.linked()) IntrusiveList::unlink(&t.server_hook_);
+  if (active > 0) --active;
+  if (active == 0 && closed && wake_waiters) wake();
+}
+
+void ServerState::start_serving() {
+  if (serving || closed) return;
+  serving = true;
+  for (auto& l : listeners) l->start();
+}
+
+void ServerState::close() {
+  if (closed) return;
+  closed = true;
+  serving = false;
+  for (auto& l : listeners) l->stop();
+  if (!unix_path.empty()) {
+    // Remove the socket file, if it is still ours (Python 3.13).
+    if (const sys::Fd probe{::open(unix_path.c_str(), O_PATH | O_CLOEXEC)}; probe.get() >= 0) {
+      if (sys::file_id(probe.get()) == unix_id) ::unlink(unix_path.c_str());
+    }
+  }
+  if (serving_forever && !serving_forever->done()) serving_forever->cancel();
+  serving_forever.reset();
+  if (active == 0) wake();
+}
+
+void ServerState::wake() noexcept {
+  if (woken) return;
+  woken = true;
+  for (Future<void>& w : waiters) {
+    if (!w.done()) w.set_result();
+  }
+  waiters.clear();
+}
+
+// ---- Making sockets -------------------------------------------------------------------------
+
+namespace {
+
+/// `host`:`port` as addresses: numeric ones without the resolver (Python: _ipaddr_info).
+Coro<std::vector<AddrInfo>> resolve(std::string host, std::uint16_t port, int family,
+                                    int flags) {
+  if (!host.empty()) {
+    try {
+      SocketAddress a = SocketAddress::ip(host, port);
+      if (family == AF_UNSPEC || family == a.family()) {
+        co_return std::vector<AddrInfo>{AddrInfo{a.family(), SOCK_STREAM, IPPROTO_TCP, {}, a}};
+      }
+    } catch (const ValueError&) {  // NOLINT(bugprone-empty-catch): a name: resolve it
+    }
+  }
+  std::vector<AddrInfo> infos = co_await getaddrinfo(
+      host, std::to_string(port), {.family = family, .type = SOCK_STREAM, .flags = flags});
+  if (infos.empty()) throw OSError(0, "getaddrinfo() returned empty list");
+  co_return infos;
+}
+
+sys::Fd new_socket(int family, const char* what) {
+  const int fd = sys::socket(family, SOCK_STREAM, 0);
+  if (fd < 0) raise_os_error(-fd, what);
+  return sys::Fd(fd);
+}
+
+/// One connection attempt: a connected socket, or the attempt's OSError.
+Coro<int> connect_one(SocketAddress address, std::optional<SocketAddress> local) {
+  sys::Fd fd = new_socket(address.family(), "socket");
+  if (local) {
+    const int one = 1;
+    (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd.get(), local->data(), local->size()) != 0) {
+      raise_os_error(errno, "error while attempting to bind on address " + local->to_string());
+    }
+  }
+  co_await sock_connect(fd.get(), address);
+  co_return fd.release();
+}
+
+/// Python's rule for several failed attempts: one error (or all alike) is raised as it is,
+/// else an OSError listing them.
+[[noreturn]] void raise_connect_errors(const std::vector<std::exception_ptr>& errors) {
+  if (errors.size() == 1) std::rethrow_exception(errors.front());
+  std::vector<std::string> texts;
+  for (const auto& e : errors) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      texts.emplace_back(x.what());
+    }
+  }
+  if (std::all_of(texts.begin(), texts.end(), [&](const std::string& t) { return t == texts[0]; })) {
+    std::rethrow_exception(errors.front());
+  }
+  std::string all = "Multiple exceptions: ";
+  for (std::size_t i = 0; i < texts.size(); ++i) all += (i ? ", " : "") + texts[i];
+  throw OSError(0, all);
+}
+
+/// Families alternate: the first `first_count` of the first family, then one of each in turn
+/// (Python: _interleave_addrinfos).
+std::vector<SocketAddress> interleave(const std::vector<AddrInfo>& infos, int first_count) {
+  std::vector<std::vector<SocketAddress>> by_family;
+  std::vector<int> families;
+  for (const AddrInfo& i : infos) {
+    auto it = std::find(families.begin(), families.end(), i.family);
+    if (it == families.end()) {
+      families.push_back(i.family);
+      by_family.emplace_back();
+      it = families.end() - 1;
+    }
+    by_family[static_cast<std::size_t>(it - families.begin())].push_back(i.address);
+  }
+  std::vector<SocketAddress> out;
+  if (by_family.empty()) return out;
+  std::vector<std::size_t> next(by_family.size(), 0);
+  const auto take = [&](std::size_t f) {
+    if (next[f] < by_family[f].size()) out.push_back(by_family[f][next[f]++]);
+  };
+  for (int i = 1; i < first_count; ++i) take(0);
+  for (;;) {
+    const std::size_t before = out.size();
+    for (std::size_t f = 0; f < by_family.size(); ++f) take(f);
+    if (out.size() == before) break;
+  }
+  return out;
+}
+
+/// Happy eyeballs (Python: staggered.staggered_race): attempt i+1 starts when attempt i fails
+/// or `delay` seconds after it started; the first connection wins and the rest are cancelled.
+Coro<int> race(std::vector<SocketAddress> addresses, double delay,
+               std::optional<SocketAddress> local, std::vector<std::exception_ptr>& errors) {
+  std::vector<Task<int>> running;
+  std::size_t next = 0;
+  running.push_back(create_task(connect_one(addresses[next++], local)));
+  int winner = -1;
+  std::exception_ptr interrupted;  // the race itself was cancelled
+  while (!running.empty() && winner < 0) {
+    WaitOptions opts{.return_when = ReturnWhen::first_completed};
+    if (next < addresses.size()) opts.timeout = std::chrono::duration<double>(delay);
+    try {
+      auto [done, pending] = co_await wait(std::vector<Task<int>>(running), opts);
+      for (Task<int>& t : done) {
+        std::erase_if(running, [&](const Task<int>& r) { return r.state() == t.state(); });
+        if (t.exception()) {
+          errors.push_back(t.exception());
+        } else if (winner < 0) {
+          winner = t.result();
+        } else {
+          sys::close(t.result());  // a second one that made it too
+        }
+      }
+    } catch (...) {
+      interrupted = std::current_exception();
+      break;
+    }
+    // A failure, or `delay` without an answer: the next attempt starts.
+    if (winner < 0 && next < addresses.size()) {
+      running.push_back(create_task(connect_one(addresses[next++], local)));
+    }
+  }
+  for (Task<int>& t : running) t.cancel();
+  for (Task<int>& t : running) {
+    try {
+      const int fd = co_await shield(t);
+      sys::close(fd);  // connected just before being cancelled
+    } catch (...) {  // NOLINT(bugprone-empty-catch): cancelled or failed: nothing to close
+    }
+  }
+  if (interrupted) {
+    if (winner >= 0) sys::close(winner);
+    std::rethrow_exception(interrupted);
+  }
+  co_return winner;
+}
+
+std::shared_ptr<BaseProtocol> make_protocol(const ProtocolFactory& factory) {
+  std::shared_ptr<BaseProtocol> p = factory();
+  if (!p) throw ValueError("the protocol factory returned no protocol");
+  return p;
+}
+
+}  // namespace
+
+Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::string host,
+                                                 std::uint16_t port,
+                                                 const ConnectionOptions& options_ref) {
+  const ConnectionOptions options = options_ref;  // the caller awaits at once; copied anyway
+  if (host.empty()) throw ValueError("host and port were not specified");
+  std::vector<AddrInfo> infos = co_await resolve(host, port, options.family, 0);
+  const std::optional<SocketAddress> local = options.local_addr;
+  std::vector<std::exception_ptr> errors;
+  int fd = -1;
+  if (!options.happy_eyeballs_delay) {
+    std::vector<SocketAddress> order;
+    for (const AddrInfo& i : infos) order.push_back(i.address);
+    if (options.interleave && *options.interleave > 0) order = interleave(infos, *options.interleave);
+    for (const SocketAddress& a : order) {
+      if (local && local->family() != a.family()) continue;
+      try {
+        fd = co_await connect_one(a, local);
+        break;
+      } catch (const OSError&) {
+        errors.push_back(std::current_exception());
+      }
+    }
+  } else {
+    const int first = options.interleave.value_or(1);
+    std::vector<SocketAddress> order;
+    if (first > 0) {
+      order = interleave(infos, first);
+    } else {
+      for (const AddrInfo& i : infos) order.push_back(i.address);
+    }
+    fd = co_await race(std::move(order), *options.happy_eyeballs_delay, local, errors);
+  }
+  if (fd < 0) {
+    if (errors.empty()) {
+      throw OSError(0,
+                    "no address to connect to for " + host);
+    }
+    raise_connect_errors(errors);
+  }
+  std::shared_ptr<BaseProtocol> protocol;
+  try {
+    protocol = make_protocol(factory);
+  } catch (...) {
+    sys::close(fd);
+    throw;
+  }
+  auto t = SocketTransport::make(get_running_loop(), fd, protocol, nullptr);
+  co_return Connection<BaseProtocol>{std::move(t), std::move(protocol)};
+}
+
+Coro<Connection<BaseProtocol>> create_unix_connection(ProtocolFactory factory, std::string path,
+                                                      const ConnectionOptions& options) {
+  (void)options;  // nothing in it applies to a Unix connection (limit is the streams')
+  const SocketAddress address = SocketAddress::unix_path(path);
+  sys::Fd fd = new_socket(AF_UNIX, "socket");
+  co_await sock_connect(fd.get(), address);
+  std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
+  auto t = SocketTransport::make(get_running_loop(), fd.release(), protocol, nullptr);
+  co_return Connection<BaseProtocol>{std::move(t), std::move(protocol)};
+}
+
+Connection<BaseProtocol> connect_accepted_socket(ProtocolFactory factory, int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    raise_os_error(errno, "connect_accepted_socket");
+  }
+  if (type != SOCK_STREAM) throw ValueError("A Stream Socket was expected, got " + std::to_string(type));
+  if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, "connect_accepted_socket");
+  std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
+  auto t = SocketTransport::make(get_running_loop(), fd, protocol, nullptr);
+  return {std::move(t), std::move(protocol)};
+}
+
+namespace {
+
+/// Binds every address (the first to get a port when `port` is 0 gives it to the others).
+/// Returns the sockets, not yet listening.
+std::vector<std::pair<sys::Fd, SocketAddress>> bind_all(const std::vector<AddrInfo>& infos,
+                                                        const ServerOptions& o, bool& port_clash) {
+  std::vector<std::pair<sys::Fd, SocketAddress>> out;
+  std::uint16_t chosen = 0;
+  port_clash = false;
+  for (const AddrInfo& info : infos) {
+    bool dup = false;
+    for (const auto& [fd, a] : out) dup = dup || a == info.address;
+    if (dup) continue;
+    sys::Fd fd = new_socket(info.family, "socket");
+    const int one = 1;
+    if (o.reuse_address.value_or(true)) {
+      (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    }
+    if (o.reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      raise_os_error(errno, "setsockopt(SO_REUSEPORT)");
+    }
+    if (info.family == AF_INET6) {
+      // Python: IPv6 sockets listen to IPv6 only (the IPv4 socket takes the rest).
+      (void)::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    SocketAddress a = info.address;
+    if (a.port() == 0 && chosen != 0) a = SocketAddress::ip(a.host(), chosen);
+    if (::bind(fd.get(), a.data(), a.size()) != 0) {
+      const int err = errno;
+      if (err == EADDRINUSE && info.address.port() == 0 && chosen != 0) {
+        port_clash = true;
+        return {};
+      }
+      raise_os_error(err, "error while attempting to bind on address " + a.to_string());
+    }
+    socklen_t n = SocketAddress::capacity();
+    if (::getsockname(fd.get(), a.data(), &n) == 0) a.set_size(n);
+    if (chosen == 0) chosen = a.port();
+    out.emplace_back(std::move(fd), a);
+  }
+  return out;
+}
+
+Coro<Server> finish_server(std::shared_ptr<ServerState> st) {
+  if (st->options.start_serving) {
+    st->start_serving();
+    co_await sleep(0);  // Python: await tasks.sleep(0), let the listeners start
+  }
+  co_return Server(std::move(st));
+}
+
+}  // namespace
+
+}  // namespace detail
+
+Coro<Server> create_server(ProtocolFactory factory, std::string host, std::uint16_t port,
+                           ServerOptions options) {
+  if (options.backlog < 0) options.backlog = 0;
+  EventLoop& loop = get_running_loop();
+  std::vector<AddrInfo> infos =
+      co_await detail::resolve(host, port, options.family, AI_PASSIVE);
+  auto st = std::make_shared<detail::ServerState>(loop, std::move(factory), options);
+  for (int attempt = 0;; ++attempt) {
+    bool clash = false;
+    auto bound = detail::bind_all(infos, options, clash);
+    if (clash && attempt < 10) continue;
+    if (clash) raise_os_error(EADDRINUSE, "cannot find a free port for every address");
+    for (auto& [fd, a] : bound) {
+      st->listeners.push_back(std::make_unique<detail::Listener>(*st, fd.release(), a));
+    }
+    break;
+  }
+  co_return co_await detail::finish_server(std::move(st));
+}
+
+Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,
+                                ServerOptions options) {
+  if (options.backlog < 0) options.backlog = 0;
+  EventLoop& loop = get_running_loop();
+  const SocketAddress address = SocketAddress::unix_path(path);
+  if (!path.empty() && path[0] != '\0') {
+    struct stat sb {};
+    if (::stat(path.c_str(), &sb) == 0 && S_ISSOCK(sb.st_mode)) ::unlink(path.c_str());
+  }
+  sys::Fd fd = detail::new_socket(AF_UNIX, "socket");
+  if (::bind(fd.get(), address.data(), address.size()) != 0) {
+    const int err = errno;
+    if (err == EADDRINUSE) raise_os_error(err, "Address '" + path + "' is already in use");
+    raise_os_error(err, "bind " + path);
+  }
+  auto st = std::make_shared<detail::ServerState>(loop, std::move(factory), options);
+  if (!path.empty() && path[0] != '\0') {
+    st->unix_path = path;
+    st->unix_id = sys::file_id(fd.get());
+    if (const sys::Fd probe{::open(path.c_str(), O_PATH | O_CLOEXEC)}; probe.get() >= 0) {
+      st->unix_id = sys::file_id(probe.get());
+    }
+  }
+  st->listeners.push_back(std::make_unique<detail::Listener>(*st, fd.release(), address));
+  co_return co_await detail::finish_server(std::move(st));
+}
+
+// ---- Server ---------------------------------------------------------------------------------
+
+Server& Server::operator=(Server&& other) noexcept {
+  if (this != &other) {
+    if (state_) {
+      try {
+        state_->close();
+      } catch (...) {  // NOLINT(bugprone-empty-catch): closing never throws in practice
+      }
+    }
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Server::~Server() {
+  if (!state_) return;
+  try {
+    state_->close();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+  }
+}
+
+detail::ServerState& Server::state() const {
+  if (!state_) throw RuntimeError("this Server is empty (moved from or default-constructed)");
+  return *state_;
+}
+
+void Server::close() { state().close(); }
+
+void Server::close_clients() {
+  detail::ServerState& st = state();
+  std::vector<std::shared_ptr<BaseTransport>> all;
+  for (detail::ListHook* h = st.clients.first(); h != st.clients.end(); h = h->next) {
+    all.push_back(static_cast<detail::SocketTransport::ServerHook*>(h)->self->shared_from_this());
+  }
+  for (auto& t : all) t->close();
+}
+
+void Server::abort_clients() {
+  detail::ServerState& st = state();
+  std::vector<std::shared_ptr<BaseTransport>> all;
+  for (detail::ListHook* h = st.clients.first(); h != st.clients.end(); h = h->next) {
+    all.push_back(static_cast<detail::SocketTransport::ServerHook*>(h)->self->shared_from_this());
+  }
+  for (auto& t : all) static_cast<Transport&>(*t).abort();
+}
+
+namespace {
+
+Coro<void> server_wait_closed(std::shared_ptr<detail::ServerState> st) {
+  if (st->woken) co_return;
+  Future<void> w = get_running_loop().create_future<void>();
+  st->waiters.push_back(w);
+  co_await w;
+}
+
+Coro<void> server_start_serving(std::shared_ptr<detail::ServerState> st) {
+  st->start_serving();
+  co_await sleep(0);
+}
+
+Coro<void> server_serve_forever(std::shared_ptr<detail::ServerState> st) {
+  if (st->serving_forever) throw RuntimeError("server is already being awaited on serve_forever()");
+  if (st->closed) throw RuntimeError("server is closed");
+  st->start_serving();
+  Future<void> forever = get_running_loop().create_future<void>();
+  st->serving_forever = forever;
+  std::exception_ptr cancelled;
+  try {
+    co_await forever;
+  } catch (const CancelledError&) {
+    cancelled = std::current_exception();
+  }
+  st->serving_forever.reset();
+  if (!cancelled) co_return;
+  // Python: close(), then wait_closed(), then re-raise the cancellation.
+  st->close();
+  try {
+    co_await server_wait_closed(st);
+  } catch (const CancelledError&) {  // NOLINT(bugprone-empty-catch): re-raised below
+  }
+  std::rethrow_exception(cancelled);
+}
+
+}  // namespace
+
+Coro<void> Server::wait_closed() { return server_wait_closed(state_); }
+Coro<void> Server::start_serving() { return server_start_serving(state_); }
+Coro<void> Server::serve_forever() { return server_serve_forever(state_); }
+
+bool Server::is_serving() const noexcept { return state_ && state_->serving; }
+
+std::uint16_t Server::port() const noexcept {
+  if (!state_ || state_->closed || state_->listeners.empty()) return 0;
+  return state_->listeners.front()->address().port();
+}
+
+std::vector<int> Server::sockets() const {
+  std::vector<int> out;
+  if (!state_ || state_->closed) return out;
+  for (const auto& l : state_->listeners) out.push_back(l->fd());
+  return out;
+}
+
+std::vector<SocketAddress> Server::addresses() const {
+  std::vector<SocketAddress> out;
+  if (!state_ || state_->closed) return out;
+  for (const auto& l : state_->listeners) out.push_back(l->address());
+  return out;
+}
+
+EventLoop& Server::get_loop() const { return *state().loop; }
+
+}  // namespace asyncio
