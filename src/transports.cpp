@@ -31,8 +31,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -217,19 +215,14 @@ class SocketTransport final : public Transport, public IoResource {
                                                std::shared_ptr<ServerState> server) {
     auto t = std::make_shared<SocketTransport>(loop, fd);
     t->use_protocol(std::move(protocol));  // ValueError: fd closed by ~SocketTransport
-    int domain = 0;
-    socklen_t len = sizeof domain;
-    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
-        (domain == AF_INET || domain == AF_INET6)) {
-      const int one = 1;
-      (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // Python: _set_nodelay
+    const int domain = sys::get_option(fd, SOL_SOCKET, SO_DOMAIN);
+    if (domain == AF_INET || domain == AF_INET6) {
+      (void)sys::set_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);  // Python: _set_nodelay
     }
-    t->local_.set_size(SocketAddress::capacity());
-    socklen_t n = SocketAddress::capacity();
-    if (::getsockname(fd, t->local_.data(), &n) == 0) t->local_.set_size(n);
-    else t->local_ = {};
+    unsigned n = SocketAddress::capacity();
+    if (sys::local_address(fd, t->local_.data(), &n) == 0) t->local_.set_size(n);
     n = SocketAddress::capacity();
-    if (::getpeername(fd, t->peer_.data(), &n) == 0) t->peer_.set_size(n);
+    if (sys::peer_address(fd, t->peer_.data(), &n) == 0) t->peer_.set_size(n);
     t->self_ = t;
     t->io_->resources.push_back(static_cast<IoResource*>(t.get()));
     if (server) {
@@ -321,7 +314,7 @@ class SocketTransport final : public Transport, public IoResource {
   void write_eof() override {
     if (closing_ || eof_) return;
     eof_ = true;
-    if (buffered() == 0) (void)::shutdown(fd_, SHUT_WR);
+    if (buffered() == 0) (void)sys::shutdown(fd_, SHUT_WR);
   }
   [[nodiscard]] bool can_write_eof() const noexcept override { return true; }
   void abort() override { force_close(nullptr); }
@@ -660,7 +653,7 @@ class SocketTransport final : public Transport, public IoResource {
           schedule_lost(nullptr);
         }
       } else if (eof_) {
-        (void)::shutdown(fd_, SHUT_WR);
+        (void)sys::shutdown(fd_, SHUT_WR);
       }
     }
     maybe_release();
@@ -841,7 +834,9 @@ class Listener final : public IoResource {
   void start() {
     if (fd_ < 0 || stopped_) return;
     if (!listening_) {
-      if (::listen(fd_, server_->options.backlog) != 0) raise_os_error(errno, "listen");
+      if (const int r = sys::listen(fd_, server_->options.backlog); r < 0) {
+        raise_os_error(-r, "listen");
+      }
       listening_ = true;
     }
     if (!ready_.busy() && !retry_) arm();
@@ -1016,9 +1011,7 @@ void ServerState::close() {
   for (auto& l : listeners) l->stop();
   if (!unix_path.empty()) {
     // Remove the socket file, if it is still ours (Python 3.13).
-    if (const sys::Fd probe{::open(unix_path.c_str(), O_PATH | O_CLOEXEC)}; probe.get() >= 0) {
-      if (sys::file_id(probe.get()) == unix_id) ::unlink(unix_path.c_str());
-    }
+    if (sys::path_id(unix_path.c_str()) == unix_id) (void)sys::unlink(unix_path.c_str());
   }
   if (serving_forever && !serving_forever->done()) serving_forever->cancel();
   serving_forever.reset();
@@ -1066,10 +1059,9 @@ sys::Fd new_socket(int family, const char* what) {
 Coro<int> connect_one(SocketAddress address, std::optional<SocketAddress> local) {
   sys::Fd fd = new_socket(address.family(), "socket");
   if (local) {
-    const int one = 1;
-    (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd.get(), local->data(), local->size()) != 0) {
-      raise_os_error(errno, "error while attempting to bind on address " + local->to_string());
+    (void)sys::set_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+    if (const int r = sys::bind(fd.get(), local->data(), local->size()); r < 0) {
+      raise_os_error(-r, "error while attempting to bind on address " + local->to_string());
     }
   }
   co_await sock_connect(fd.get(), address);
@@ -1243,11 +1235,8 @@ Coro<Connection<BaseProtocol>> create_unix_connection(ProtocolFactory factory, s
 }
 
 Connection<BaseProtocol> connect_accepted_socket(ProtocolFactory factory, int fd) {
-  int type = 0;
-  socklen_t len = sizeof type;
-  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
-    raise_os_error(errno, "connect_accepted_socket");
-  }
+  const int type = sys::get_option(fd, SOL_SOCKET, SO_TYPE);
+  if (type < 0) raise_os_error(-type, "connect_accepted_socket");
   if (type != SOCK_STREAM) throw ValueError("A Stream Socket was expected, got " + std::to_string(type));
   if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, "connect_accepted_socket");
   std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
@@ -1269,29 +1258,28 @@ std::vector<std::pair<sys::Fd, SocketAddress>> bind_all(const std::vector<AddrIn
     for (const auto& [fd, a] : out) dup = dup || a == info.address;
     if (dup) continue;
     sys::Fd fd = new_socket(info.family, "socket");
-    const int one = 1;
-    if (o.reuse_address.value_or(true)) {
-      (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    }
-    if (o.reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-      raise_os_error(errno, "setsockopt(SO_REUSEPORT)");
+    if (o.reuse_address.value_or(true)) (void)sys::set_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+    if (o.reuse_port) {
+      if (const int r = sys::set_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1); r < 0) {
+        raise_os_error(-r, "setsockopt(SO_REUSEPORT)");
+      }
     }
     if (info.family == AF_INET6) {
       // Python: IPv6 sockets listen to IPv6 only (the IPv4 socket takes the rest).
-      (void)::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+      (void)sys::set_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1);
     }
     SocketAddress a = info.address;
     if (a.port() == 0 && chosen != 0) a = SocketAddress::ip(a.host(), chosen);
-    if (::bind(fd.get(), a.data(), a.size()) != 0) {
-      const int err = errno;
+    if (const int r = sys::bind(fd.get(), a.data(), a.size()); r < 0) {
+      const int err = -r;
       if (err == EADDRINUSE && info.address.port() == 0 && chosen != 0) {
         port_clash = true;
         return {};
       }
       raise_os_error(err, "error while attempting to bind on address " + a.to_string());
     }
-    socklen_t n = SocketAddress::capacity();
-    if (::getsockname(fd.get(), a.data(), &n) == 0) a.set_size(n);
+    unsigned n = SocketAddress::capacity();
+    if (sys::local_address(fd.get(), a.data(), &n) == 0) a.set_size(n);
     if (chosen == 0) chosen = a.port();
     out.emplace_back(std::move(fd), a);
   }
@@ -1336,22 +1324,21 @@ Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,
   EventLoop& loop = get_running_loop();
   const SocketAddress address = SocketAddress::unix_path(path);
   if (!path.empty() && path[0] != '\0') {
-    struct stat sb {};
-    if (::stat(path.c_str(), &sb) == 0 && S_ISSOCK(sb.st_mode)) ::unlink(path.c_str());
+    bool is_socket = false;
+    if (sys::path_id(path.c_str(), &is_socket) != sys::FileId{} && is_socket) {
+      (void)sys::unlink(path.c_str());  // a stale socket file (Python does the same)
+    }
   }
   sys::Fd fd = detail::new_socket(AF_UNIX, "socket");
-  if (::bind(fd.get(), address.data(), address.size()) != 0) {
-    const int err = errno;
+  if (const int r = sys::bind(fd.get(), address.data(), address.size()); r < 0) {
+    const int err = -r;
     if (err == EADDRINUSE) raise_os_error(err, "Address '" + path + "' is already in use");
     raise_os_error(err, "bind " + path);
   }
   auto st = std::make_shared<detail::ServerState>(loop, std::move(factory), options);
   if (!path.empty() && path[0] != '\0') {
     st->unix_path = path;
-    st->unix_id = sys::file_id(fd.get());
-    if (const sys::Fd probe{::open(path.c_str(), O_PATH | O_CLOEXEC)}; probe.get() >= 0) {
-      st->unix_id = sys::file_id(probe.get());
-    }
+    st->unix_id = sys::path_id(path.c_str());
   }
   st->listeners.push_back(std::make_unique<detail::Listener>(*st, fd.release(), address));
   co_return co_await detail::finish_server(std::move(st));

@@ -168,12 +168,47 @@ int socket(int family, int type, int protocol) noexcept {
   return fd >= 0 ? fd : -errno;
 }
 
+int bind(int fd, const sockaddr* addr, unsigned len) noexcept {
+  return ::bind(fd, addr, len) == 0 ? 0 : -errno;
+}
+
+int listen(int fd, int backlog) noexcept { return ::listen(fd, backlog) == 0 ? 0 : -errno; }
+
+int shutdown(int fd, int how) noexcept { return ::shutdown(fd, how) == 0 ? 0 : -errno; }
+
+int set_option(int fd, int level, int name, int value) noexcept {
+  return ::setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : -errno;
+}
+
+int get_option(int fd, int level, int name) noexcept {
+  int value = 0;
+  socklen_t len = sizeof value;
+  return ::getsockopt(fd, level, name, &value, &len) == 0 ? value : -errno;
+}
+
+int local_address(int fd, sockaddr* addr, unsigned* len) noexcept {
+  return ::getsockname(fd, addr, len) == 0 ? 0 : -errno;
+}
+
+int peer_address(int fd, sockaddr* addr, unsigned* len) noexcept {
+  return ::getpeername(fd, addr, len) == 0 ? 0 : -errno;
+}
+
 int set_nonblocking(int fd) noexcept {
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) return -errno;
   if ((flags & O_NONBLOCK) != 0) return 0;
   return ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 ? 0 : -errno;
 }
+
+FileId path_id(const char* path, bool* is_socket) noexcept {
+  struct stat sb {};
+  if (::stat(path, &sb) != 0) return {};
+  if (is_socket != nullptr) *is_socket = S_ISSOCK(sb.st_mode);
+  return {static_cast<std::uint64_t>(sb.st_dev), static_cast<std::uint64_t>(sb.st_ino)};
+}
+
+int unlink(const char* path) noexcept { return ::unlink(path) == 0 ? 0 : -errno; }
 
 FileId file_id(int fd) noexcept {
   ++detail_fault::counts[static_cast<int>(Call::fstat)];

@@ -124,6 +124,19 @@ int connect(int fd, const sockaddr* addr, unsigned len) noexcept;
 int socket_error(int fd) noexcept;
 /// socket(SOCK_NONBLOCK | SOCK_CLOEXEC); the fd or -errno.
 int socket(int family, int type, int protocol) noexcept;
+/// bind(); 0 or -errno.
+int bind(int fd, const sockaddr* addr, unsigned len) noexcept;
+/// listen(); 0 or -errno.
+int listen(int fd, int backlog) noexcept;
+/// shutdown(); 0 or -errno.
+int shutdown(int fd, int how) noexcept;
+/// setsockopt() of an int option; 0 or -errno.
+int set_option(int fd, int level, int name, int value) noexcept;
+/// getsockopt() of an int option; the value, or -errno.
+int get_option(int fd, int level, int name) noexcept;
+/// getsockname() / getpeername(): fills `addr` (`*len` in: capacity, out: size); 0 or -errno.
+int local_address(int fd, sockaddr* addr, unsigned* len) noexcept;
+int peer_address(int fd, sockaddr* addr, unsigned* len) noexcept;
 /// Sets O_NONBLOCK (a no-op if set); 0 or -errno.
 int set_nonblocking(int fd) noexcept;
 /// The identity of the file an fd refers to now (device and inode), or {0, 0} when the fd is
@@ -134,6 +147,10 @@ struct FileId {
   friend bool operator==(const FileId&, const FileId&) = default;
 };
 FileId file_id(int fd) noexcept;
+/// The identity of the file at `path` ({0, 0} when there is none), and whether it is a socket.
+FileId path_id(const char* path, bool* is_socket = nullptr) noexcept;
+/// unlink(); 0 or -errno.
+int unlink(const char* path) noexcept;
 
 /// An owned file descriptor (closed by the destructor). Move-only.
 class Fd {
