@@ -134,14 +134,14 @@ struct ConnectionOptions {
   /// Happy eyeballs (RFC 8305): start the next address's attempt after this many seconds while
   /// the previous one is still connecting; first to connect wins. Empty: one after the other.
   /// Python: happy_eyeballs_delay=
-  std::optional<double> happy_eyeballs_delay;
+  std::optional<double> happy_eyeballs_delay = std::nullopt;
   /// With happy eyeballs, reorder the addresses so that families alternate (the first
   /// `interleave` of the first family, then one of the other...). 0: as resolved; Python's
   /// default is 1 when happy_eyeballs_delay is set. Python: interleave=
-  std::optional<int> interleave;
+  std::optional<int> interleave = std::nullopt;
   /// Bind the socket to this local address first (a numeric one: SocketAddress::ip(host,
   /// port)). Python: local_addr=
-  std::optional<SocketAddress> local_addr;
+  std::optional<SocketAddress> local_addr = std::nullopt;
 };
 // The option structs stay trivially copyable: g++ 12 destroys an aggregate temporary built in a
 // co_await expression twice (`co_await open_connection(h, p, {.limit = 10})`), which is harmless
@@ -155,7 +155,7 @@ struct ServerOptions {
   /// The listen() backlog. Python: backlog=100
   int backlog = 100;
   /// SO_REUSEADDR (TCP; default: on). Python: reuse_address=
-  std::optional<bool> reuse_address;
+  std::optional<bool> reuse_address = std::nullopt;
   /// SO_REUSEPORT: several sockets (several loops, on several threads) may listen on one port
   /// and the kernel spreads connections among them. Python: reuse_port=
   bool reuse_port = false;

@@ -159,6 +159,7 @@ LoopIo::LoopIo(Backend backend, bool debug) {
     }
   }
   if (!engine) engine = make_epoll_engine(posts->wake_fd());
+  skip_zero_waits_ = engine->backend() == Backend::epoll;
 }
 
 LoopIo::~LoopIo() {
@@ -166,13 +167,24 @@ LoopIo::~LoopIo() {
 }
 
 void LoopIo::poll(int timeout_ms, ReadyQueue& ready) {
-  if (timeout_ms == 0 && watchers == 0 && engine->in_flight() == 0) {
+  // A zero time-out (callbacks are ready) may skip the system call: always when nothing is
+  // watched or in flight (only the thread-safe queue, an atomic flag, can have anything then),
+  // and on epoll also when the previous iteration waited, unless readers or writers are watched.
+  // A busy loop then polls every other iteration: I/O that completes while callbacks run is seen
+  // one iteration later, and a request/response exchange makes one epoll_wait instead of two
+  // (the wait that delivered the request, then none before the response is written). io_uring
+  // peeks at its completion ring without a system call, and must submit what was queued, so it
+  // always waits.
+  if (timeout_ms == 0 && watchers == 0 &&
+      (engine->in_flight() == 0 || (waited_last_ && skip_zero_waits_))) {
+    waited_last_ = false;
     if (take_signal_flags()) drain_signals(ready);
     posts->drain(ready);
     return;
   }
   events_.clear();
   engine->wait(timeout_ms, events_);
+  waited_last_ = true;
   for (const IoEvent& ev : events_) {
     if (ev.fd == sigpipe_[0]) {
       drain_signals(ready);

@@ -139,6 +139,8 @@ struct LoopIo {
   };
   std::map<int, Stash> stashes_;
   std::unique_ptr<char[]> read_buffer_;
+  bool waited_last_ = false;     // the previous poll() waited on the engine
+  bool skip_zero_waits_ = false;  // epoll: see poll()
 };
 
 }  // namespace asyncio::detail
