@@ -936,7 +936,9 @@ class Listener final : public IoResource {
     retry_timer_ = server_->loop->call_later(kAcceptRetryDelay, [weak, self] {
       if (const auto st = weak.lock()) {
         self->retry_ = false;
-        if (!self->stopped_) self->arm_or_report();
+        // Accept at once rather than wait for readiness: connections queued meanwhile made
+        // their edge long ago (epoll), and none may come again.
+        if (!self->stopped_) self->on_ready(0);
       }
     });
   }
