@@ -4,7 +4,8 @@
 //   asyncio-tour --list          name, title and article of each linked example
 //   asyncio-tour NAME...         run only these, in the order given
 //   asyncio-tour --virtual ...   under virtual time: the same output and loop times, at once
-// The whole tour ends with the stand-alone programs of examples/*.cpp, run under virtual time.
+// The whole tour ends with the stand-alone programs of examples/*.cpp, run under virtual time
+// or in their self-contained modes (servers on loopback, port 0).
 //
 // Each line shows the loop time at which it was printed, relative to the example's start:
 //   [+1.00s] hello
@@ -75,25 +76,46 @@ bool run_one(const seeds::Seed& seed, std::size_t index, std::size_t count,
   return ok;
 }
 
-/// The stand-alone programs of examples/*.cpp (issue 4's queue and semaphore examples), run as
-/// child processes under virtual time: in real time they would take the tour past 30 s.
+/// The stand-alone programs of examples/*.cpp (issue 4's queue and semaphore examples, the
+/// network programs), run as child processes, each with the arguments that make it
+/// self-contained: --virtual for the timed ones (in real time they would take the tour past
+/// 30 s), a self-test or a demo on loopback for the servers.
 int run_example_programs() {
   struct Program {
     const char* name;
+    const char* args;  // `%s` stands for the directory of the programs
     const char* title;
   };
   const Program programs[] = {
-      {"queue_pipeline", "producer/consumer: a bounded Queue, 3 workers, join(), then cancel"},
-      {"rate_limiter", "a Semaphore lets at most 3 requests run at once"},
-      {"sock_echo",
+      {"queue_pipeline", "--virtual",
+       "producer/consumer: a bounded Queue, 3 workers, join(), then cancel"},
+      {"rate_limiter", "--virtual", "a Semaphore lets at most 3 requests run at once"},
+      {"sock_echo", "--virtual",
        "one thread serves many clients: sock_accept/sock_recv/sock_sendall, on both engines"},
+      // Real sockets keep the clock real even under --virtual: a 0.5 s backend call, not 1 s,
+      // keeps the real-time tour under its 30 s.
+      {"many_clients", "--virtual --delay 0.5",
+       "article 004 with streams: client 2 is served while client 1 waits for the backend"},
+      {"echo_client", "--spawn-server %s/echo_server --connections 4 --messages 50 --size 4096",
+       "echo_server + echo_client: streams under load, every echoed byte checked"},
+      {"chat_server", "--demo",
+       "a chat room: a queue and a writer task per client, a slow client is disconnected"},
+      {"http_hello", "--self-test", "HTTP/1.1 keep-alive and pipelining: Hello, World!"},
+      {"multicore_echo", "--self-test",
+       "an event loop per thread, one port (reuse_port), stopped with call_soon_threadsafe"},
   };
   int failures = 0;
   for (const Program& p : programs) {
+    std::string args = p.args;
+    std::string shown = p.args;  // without the directory
+    if (const std::size_t at = args.find("%s"); at != std::string::npos) {
+      args.replace(at, 2, ASYNCIO_EXAMPLES_BIN_DIR);
+      shown.erase(at, 3);
+    }
     std::cout << "\n== " << p.name << ": " << p.title << "\n   source  examples/" << p.name
-              << ".cpp (program " << p.name << ", run here with --virtual)\n"
+              << ".cpp (program " << p.name << ", run here with " << shown << ")\n"
               << std::flush;
-    const std::string command = std::string(ASYNCIO_EXAMPLES_BIN_DIR) + '/' + p.name + " --virtual";
+    const std::string command = std::string(ASYNCIO_EXAMPLES_BIN_DIR) + '/' + p.name + ' ' + args;
     if (std::system(command.c_str()) != 0) {  // NOLINT(cert-env33-c): our own program
       std::cout << "!! failed: " << p.name << '\n';
       ++failures;
