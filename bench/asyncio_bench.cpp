@@ -10,9 +10,9 @@
 //
 // The compute workloads print one JSON line: {"wall_s": ..., "check": ...}; the time covers the
 // workload only. The servers print {"ready": true, "port": PORT} once listening, then nothing,
-// and run until SIGTERM (its default action ends them). They use the low-level socket API
-// (sock_accept, sock_recv_into, sock_sendall; a task per connection) on the engine that
-// Backend::automatic picks, so ASYNCIO_BACKEND=epoll|io_uring selects it.
+// and run until SIGTERM (its default action ends them). They are written with the streams API
+// as a user writes them (start_server, a task per connection: read, write, drain), on the
+// engine that Backend::automatic picks, so ASYNCIO_BACKEND=epoll|io_uring selects it.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -26,13 +26,7 @@
 #include <string_view>
 #include <vector>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <asyncio.hpp>
-#include <asyncio/sockets.hpp>
 
 namespace {
 
@@ -95,107 +89,72 @@ int measure(asyncio::Coro<long> (*make)(long, long), long a, long b) {
 
 // ---- Servers ----------------------------------------------------------------------------------
 
+constexpr std::size_t kChunk = 65536;   // one read
+constexpr std::size_t kMaxHead = 8192;  // a request head that grows past this is refused
 constexpr std::string_view kHttpResponse =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
-constexpr std::size_t kChunk = 16384;   // one receive
-constexpr std::size_t kMaxHead = 8192;  // a request head that grows past this is refused
 
-/// Closes the connection's fd when its task ends.
-struct Connection {
-  int fd;
-  explicit Connection(int f) : fd(f) {}
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  ~Connection() { ::close(fd); }
-};
-
-/// One echo connection: every byte read is written back, until end of file or an error.
-/// sock_recv_into rather than sock_recv: sock_recv(fd, n) builds a zero-filled n-byte string per
-/// call, which would dominate a 64-byte echo.
-asyncio::Coro<void> echo_connection(int fd) {
-  const Connection conn(fd);
-  std::array<std::byte, kChunk> buf;
+/// One echo connection, as a user writes it with streams: read what is there, write it back,
+/// drain; until end of file or an error.
+asyncio::Coro<void> echo_connection(asyncio::StreamReader reader, asyncio::StreamWriter writer) {
   try {
     for (;;) {
-      const std::size_t n = co_await asyncio::sock_recv_into(fd, buf);
-      if (n == 0) co_return;
-      co_await asyncio::sock_sendall(
-          fd, std::string_view(reinterpret_cast<const char*>(buf.data()), n));  // NOLINT
+      const std::string data = co_await reader.read(kChunk);
+      if (data.empty()) break;
+      writer.write(data);
+      co_await writer.drain();
     }
   } catch (const asyncio::OSError&) {
     // The client reset the connection: this connection is over, the server goes on.
   }
+  writer.close();
 }
 
 /// One HTTP/1.1 keep-alive connection: a fixed response per complete request head (a head ends
-/// in "\r\n\r\n"); pipelined heads get their responses in one send.
-asyncio::Coro<void> http_connection(int fd) {
-  const Connection conn(fd);
+/// in "\r\n\r\n"); pipelined heads get their responses in one write.
+asyncio::Coro<void> http_connection(asyncio::StreamReader reader, asyncio::StreamWriter writer) {
   std::string in;
   std::string out;
-  std::array<std::byte, kChunk> buf;
   try {
     for (;;) {
-      const std::size_t n = co_await asyncio::sock_recv_into(fd, buf);
-      if (n == 0) co_return;
+      const std::string data = co_await reader.read(kChunk);
+      if (data.empty()) break;
       const std::size_t old = in.size();
-      in.append(reinterpret_cast<const char*>(buf.data()), n);  // NOLINT
+      in += data;
       std::size_t start = 0;
       out.clear();
-      // A head's end may straddle two receives: look from 3 bytes before the new ones.
+      // A head's end may straddle two reads: look from 3 bytes before the new ones.
       for (std::size_t at = old >= 3 ? old - 3 : 0;
            (at = in.find("\r\n\r\n", at)) != std::string::npos; at += 4) {
         out += kHttpResponse;
         start = at + 4;
       }
       in.erase(0, start);
-      if (in.size() > kMaxHead) co_return;  // head too large
-      if (!out.empty()) co_await asyncio::sock_sendall(fd, out);
+      if (in.size() > kMaxHead) break;  // head too large
+      if (!out.empty()) {
+        writer.write(out);
+        co_await writer.drain();
+      }
     }
   } catch (const asyncio::OSError&) {
   }
+  writer.close();
 }
 
-/// A listening TCP socket on 127.0.0.1:port (backlog 1024), or -1 with the reason on stderr.
-int listen_on(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    std::perror("asyncio_bench: socket");
-    return -1;
-  }
-  const int one = 1;
-  (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||  // NOLINT
-      ::listen(fd, 1024) != 0) {
-    std::perror("asyncio_bench: bind/listen on 127.0.0.1");
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-/// The accept loop: a task per connection (fire-and-forget: the loop keeps it alive).
-asyncio::Coro<void> accept_loop(int listener, bool http) {
-  for (;;) {
-    const asyncio::AcceptedSocket accepted = co_await asyncio::sock_accept(listener);
-    const int one = 1;
-    (void)::setsockopt(accepted.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    asyncio::create_task(http ? http_connection(accepted.fd) : echo_connection(accepted.fd));
-  }
+/// Serves until a signal ends the process (start_server, one task per connection).
+asyncio::Coro<void> serve_main(int port, bool http) {
+  asyncio::Server server = co_await asyncio::start_server(
+      http ? http_connection : echo_connection, "127.0.0.1", static_cast<std::uint16_t>(port),
+      {.backlog = 1024});
+  std::printf("{\"ready\": true, \"port\": %d}\n", server.port());
+  std::fflush(stdout);
+  co_await server.serve_forever();
 }
 
 /// Listens, says so on stdout, and serves until a signal ends the process.
 int serve(int port, bool http) {
-  const int listener = listen_on(port);
-  if (listener < 0) return 1;
-  std::printf("{\"ready\": true, \"port\": %d}\n", port);
-  std::fflush(stdout);
   try {
-    asyncio::run(accept_loop(listener, http));
+    asyncio::run(serve_main(port, http));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "asyncio_bench: %s\n", e.what());
     return 1;
