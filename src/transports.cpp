@@ -40,6 +40,7 @@
 #include "asyncio/futures.hpp"
 #include "asyncio/tasks.hpp"
 #include "sys/sys.hpp"
+#include "transports_detail.hpp"
 #include "unix/io_engine.hpp"
 #include "unix/loop_io.hpp"
 
@@ -297,18 +298,30 @@ class SocketTransport final : public Transport, public IoResource {
       ++conn_lost_;  // Python warns after 5 such writes ("socket.send() raised exception.")
       return;
     }
+    if (dead_) return;  // the loop is gone
     std::size_t skip = 0;  // bytes of `pieces` the socket took at once
+    bool took_all = false;  // it took all it was offered (sendmsg's iovec cap stopped it)
     if (buffered() == 0) {
-      const long n = send_now(pieces);
+      std::size_t offered = 0;
+      const long n = send_now(pieces, offered);
       if (n < 0 && n != -EAGAIN) {
         fatal_error(make_os_error(n, "send"), "Fatal write error on socket transport");
         return;
       }
       if (n > 0) skip = static_cast<std::size_t>(n);
       if (skip == total) return;
+      took_all = n >= 0 && static_cast<std::size_t>(n) == offered;
     }
     append(pieces, skip);
-    if (!writable_.busy()) arm_writable();
+    if (!writable_.busy()) {
+      // The socket has room (it took everything offered): send the rest on the next pass. An
+      // edge-triggered wait for writability would not fire until it had run out of room.
+      if (took_all) {
+        writable_.queue(0);
+      } else {
+        arm_writable();
+      }
+    }
     maybe_pause_protocol();
   }
   void write_eof() override {
@@ -362,6 +375,9 @@ class SocketTransport final : public Transport, public IoResource {
       server_->detach(*this, false);
       server_.reset();
     }
+    conn_lost_ = std::max(conn_lost_, 1);
+    wbuf_.clear();
+    wpos_ = 0;
     lost_done_ = true;
     maybe_release();
   }
@@ -589,8 +605,11 @@ class SocketTransport final : public Transport, public IoResource {
 
   // -- Writing ---------------------------------------------------------------------------------
   /// One send (or sendmsg) of `pieces`; bytes sent or -errno.
-  long send_now(std::span<const std::string_view> pieces) noexcept {
-    if (pieces.size() == 1) return sys::send(fd_, pieces[0].data(), pieces[0].size());
+  long send_now(std::span<const std::string_view> pieces, std::size_t& offered) noexcept {
+    if (pieces.size() == 1) {
+      offered = pieces[0].size();
+      return sys::send(fd_, pieces[0].data(), pieces[0].size());
+    }
     constexpr std::size_t kMaxIov = 64;
     iovec iov[kMaxIov];
     std::size_t k = 0;
@@ -599,6 +618,7 @@ class SocketTransport final : public Transport, public IoResource {
       if (p.empty()) continue;
       iov[k].iov_base = const_cast<char*>(p.data());  // NOLINT: sendmsg does not write
       iov[k].iov_len = p.size();
+      offered += p.size();
       ++k;
     }
     msghdr msg{};
@@ -660,7 +680,7 @@ class SocketTransport final : public Transport, public IoResource {
   }
 
   void maybe_pause_protocol() {
-    if (buffered() <= high_ || protocol_paused_) return;
+    if (buffered() <= high_ || protocol_paused_ || !protocol_) return;
     protocol_paused_ = true;
     try {
       protocol_->pause_writing();
@@ -671,7 +691,7 @@ class SocketTransport final : public Transport, public IoResource {
     }
   }
   void maybe_resume_protocol() {
-    if (!protocol_paused_ || buffered() > low_) return;
+    if (!protocol_paused_ || buffered() > low_ || !protocol_) return;
     protocol_paused_ = false;
     try {
       protocol_->resume_writing();
@@ -701,7 +721,7 @@ class SocketTransport final : public Transport, public IoResource {
       os_error = true;
     } catch (...) {  // NOLINT(bugprone-empty-catch): anything else is reported below
     }
-    if (!os_error || loop_->get_debug()) report(exc, message);
+    if (!dead_ && (!os_error || loop_->get_debug())) report(exc, message);
     force_close(std::move(exc));
   }
 
@@ -853,6 +873,8 @@ class Listener final : public IoResource {
 
   void on_loop_close() noexcept override {
     stopped_ = true;
+    server_->serving = false;
+    server_->closed = true;
     retry_timer_ = TimerHandle();
     LoopIo& io = io_of(*server_->loop);
     if (ready_.parked()) io.engine->abandon(ready_);
@@ -895,12 +917,17 @@ class Listener final : public IoResource {
       arm_or_report();
       return;
     }
+    bool drained = false;  // accept said EAGAIN: the next connection makes an edge
     for (int i = 0; i < std::max(1, server_->options.backlog) && !stopped_; ++i) {
       SocketAddress peer;
       unsigned len = SocketAddress::capacity();
       const int fd = sys::accept(fd_, peer.data(), &len);
       if (fd < 0) {
-        if (fd == -EAGAIN || fd == -ECONNABORTED || fd == -EPROTO) break;  // nothing (more) now
+        if (fd == -EAGAIN) {
+          drained = true;
+          break;
+        }
+        if (fd == -ECONNABORTED || fd == -EPROTO) continue;  // that one is gone; try the next
         if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
           // Out of a resource: stop accepting for a while; the listener stays (Python:
           // "socket.accept() out of system resource", retried after ACCEPT_RETRY_DELAY).
@@ -909,10 +936,19 @@ class Listener final : public IoResource {
           return;
         }
         report(fd, "Error accepting a connection");
+        drained = true;  // wait for readiness before trying again
         break;
       }
       peer.set_size(len);
       connection(fd);
+    }
+    if (!drained && !stopped_) {
+      // `backlog` connections taken and maybe more queued: accept again on the next pass, after
+      // the others (Python's level-triggered selector reports the listener again; an
+      // edge-triggered wait would not until a new connection came).
+      keep_ = hold;
+      ready_.queue(0);
+      return;
     }
     arm_or_report();
   }
@@ -954,10 +990,12 @@ class Listener final : public IoResource {
       throw;
     } catch (...) {
       if (!protocol) sys::close(fd);  // else: the transport closed it
-      ExceptionContext c;
-      c.message = "Error on transport creation for incoming connection";
-      c.exception = std::current_exception();
-      server_->loop->call_exception_handler(c);
+      if (server_->loop->get_debug()) {  // as Python: reported in debug mode only
+        ExceptionContext c;
+        c.message = "Error on transport creation for incoming connection";
+        c.exception = std::current_exception();
+        server_->loop->call_exception_handler(c);
+      }
     }
   }
 
@@ -1175,12 +1213,7 @@ std::shared_ptr<BaseProtocol> make_protocol(const ProtocolFactory& factory) {
 
 }  // namespace
 
-Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::string host,
-                                                 std::uint16_t port,
-                                                 const ConnectionOptions& options_ref) {
-  const ConnectionOptions options = options_ref;  // the caller awaits at once; copied anyway
-  if (host.empty()) throw ValueError("host and port were not specified");
-  std::vector<AddrInfo> infos = co_await resolve(host, port, options.family, 0);
+Coro<int> connect_addresses(std::vector<AddrInfo> infos, ConnectionOptions options) {
   const std::optional<SocketAddress> local = options.local_addr;
   std::vector<std::exception_ptr> errors;
   int fd = -1;
@@ -1208,12 +1241,19 @@ Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::s
     fd = co_await race(std::move(order), *options.happy_eyeballs_delay, local, errors);
   }
   if (fd < 0) {
-    if (errors.empty()) {
-      throw OSError(0,
-                    "no address to connect to for " + host);
-    }
+    if (errors.empty()) throw OSError(0, "no address to connect to");
     raise_connect_errors(errors);
   }
+  co_return fd;
+}
+
+Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::string host,
+                                                 std::uint16_t port,
+                                                 const ConnectionOptions& options_ref) {
+  const ConnectionOptions options = options_ref;  // the caller awaits at once; copied anyway
+  if (host.empty()) throw ValueError("host and port were not specified");
+  std::vector<AddrInfo> infos = co_await resolve(host, port, options.family, 0);
+  const int fd = co_await connect_addresses(std::move(infos), options);
   std::shared_ptr<BaseProtocol> protocol;
   try {
     protocol = make_protocol(factory);
@@ -1348,6 +1388,13 @@ Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,
 
 // ---- Server ---------------------------------------------------------------------------------
 
+namespace {
+[[noreturn]] void raise_empty_server() {
+  throw RuntimeError("this Server is empty (moved from or default-constructed)");
+}
+
+}  // namespace
+
 Server& Server::operator=(Server&& other) noexcept {
   if (this != &other) {
     if (state_) {
@@ -1370,7 +1417,7 @@ Server::~Server() {
 }
 
 detail::ServerState& Server::state() const {
-  if (!state_) throw RuntimeError("this Server is empty (moved from or default-constructed)");
+  if (!state_) raise_empty_server();
   return *state_;
 }
 
@@ -1397,6 +1444,7 @@ void Server::abort_clients() {
 namespace {
 
 Coro<void> server_wait_closed(std::shared_ptr<detail::ServerState> st) {
+  if (!st) raise_empty_server();
   if (st->woken) co_return;
   Future<void> w = get_running_loop().create_future<void>();
   st->waiters.push_back(w);
@@ -1404,11 +1452,13 @@ Coro<void> server_wait_closed(std::shared_ptr<detail::ServerState> st) {
 }
 
 Coro<void> server_start_serving(std::shared_ptr<detail::ServerState> st) {
+  if (!st) raise_empty_server();
   st->start_serving();
   co_await sleep(0);
 }
 
 Coro<void> server_serve_forever(std::shared_ptr<detail::ServerState> st) {
+  if (!st) raise_empty_server();
   if (st->serving_forever) throw RuntimeError("server is already being awaited on serve_forever()");
   if (st->closed) throw RuntimeError("server is closed");
   st->start_serving();

@@ -4,8 +4,10 @@
 // A protocol is shared-owned (std::shared_ptr): the protocol factory passed to
 // create_connection()/create_server() makes one per connection, the transport keeps a reference
 // to it until connection_lost() has returned, and the caller may keep its own. Callbacks run on
-// the loop's thread, from the loop (never from inside a transport method the protocol called),
-// in this order: connection_made, then any number of data_received/buffer_updated and
+// the loop's thread, from the loop: never from inside a transport method the protocol called,
+// except pause_writing(), which write() and set_write_buffer_limits() call at once when the
+// buffer goes above the high-water mark (as Python does, so that a drain right after a write
+// sees it). The order: connection_made, then any number of data_received/buffer_updated and
 // pause_writing/resume_writing, then at most one eof_received, then connection_lost exactly once
 // (Python's state machine). An exception escaping a callback goes to the loop's exception
 // handler and the transport is closed (Python: _fatal_error).
