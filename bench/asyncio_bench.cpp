@@ -143,9 +143,9 @@ asyncio::Coro<void> http_connection(asyncio::StreamReader reader, asyncio::Strea
 
 /// Serves until a signal ends the process (start_server, one task per connection).
 asyncio::Coro<void> serve_main(int port, bool http) {
-  asyncio::Server server = co_await asyncio::start_server(
-      http ? http_connection : echo_connection, "127.0.0.1", static_cast<std::uint16_t>(port),
-      {.backlog = 1024});
+  asyncio::Server server =
+      co_await asyncio::start_server(http ? http_connection : echo_connection, "127.0.0.1",
+                                     static_cast<std::uint16_t>(port), {.backlog = 1024});
   std::printf("{\"ready\": true, \"port\": %d}\n", server.port());
   std::fflush(stdout);
   co_await server.serve_forever();

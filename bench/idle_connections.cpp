@@ -9,20 +9,19 @@
 // (transport, protocol, reader, writer, handler task frame; kernel socket buffers are not in
 // RSS). Prints one JSON line: {"connections": N, "rss_before_kib": ..., "rss_after_kib": ...,
 // "bytes_per_connection": ...}. The target: at most 4 KiB per connection.
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <asyncio.hpp>
 

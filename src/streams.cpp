@@ -372,7 +372,8 @@ Coro<std::string> read_exactly(std::shared_ptr<StreamReaderState> s, std::size_t
   co_return out;
 }
 
-/// Python: StreamReader.readuntil. The caller holds the state.
+/// Python: StreamReader.readuntil. The caller holds the state (and awaits this at once).
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-reference-coroutine-parameters): see above
 Coro<std::string> read_until(StreamReaderState& s, std::string_view sep, const char* func) {
   if (sep.empty()) throw ValueError("Separator should be at least one-byte string");
   s.rethrow_if_failed();
@@ -658,28 +659,28 @@ Transport& StreamWriter::transport() const noexcept {
 Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, std::uint16_t port,
                                                             ConnectionOptions options) {
   auto protocol = detail::client_protocol(options.limit);
-  auto conn = co_await create_connection(detail::client_factory(protocol), std::move(host), port,
-                                         std::move(options));
+  auto conn =
+      co_await create_connection(detail::client_factory(protocol), std::move(host), port, options);
   co_return detail::make_streams(std::move(conn));
 }
 
 Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path,
                                                                  ConnectionOptions options) {
   auto protocol = detail::client_protocol(options.limit);
-  auto conn = co_await create_unix_connection(detail::client_factory(protocol), std::move(path),
-                                              std::move(options));
+  auto conn =
+      co_await create_unix_connection(detail::client_factory(protocol), std::move(path), options);
   co_return detail::make_streams(std::move(conn));
 }
 
 Coro<Server> start_server(ClientConnected cb, std::string host, std::uint16_t port,
                           ServerOptions options) {
   ProtocolFactory factory = detail::server_factory(std::move(cb), options.limit);
-  co_return co_await create_server(std::move(factory), std::move(host), port, std::move(options));
+  co_return co_await create_server(std::move(factory), std::move(host), port, options);
 }
 
 Coro<Server> start_unix_server(ClientConnected cb, std::string path, ServerOptions options) {
   ProtocolFactory factory = detail::server_factory(std::move(cb), options.limit);
-  co_return co_await create_unix_server(std::move(factory), std::move(path), std::move(options));
+  co_return co_await create_unix_server(std::move(factory), std::move(path), options);
 }
 
 }  // namespace asyncio

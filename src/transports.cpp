@@ -166,8 +166,8 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
   IntrusiveList clients;  // SocketTransport::server_hook_
   std::size_t active = 0;
   bool serving = false;
-  bool closed = false;   // close() was called (Python: _sockets is None)
-  bool woken = false;    // wait_closed's waiters were released (Python: _waiters is None)
+  bool closed = false;  // close() was called (Python: _sockets is None)
+  bool woken = false;   // wait_closed's waiters were released (Python: _waiters is None)
   std::vector<Future<void>> waiters;
   std::optional<Future<void>> serving_forever;
   std::string unix_path;  // a Unix server's file, removed on close
@@ -196,8 +196,7 @@ class SocketTransport final : public Transport, public IoResource {
         fd_(fd),
         readable_(OpKind::poll_in, fd, *this, &SocketTransport::on_readable, ready_queue_of(loop)),
         received_(OpKind::recv, fd, *this, &SocketTransport::on_received, ready_queue_of(loop)),
-        writable_(OpKind::poll_out, fd, *this, &SocketTransport::on_writable,
-                  ready_queue_of(loop)),
+        writable_(OpKind::poll_out, fd, *this, &SocketTransport::on_writable, ready_queue_of(loop)),
         start_(*this, &SocketTransport::on_start, ready_queue_of(loop)),
         lost_(*this, &SocketTransport::on_lost, ready_queue_of(loop)) {
     server_hook_.self = this;
@@ -238,7 +237,8 @@ class SocketTransport final : public Transport, public IoResource {
         t->bproto_->connection_made(*t);
       }
     } catch (...) {
-      t->fatal_error(std::current_exception(), "Fatal error: protocol.connection_made() call failed.");
+      t->fatal_error(std::current_exception(),
+                     "Fatal error: protocol.connection_made() call failed.");
       return t;
     }
     if (!t->closing_) t->start_.queue();
@@ -247,9 +247,9 @@ class SocketTransport final : public Transport, public IoResource {
 
   // -- BaseTransport ---------------------------------------------------------------------------
   [[nodiscard]] std::any get_extra_info(std::string_view name) const override {
-    if (name == "peername") return peer_.size() > 0 ? std::any(peer_) : std::any();
-    if (name == "sockname") return local_.size() > 0 ? std::any(local_) : std::any();
-    if (name == "socket") return std::any(fd_);
+    if (name == "peername" && peer_.size() > 0) return {peer_};
+    if (name == "sockname" && local_.size() > 0) return {local_};
+    if (name == "socket") return {fd_};
     return {};
   }
   [[nodiscard]] bool is_closing() const noexcept override { return closing_; }
@@ -298,8 +298,8 @@ class SocketTransport final : public Transport, public IoResource {
       ++conn_lost_;  // Python warns after 5 such writes ("socket.send() raised exception.")
       return;
     }
-    if (dead_) return;  // the loop is gone
-    std::size_t skip = 0;  // bytes of `pieces` the socket took at once
+    if (dead_) return;      // the loop is gone
+    std::size_t skip = 0;   // bytes of `pieces` the socket took at once
     bool took_all = false;  // it took all it was offered (sendmsg's iovec cap stopped it)
     if (buffered() == 0) {
       std::size_t offered = 0;
@@ -331,9 +331,7 @@ class SocketTransport final : public Transport, public IoResource {
   }
   [[nodiscard]] bool can_write_eof() const noexcept override { return true; }
   void abort() override { force_close(nullptr); }
-  [[nodiscard]] std::size_t get_write_buffer_size() const noexcept override {
-    return buffered();
-  }
+  [[nodiscard]] std::size_t get_write_buffer_size() const noexcept override { return buffered(); }
   [[nodiscard]] std::pair<std::size_t, std::size_t> get_write_buffer_limits()
       const noexcept override {
     return {low_, high_};
@@ -344,7 +342,7 @@ class SocketTransport final : public Transport, public IoResource {
     if (high) {
       h = *high;
     } else {
-      h = low ? 4 * *low : 64 * 1024;
+      h = low ? 4 * *low : kDefaultHighWater;
     }
     const std::size_t l = low ? *low : h / 4;
     if (h < l) {
@@ -501,8 +499,7 @@ class SocketTransport final : public Transport, public IoResource {
       } catch (const KeyboardInterrupt&) {
         throw;
       } catch (...) {
-        fatal_error(std::current_exception(),
-                    "Fatal error: protocol.data_received() call failed.");
+        fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
         return;
       }
     }
@@ -537,8 +534,7 @@ class SocketTransport final : public Transport, public IoResource {
     } catch (const KeyboardInterrupt&) {
       throw;
     } catch (...) {
-      fatal_error(std::current_exception(),
-                  "Fatal error: protocol.buffer_updated() call failed.");
+      fatal_error(std::current_exception(), "Fatal error: protocol.buffer_updated() call failed.");
       return false;
     }
     return true;
@@ -573,8 +569,7 @@ class SocketTransport final : public Transport, public IoResource {
       try {
         proto_->data_received(std::string_view(data, n));
       } catch (...) {
-        fatal_error(std::current_exception(),
-                    "Fatal error: protocol.data_received() call failed.");
+        fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
       }
       return;
     }
@@ -813,8 +808,9 @@ class SocketTransport final : public Transport, public IoResource {
   std::exception_ptr lost_exc_;
   std::string wbuf_;
   std::size_t wpos_ = 0;
-  std::size_t high_ = 64 * 1024;
-  std::size_t low_ = 16 * 1024;
+  static constexpr std::size_t kDefaultHighWater = std::size_t{64} * 1024;  // Python's
+  std::size_t high_ = kDefaultHighWater;
+  std::size_t low_ = kDefaultHighWater / 4;
   std::size_t pending_updated_ = 0;  // bytes received into a BufferedProtocol while paused
   int conn_lost_ = 0;
   bool made_ = false;
@@ -989,7 +985,7 @@ class Listener final : public IoResource {
     } catch (const KeyboardInterrupt&) {
       throw;
     } catch (...) {
-      if (!protocol) sys::close(fd);  // else: the transport closed it
+      if (!protocol) sys::close(fd);     // else: the transport closed it
       if (server_->loop->get_debug()) {  // as Python: reported in debug mode only
         ExceptionContext c;
         c.message = "Error on transport creation for incoming connection";
@@ -1072,8 +1068,7 @@ void ServerState::wake() noexcept {
 namespace {
 
 /// `host`:`port` as addresses: numeric ones without the resolver (Python: _ipaddr_info).
-Coro<std::vector<AddrInfo>> resolve(std::string host, std::uint16_t port, int family,
-                                    int flags) {
+Coro<std::vector<AddrInfo>> resolve(std::string host, std::uint16_t port, int family, int flags) {
   if (!host.empty()) {
     try {
       SocketAddress a = SocketAddress::ip(host, port);
@@ -1120,7 +1115,8 @@ Coro<int> connect_one(SocketAddress address, std::optional<SocketAddress> local)
       texts.emplace_back(x.what());
     }
   }
-  if (std::all_of(texts.begin(), texts.end(), [&](const std::string& t) { return t == texts[0]; })) {
+  if (std::all_of(texts.begin(), texts.end(),
+                  [&](const std::string& t) { return t == texts[0]; })) {
     std::rethrow_exception(errors.front());
   }
   std::string all = "Multiple exceptions: ";
@@ -1159,8 +1155,14 @@ std::vector<SocketAddress> interleave(const std::vector<AddrInfo>& infos, int fi
 
 /// Happy eyeballs (Python: staggered.staggered_race): attempt i+1 starts when attempt i fails
 /// or `delay` seconds after it started; the first connection wins and the rest are cancelled.
-Coro<int> race(std::vector<SocketAddress> addresses, double delay,
-               std::optional<SocketAddress> local, std::vector<std::exception_ptr>& errors) {
+struct RaceResult {
+  int fd = -1;
+  std::vector<std::exception_ptr> errors;  // of the attempts that failed
+};
+
+Coro<RaceResult> race(std::vector<SocketAddress> addresses, double delay,
+                      std::optional<SocketAddress> local) {
+  std::vector<std::exception_ptr> errors;
   std::vector<Task<int>> running;
   std::size_t next = 0;
   running.push_back(create_task(connect_one(addresses[next++], local)));
@@ -1172,7 +1174,12 @@ Coro<int> race(std::vector<SocketAddress> addresses, double delay,
     try {
       auto [done, pending] = co_await wait(std::vector<Task<int>>(running), opts);
       for (Task<int>& t : done) {
-        std::erase_if(running, [&](const Task<int>& r) { return r.state() == t.state(); });
+        for (std::size_t i = 0; i < running.size(); ++i) {
+          if (running[i].state() == t.state()) {
+            running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+            break;
+          }
+        }
         if (t.exception()) {
           errors.push_back(t.exception());
         } else if (winner < 0) {
@@ -1195,14 +1202,14 @@ Coro<int> race(std::vector<SocketAddress> addresses, double delay,
     try {
       const int fd = co_await shield(t);
       sys::close(fd);  // connected just before being cancelled
-    } catch (...) {  // NOLINT(bugprone-empty-catch): cancelled or failed: nothing to close
+    } catch (...) {    // NOLINT(bugprone-empty-catch): cancelled or failed: nothing to close
     }
   }
   if (interrupted) {
     if (winner >= 0) sys::close(winner);
     std::rethrow_exception(interrupted);
   }
-  co_return winner;
+  co_return RaceResult{winner, std::move(errors)};
 }
 
 std::shared_ptr<BaseProtocol> make_protocol(const ProtocolFactory& factory) {
@@ -1219,8 +1226,10 @@ Coro<int> connect_addresses(std::vector<AddrInfo> infos, ConnectionOptions optio
   int fd = -1;
   if (!options.happy_eyeballs_delay) {
     std::vector<SocketAddress> order;
+    order.reserve(infos.size());
     for (const AddrInfo& i : infos) order.push_back(i.address);
-    if (options.interleave && *options.interleave > 0) order = interleave(infos, *options.interleave);
+    if (options.interleave && *options.interleave > 0)
+      order = interleave(infos, *options.interleave);
     for (const SocketAddress& a : order) {
       if (local && local->family() != a.family()) continue;
       try {
@@ -1236,9 +1245,12 @@ Coro<int> connect_addresses(std::vector<AddrInfo> infos, ConnectionOptions optio
     if (first > 0) {
       order = interleave(infos, first);
     } else {
+      order.reserve(infos.size());
       for (const AddrInfo& i : infos) order.push_back(i.address);
     }
-    fd = co_await race(std::move(order), *options.happy_eyeballs_delay, local, errors);
+    RaceResult r = co_await race(std::move(order), *options.happy_eyeballs_delay, local);
+    fd = r.fd;
+    errors = std::move(r.errors);
   }
   if (fd < 0) {
     if (errors.empty()) throw OSError(0, "no address to connect to");
@@ -1248,9 +1260,7 @@ Coro<int> connect_addresses(std::vector<AddrInfo> infos, ConnectionOptions optio
 }
 
 Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::string host,
-                                                 std::uint16_t port,
-                                                 const ConnectionOptions& options_ref) {
-  const ConnectionOptions options = options_ref;  // the caller awaits at once; copied anyway
+                                                 std::uint16_t port, ConnectionOptions options) {
   if (host.empty()) throw ValueError("host and port were not specified");
   std::vector<AddrInfo> infos = co_await resolve(host, port, options.family, 0);
   const int fd = co_await connect_addresses(std::move(infos), options);
@@ -1266,7 +1276,7 @@ Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::s
 }
 
 Coro<Connection<BaseProtocol>> create_unix_connection(ProtocolFactory factory, std::string path,
-                                                      const ConnectionOptions& options) {
+                                                      ConnectionOptions options) {
   (void)options;  // nothing in it applies to a Unix connection (limit is the streams')
   const SocketAddress address = SocketAddress::unix_path(path);
   sys::Fd fd = new_socket(AF_UNIX, "socket");
@@ -1276,10 +1286,11 @@ Coro<Connection<BaseProtocol>> create_unix_connection(ProtocolFactory factory, s
   co_return Connection<BaseProtocol>{std::move(t), std::move(protocol)};
 }
 
-Connection<BaseProtocol> connect_accepted_socket(ProtocolFactory factory, int fd) {
+Connection<BaseProtocol> connect_accepted_socket(const ProtocolFactory& factory, int fd) {
   const int type = sys::get_option(fd, SOL_SOCKET, SO_TYPE);
   if (type < 0) raise_os_error(-type, "connect_accepted_socket");
-  if (type != SOCK_STREAM) throw ValueError("A Stream Socket was expected, got " + std::to_string(type));
+  if (type != SOCK_STREAM)
+    throw ValueError("A Stream Socket was expected, got " + std::to_string(type));
   if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, "connect_accepted_socket");
   std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
   auto t = SocketTransport::make(get_running_loop(), fd, protocol, nullptr);
@@ -1300,7 +1311,8 @@ std::vector<std::pair<sys::Fd, SocketAddress>> bind_all(const std::vector<AddrIn
     for (const auto& [fd, a] : out) dup = dup || a == info.address;
     if (dup) continue;
     sys::Fd fd = new_socket(info.family, "socket");
-    if (o.reuse_address.value_or(true)) (void)sys::set_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+    if (o.reuse_address.value_or(true))
+      (void)sys::set_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
     if (o.reuse_port) {
       if (const int r = sys::set_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1); r < 0) {
         raise_os_error(-r, "setsockopt(SO_REUSEPORT)");
@@ -1344,8 +1356,7 @@ Coro<Server> create_server(ProtocolFactory factory, std::string host, std::uint1
                            ServerOptions options) {
   if (options.backlog < 0) options.backlog = 0;
   EventLoop& loop = get_running_loop();
-  std::vector<AddrInfo> infos =
-      co_await detail::resolve(host, port, options.family, AI_PASSIVE);
+  std::vector<AddrInfo> infos = co_await detail::resolve(host, port, options.family, AI_PASSIVE);
   auto st = std::make_shared<detail::ServerState>(loop, std::move(factory), options);
   for (int attempt = 0;; ++attempt) {
     bool clash = false;
@@ -1360,8 +1371,7 @@ Coro<Server> create_server(ProtocolFactory factory, std::string host, std::uint1
   co_return co_await detail::finish_server(std::move(st));
 }
 
-Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,
-                                ServerOptions options) {
+Coro<Server> create_unix_server(ProtocolFactory factory, std::string path, ServerOptions options) {
   if (options.backlog < 0) options.backlog = 0;
   EventLoop& loop = get_running_loop();
   const SocketAddress address = SocketAddress::unix_path(path);
@@ -1421,7 +1431,9 @@ detail::ServerState& Server::state() const {
   return *state_;
 }
 
-void Server::close() { state().close(); }
+void Server::close() {
+  state().close();
+}
 
 void Server::close_clients() {
   detail::ServerState& st = state();
@@ -1483,11 +1495,19 @@ Coro<void> server_serve_forever(std::shared_ptr<detail::ServerState> st) {
 
 }  // namespace
 
-Coro<void> Server::wait_closed() { return server_wait_closed(state_); }
-Coro<void> Server::start_serving() { return server_start_serving(state_); }
-Coro<void> Server::serve_forever() { return server_serve_forever(state_); }
+Coro<void> Server::wait_closed() {
+  return server_wait_closed(state_);
+}
+Coro<void> Server::start_serving() {
+  return server_start_serving(state_);
+}
+Coro<void> Server::serve_forever() {
+  return server_serve_forever(state_);
+}
 
-bool Server::is_serving() const noexcept { return state_ && state_->serving; }
+bool Server::is_serving() const noexcept {
+  return state_ && state_->serving;
+}
 
 std::uint16_t Server::port() const noexcept {
   if (!state_ || state_->closed || state_->listeners.empty()) return 0;
@@ -1508,6 +1528,8 @@ std::vector<SocketAddress> Server::addresses() const {
   return out;
 }
 
-EventLoop& Server::get_loop() const { return *state().loop; }
+EventLoop& Server::get_loop() const {
+  return *state().loop;
+}
 
 }  // namespace asyncio

@@ -343,9 +343,12 @@ class [[nodiscard]] Shielded {
     core_.emplace(child_.state.get());
     return core_->ready();
   }
-  void await_suspend(std::coroutine_handle<> h) { core_->suspend(h); }
+  // core_ is set by await_ready(), which the compiler calls first.
+  void await_suspend(std::coroutine_handle<> h) {
+    core_->suspend(h);  // NOLINT(bugprone-unchecked-optional-access)
+  }
   R await_resume() {
-    core_->finish();
+    core_->finish();  // NOLINT(bugprone-unchecked-optional-access)
     if constexpr (!std::is_void_v<R>)
       return detail::take_result<R>(child_.state.get(), child_.owned);
   }
@@ -441,9 +444,12 @@ class [[nodiscard]] Waiting {
     core_.emplace(std::move(states), timeout, options_.return_when);
     return core_->ready();
   }
-  void await_suspend(std::coroutine_handle<> h) { core_->suspend(h); }
+  // core_ is set by await_ready(), which the compiler calls first.
+  void await_suspend(std::coroutine_handle<> h) {
+    core_->suspend(h);  // NOLINT(bugprone-unchecked-optional-access)
+  }
   WaitResult<F> await_resume() {
-    core_->finish();
+    core_->finish();  // NOLINT(bugprone-unchecked-optional-access)
     WaitResult<F> r;
     for (F& f : fs_) (detail::state_of(f)->done() ? r.done : r.pending).push_back(std::move(f));
     return r;

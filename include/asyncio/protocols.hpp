@@ -33,6 +33,7 @@ class BaseProtocol {
   /// The connection is closed: `exc` is null for a regular close or end of file, else the
   /// error (an OSError such as ConnectionResetError). Called exactly once.
   /// Python: connection_lost(exc)
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): by value, an override may keep it
   virtual void connection_lost(std::exception_ptr exc) { (void)exc; }
   /// The transport's write buffer went above its high-water mark. Python: pause_writing()
   virtual void pause_writing() {}

@@ -95,7 +95,7 @@ class StreamWriter {
   void write(std::string_view data) const;
   /// Writes the pieces as one write. Python: writelines(data)
   template <std::ranges::input_range R>
-    requires std::is_convertible_v<std::ranges::range_reference_t<R>, std::string_view>
+  requires std::is_convertible_v<std::ranges::range_reference_t<R>, std::string_view>
   void writelines(R&& pieces) const {
     std::vector<std::string_view> views;
     for (auto&& p : pieces) views.emplace_back(p);

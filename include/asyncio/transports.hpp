@@ -85,8 +85,8 @@ class Transport : public BaseTransport {
   virtual void writelines(std::span<const std::string_view> pieces) = 0;
   /// Any range of things convertible to std::string_view. Python: writelines(list_of_data)
   template <std::ranges::input_range R>
-    requires std::is_convertible_v<std::ranges::range_reference_t<R>, std::string_view> &&
-             (!std::is_same_v<std::remove_cvref_t<R>, std::span<const std::string_view>>)
+  requires std::is_convertible_v<std::ranges::range_reference_t<R>, std::string_view> &&
+           (!std::is_same_v<std::remove_cvref_t<R>, std::span<const std::string_view>>)
   void writelines(R&& pieces) {
     std::vector<std::string_view> views;
     for (auto&& p : pieces) views.emplace_back(p);
@@ -176,8 +176,7 @@ struct ServerState;
 class Server {
  public:
   Server() = default;
-  explicit Server(std::shared_ptr<detail::ServerState> state) noexcept
-      : state_(std::move(state)) {}
+  explicit Server(std::shared_ptr<detail::ServerState> state) noexcept : state_(std::move(state)) {}
   Server(Server&&) noexcept = default;
   Server& operator=(Server&& other) noexcept;
   Server(const Server&) = delete;
@@ -219,10 +218,10 @@ class Server {
 
 namespace detail {
 Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::string host,
-                                                 std::uint16_t port, const ConnectionOptions& options);
+                                                 std::uint16_t port, ConnectionOptions options);
 Coro<Connection<BaseProtocol>> create_unix_connection(ProtocolFactory factory, std::string path,
-                                                      const ConnectionOptions& options);
-Connection<BaseProtocol> connect_accepted_socket(ProtocolFactory factory, int fd);
+                                                      ConnectionOptions options);
+Connection<BaseProtocol> connect_accepted_socket(const ProtocolFactory& factory, int fd);
 /// The protocol type a factory `F` makes.
 template <class F>
 using protocol_of = typename std::invoke_result_t<F&>::element_type;
@@ -256,7 +255,8 @@ Coro<Connection<P>> create_unix_connection(F factory, std::string path,
 /// Python: loop.connect_accepted_socket(factory, sock)
 template <class F, class P = detail::protocol_of<F>>
 Connection<P> connect_accepted_socket(F factory, int fd) {
-  return detail::downcast<P>(detail::connect_accepted_socket(ProtocolFactory(std::move(factory)), fd));
+  return detail::downcast<P>(
+      detail::connect_accepted_socket(ProtocolFactory(std::move(factory)), fd));
 }
 
 /// Listens on `host` and `port` (empty host: every interface, IPv4 and IPv6; port 0: a free

@@ -172,9 +172,13 @@ int bind(int fd, const sockaddr* addr, unsigned len) noexcept {
   return ::bind(fd, addr, len) == 0 ? 0 : -errno;
 }
 
-int listen(int fd, int backlog) noexcept { return ::listen(fd, backlog) == 0 ? 0 : -errno; }
+int listen(int fd, int backlog) noexcept {
+  return ::listen(fd, backlog) == 0 ? 0 : -errno;
+}
 
-int shutdown(int fd, int how) noexcept { return ::shutdown(fd, how) == 0 ? 0 : -errno; }
+int shutdown(int fd, int how) noexcept {
+  return ::shutdown(fd, how) == 0 ? 0 : -errno;
+}
 
 int set_option(int fd, int level, int name, int value) noexcept {
   return ::setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : -errno;
@@ -208,7 +212,9 @@ FileId path_id(const char* path, bool* is_socket) noexcept {
   return {static_cast<std::uint64_t>(sb.st_dev), static_cast<std::uint64_t>(sb.st_ino)};
 }
 
-int unlink(const char* path) noexcept { return ::unlink(path) == 0 ? 0 : -errno; }
+int unlink(const char* path) noexcept {
+  return ::unlink(path) == 0 ? 0 : -errno;
+}
 
 FileId file_id(int fd) noexcept {
   ++detail_fault::counts[static_cast<int>(Call::fstat)];

@@ -112,7 +112,7 @@ struct LoopIo {
   static constexpr std::size_t kReadBufferSize = 256 * 1024;  // Python: max_size = 256 KiB
 
   std::unique_ptr<IoEngine> engine;
-  int watchers = 0;  // user fd directions being watched
+  int watchers = 0;         // user fd directions being watched
   IntrusiveList resources;  // IoResource: closed with the loop
 
  private:
@@ -139,7 +139,7 @@ struct LoopIo {
   };
   std::map<int, Stash> stashes_;
   std::unique_ptr<char[]> read_buffer_;
-  bool waited_last_ = false;     // the previous poll() waited on the engine
+  bool waited_last_ = false;      // the previous poll() waited on the engine
   bool skip_zero_waits_ = false;  // epoll: see poll()
 };
 

@@ -96,7 +96,9 @@ class ServerThread {
     std::atomic<int>* served = &served_;
     asyncio::ServerOptions options{.reuse_port = true};
     asyncio::Server server = co_await asyncio::start_server(
-        [served](StreamReader r, StreamWriter w) { return echo(served, std::move(r), std::move(w)); },
+        [served](StreamReader r, StreamWriter w) {
+          return echo(served, std::move(r), std::move(w));
+        },
         "127.0.0.1", port_, options);
     ready_.set_value(server.port());
     co_await stop->wait();
@@ -124,10 +126,10 @@ class ServerThread {
   std::uint16_t port_;
   std::promise<std::uint16_t> ready_;
   mutable std::mutex mu_;
-  asyncio::EventLoop* loop_ = nullptr;     // guarded by mu_
-  std::shared_ptr<asyncio::Event> stop_;   // guarded by mu_; touched on the loop's thread only
-  bool stopped_ = false;                   // guarded by mu_
-  std::string error_;                      // guarded by mu_
+  asyncio::EventLoop* loop_ = nullptr;    // guarded by mu_
+  std::shared_ptr<asyncio::Event> stop_;  // guarded by mu_; touched on the loop's thread only
+  bool stopped_ = false;                  // guarded by mu_
+  std::string error_;                     // guarded by mu_
   std::atomic<int> served_{0};
   std::thread thread_;
 };
@@ -140,7 +142,8 @@ Coro<int> clients(std::uint16_t port, int clients, int lines) {
     try {
       auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", port);
       for (int i = 0; i < lines; ++i) {
-        const std::string line = "client " + std::to_string(c) + " line " + std::to_string(i) + "\n";
+        const std::string line =
+            "client " + std::to_string(c) + " line " + std::to_string(i) + "\n";
         writer.write(line);
         co_await writer.drain();
         if (co_await reader.readline() != line) ++failures;
@@ -172,8 +175,8 @@ TEST_P(MultiLoop, TwoLoopsOnTwoThreadsShareOnePortWithReusePort) {
   ASSERT_NE(port, 0) << first.error();
   ServerThread second(GetParam(), port);
   ASSERT_EQ(second.port(), port) << second.error();
-  const int failures = asyncio::run(bounded(clients(port, 40, 3)),
-                                    asyncio::RunOptions{.backend = GetParam()});
+  const int failures =
+      asyncio::run(bounded(clients(port, 40, 3)), asyncio::RunOptions{.backend = GetParam()});
   EXPECT_EQ(failures, 0);
   first.stop();
   second.stop();
@@ -190,8 +193,8 @@ TEST_P(MultiLoop, ClientsOnSeveralThreadsAgainstSeveralLoops) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) {
     threads.emplace_back([&failures, port, backend = GetParam()] {
-      failures += asyncio::run(bounded(clients(port, 10, 5)),
-                               asyncio::RunOptions{.backend = backend});
+      failures +=
+          asyncio::run(bounded(clients(port, 10, 5)), asyncio::RunOptions{.backend = backend});
     });
   }
   for (std::thread& t : threads) t.join();

@@ -47,9 +47,9 @@
 #include <asyncio.hpp>
 
 #include "asyncio_test.hpp"
-#include "transports_detail.hpp"
 #include "net_test.hpp"
 #include "sys/sys.hpp"
+#include "transports_detail.hpp"
 #include "unix/loop_io.hpp"
 
 namespace asyncio {
@@ -265,21 +265,21 @@ Coro<void> passes(int n) {
   for (int i = 0; i < n; ++i) co_await asyncio::sleep(0);
 }
 
-#define CO_ASSERT(...)                                             \
-  do {                                                             \
-    if (!(__VA_ARGS__)) {                                          \
-      ADD_FAILURE() << "CO_ASSERT failed: " #__VA_ARGS__;          \
-      co_return;                                                   \
-    }                                                              \
+#define CO_ASSERT(...)                                    \
+  do {                                                    \
+    if (!(__VA_ARGS__)) {                                 \
+      ADD_FAILURE() << "CO_ASSERT failed: " #__VA_ARGS__; \
+      co_return;                                          \
+    }                                                     \
   } while (0)
 
-#define CO_WAIT(...)                                                   \
-  do {                                                                 \
-    const bool waited_ok_ = co_await until(__VA_ARGS__);               \
-    if (!waited_ok_) {                                                 \
-      ADD_FAILURE() << "timed out waiting for: " #__VA_ARGS__;         \
-      co_return;                                                       \
-    }                                                                  \
+#define CO_WAIT(...)                                           \
+  do {                                                         \
+    const bool waited_ok_ = co_await until(__VA_ARGS__);       \
+    if (!waited_ok_) {                                         \
+      ADD_FAILURE() << "timed out waiting for: " #__VA_ARGS__; \
+      co_return;                                               \
+    }                                                          \
   } while (0)
 
 // ---- Peer side (plain sockets driven by the loop) ----------------------------------------------
@@ -288,7 +288,8 @@ Coro<void> passes(int n) {
 Coro<std::string> recv_exactly(int fd, std::size_t n) {
   std::string got;
   while (got.size() < n) {
-    std::string part = co_await asyncio::sock_recv(fd, std::min<std::size_t>(n - got.size(), 1 << 20));
+    std::string part =
+        co_await asyncio::sock_recv(fd, std::min<std::size_t>(n - got.size(), 1 << 20));
     if (part.empty()) break;
     got += part;
   }
@@ -640,7 +641,9 @@ Coro<void> callbacks_in_order() {
   EXPECT_TRUE(eof);
 }
 
-TEST_P(Transports, CallbacksComeInPythonsOrder) { run(callbacks_in_order()); }
+TEST_P(Transports, CallbacksComeInPythonsOrder) {
+  run(callbacks_in_order());
+}
 
 Coro<void> close_defers_lost() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -660,7 +663,9 @@ Coro<void> close_defers_lost() {
   EXPECT_TRUE(eof);
 }
 
-TEST_P(Transports, CloseCallsConnectionLostOnceFromTheLoop) { run(close_defers_lost()); }
+TEST_P(Transports, CloseCallsConnectionLostOnceFromTheLoop) {
+  run(close_defers_lost());
+}
 
 Coro<void> abort_defers_lost() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -675,7 +680,9 @@ Coro<void> abort_defers_lost() {
   EXPECT_EQ(l.p->lost_exc, nullptr);
 }
 
-TEST_P(Transports, AbortCallsConnectionLostOnceWithNull) { run(abort_defers_lost()); }
+TEST_P(Transports, AbortCallsConnectionLostOnceWithNull) {
+  run(abort_defers_lost());
+}
 
 Coro<void> reset_gives_error(bool debug) {
   RecordingHandler handler;
@@ -698,8 +705,12 @@ Coro<void> reset_gives_error(bool debug) {
   }
 }
 
-TEST_P(Transports, PeerResetGivesConnectionResetError) { run(reset_gives_error(false)); }
-TEST_P(Transports, PeerResetIsReportedInDebugMode) { run(reset_gives_error(true), true); }
+TEST_P(Transports, PeerResetGivesConnectionResetError) {
+  run(reset_gives_error(false));
+}
+TEST_P(Transports, PeerResetIsReportedInDebugMode) {
+  run(reset_gives_error(true), true);
+}
 
 Coro<void> lost_releases_protocol() {
   std::weak_ptr<Rec> weak_p;
@@ -723,7 +734,9 @@ Coro<void> lost_releases_protocol() {
   EXPECT_TRUE(weak_t.expired());
 }
 
-TEST_P(Transports, ConnectionLostReleasesProtocolAndTransport) { run(lost_releases_protocol()); }
+TEST_P(Transports, ConnectionLostReleasesProtocolAndTransport) {
+  run(lost_releases_protocol());
+}
 
 /// A protocol that keeps its transport (a cycle while connected).
 struct HoldsTransport : Rec {
@@ -739,8 +752,8 @@ Coro<void> no_cycle_after_lost() {
   std::weak_ptr<Transport> weak_t;
   asyncio_test::Listener listener;
   {
-    auto conn = co_await asyncio::create_connection(make<HoldsTransport>(), "127.0.0.1",
-                                                    listener.port);
+    auto conn =
+        co_await asyncio::create_connection(make<HoldsTransport>(), "127.0.0.1", listener.port);
     weak_p = conn.protocol;
     weak_t = conn.transport;
     conn.transport->close();
@@ -752,13 +765,14 @@ Coro<void> no_cycle_after_lost() {
   EXPECT_TRUE(weak_t.expired());
 }
 
-TEST_P(Transports, ProtocolHoldingItsTransportMakesNoLeak) { run(no_cycle_after_lost()); }
+TEST_P(Transports, ProtocolHoldingItsTransportMakesNoLeak) {
+  run(no_cycle_after_lost());
+}
 
 Coro<void> made_throws() {
   RecordingHandler handler;
   asyncio_test::Listener listener;
-  auto conn = co_await asyncio::create_connection(make<ThrowsOnMade>(), "127.0.0.1",
-                                                  listener.port);
+  auto conn = co_await asyncio::create_connection(make<ThrowsOnMade>(), "127.0.0.1", listener.port);
   asyncio::AcceptedSocket acc = co_await asyncio::sock_accept(listener.fd.get());
   FdGuard peer(acc.fd);
   EXPECT_TRUE(conn.transport->is_closing());
@@ -769,13 +783,14 @@ Coro<void> made_throws() {
   EXPECT_TRUE(eof);
 }
 
-TEST_P(Transports, ConnectionMadeThrowingIsReportedAndCloses) { run(made_throws()); }
+TEST_P(Transports, ConnectionMadeThrowingIsReportedAndCloses) {
+  run(made_throws());
+}
 
 Coro<void> lost_throws() {
   RecordingHandler handler;
   asyncio_test::Listener listener;
-  auto conn = co_await asyncio::create_connection(make<ThrowsOnLost>(), "127.0.0.1",
-                                                  listener.port);
+  auto conn = co_await asyncio::create_connection(make<ThrowsOnLost>(), "127.0.0.1", listener.port);
   conn.transport->close();
   CO_WAIT([&] { return conn.protocol->lost > 0; });
   co_await passes(3);
@@ -784,7 +799,9 @@ Coro<void> lost_throws() {
   EXPECT_EQ(conn.transport->get_protocol(), nullptr);
 }
 
-TEST_P(Transports, ConnectionLostThrowingIsReported) { run(lost_throws()); }
+TEST_P(Transports, ConnectionLostThrowingIsReported) {
+  run(lost_throws());
+}
 
 // =================================================================================================
 // Exceptions from the protocol
@@ -811,7 +828,9 @@ Coro<void> data_received_throws() {
   EXPECT_TRUE(eof);
 }
 
-TEST_P(Transports, DataReceivedThrowingIsReportedAndCloses) { run(data_received_throws()); }
+TEST_P(Transports, DataReceivedThrowingIsReportedAndCloses) {
+  run(data_received_throws());
+}
 
 Coro<void> eof_received_throws() {
   RecordingHandler handler;
@@ -823,7 +842,9 @@ Coro<void> eof_received_throws() {
   EXPECT_EQ(what_of(l.p->lost_exc), "boom in eof_received");
 }
 
-TEST_P(Transports, EofReceivedThrowingIsReportedAndCloses) { run(eof_received_throws()); }
+TEST_P(Transports, EofReceivedThrowingIsReportedAndCloses) {
+  run(eof_received_throws());
+}
 
 // =================================================================================================
 // BufferedProtocol
@@ -864,7 +885,9 @@ Coro<void> buffered_small() {
   EXPECT_GE(l.p->updates, static_cast<int>(total / 3));
 }
 
-TEST_P(Transports, BufferedProtocolWithTinyBufferGetsEveryByte) { run(buffered_small()); }
+TEST_P(Transports, BufferedProtocolWithTinyBufferGetsEveryByte) {
+  run(buffered_small());
+}
 
 Coro<void> buffered_empty() {
   RecordingHandler handler;
@@ -882,7 +905,9 @@ Coro<void> buffered_empty() {
   EXPECT_TRUE(eof);
 }
 
-TEST_P(Transports, BufferedProtocolEmptyBufferIsFatal) { run(buffered_empty()); }
+TEST_P(Transports, BufferedProtocolEmptyBufferIsFatal) {
+  run(buffered_empty());
+}
 
 Coro<void> buffered_update_throws() {
   RecordingHandler handler;
@@ -917,7 +942,9 @@ Coro<void> buffered_pause() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, BufferedProtocolPauseReadingHoldsData) { run(buffered_pause()); }
+TEST_P(Transports, BufferedProtocolPauseReadingHoldsData) {
+  run(buffered_pause());
+}
 
 Coro<void> buffered_echo_both_ways() {
   // The transport writes a big pattern to the peer, the peer sends one back: full duplex.
@@ -935,7 +962,9 @@ Coro<void> buffered_echo_both_ways() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, BufferedProtocolFullDuplexLargeTransfer) { run(buffered_echo_both_ways()); }
+TEST_P(Transports, BufferedProtocolFullDuplexLargeTransfer) {
+  run(buffered_echo_both_ways());
+}
 
 // =================================================================================================
 // Writing
@@ -956,7 +985,9 @@ Coro<void> big_write_buffered() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, BigWriteIsBufferedAndArrivesIntact) { run(big_write_buffered()); }
+TEST_P(Transports, BigWriteIsBufferedAndArrivesIntact) {
+  run(big_write_buffered());
+}
 
 Coro<void> many_small_writes() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -975,7 +1006,9 @@ Coro<void> many_small_writes() {
   EXPECT_TRUE(eof);
 }
 
-TEST_P(Transports, ManySmallWritesKeepTheirOrder) { run(many_small_writes()); }
+TEST_P(Transports, ManySmallWritesKeepTheirOrder) {
+  run(many_small_writes());
+}
 
 std::vector<std::string> pieces_for_writelines() {
   std::vector<std::string> v;
@@ -1006,7 +1039,9 @@ Coro<void> writelines_order() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, WritelinesSendsPiecesInOrder) { run(writelines_order()); }
+TEST_P(Transports, WritelinesSendsPiecesInOrder) {
+  run(writelines_order());
+}
 
 Coro<void> writelines_many(int count) {
   // More pieces than one sendmsg takes (its iovec array): the rest is buffered and sent when
@@ -1032,8 +1067,12 @@ Coro<void> writelines_many(int count) {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, WritelinesWith64PiecesSendsThemAll) { run(writelines_many(64)); }
-TEST_P(Transports, WritelinesWithMoreThan64PiecesSendsThemAll) { run(writelines_many(300)); }
+TEST_P(Transports, WritelinesWith64PiecesSendsThemAll) {
+  run(writelines_many(64));
+}
+TEST_P(Transports, WritelinesWithMoreThan64PiecesSendsThemAll) {
+  run(writelines_many(300));
+}
 
 Coro<void> write_buffer_limits() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1069,7 +1108,9 @@ Coro<void> write_buffer_limits() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, WriteBufferLimitsDefaultsAndValidation) { run(write_buffer_limits()); }
+TEST_P(Transports, WriteBufferLimitsDefaultsAndValidation) {
+  run(write_buffer_limits());
+}
 
 Coro<void> pause_resume_writing() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1095,7 +1136,9 @@ Coro<void> pause_resume_writing() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, PauseAndResumeWritingAroundTheMarks) { run(pause_resume_writing()); }
+TEST_P(Transports, PauseAndResumeWritingAroundTheMarks) {
+  run(pause_resume_writing());
+}
 
 Coro<void> lowering_high_pauses() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1116,7 +1159,9 @@ Coro<void> lowering_high_pauses() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, SetWriteBufferLimitsBelowBufferPauses) { run(lowering_high_pauses()); }
+TEST_P(Transports, SetWriteBufferLimitsBelowBufferPauses) {
+  run(lowering_high_pauses());
+}
 
 Coro<void> close_flushes() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1137,7 +1182,9 @@ Coro<void> close_flushes() {
   EXPECT_EQ(l.t->get_write_buffer_size(), 0U);
 }
 
-TEST_P(Transports, CloseSendsBufferedDataFirst) { run(close_flushes()); }
+TEST_P(Transports, CloseSendsBufferedDataFirst) {
+  run(close_flushes());
+}
 
 Coro<void> abort_drops() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1154,7 +1201,9 @@ Coro<void> abort_drops() {
   EXPECT_TRUE(got == pattern(got.size()));
 }
 
-TEST_P(Transports, AbortDropsBufferedData) { run(abort_drops()); }
+TEST_P(Transports, AbortDropsBufferedData) {
+  run(abort_drops());
+}
 
 Coro<void> write_after_close_dropped() {
   RecordingHandler handler;
@@ -1169,7 +1218,9 @@ Coro<void> write_after_close_dropped() {
   EXPECT_EQ(l.p->lost, 1);
 }
 
-TEST_P(Transports, WriteAfterCloseIsDropped) { run(write_after_close_dropped()); }
+TEST_P(Transports, WriteAfterCloseIsDropped) {
+  run(write_after_close_dropped());
+}
 
 Coro<void> write_to_reset_peer() {
   RecordingHandler handler;
@@ -1188,7 +1239,9 @@ Coro<void> write_to_reset_peer() {
   l.t->write("more");  // harmless
 }
 
-TEST_P(Transports, WriteToResetPeerLosesConnectionWithOSError) { run(write_to_reset_peer()); }
+TEST_P(Transports, WriteToResetPeerLosesConnectionWithOSError) {
+  run(write_to_reset_peer());
+}
 
 // =================================================================================================
 // Half-close: write_eof / eof_received
@@ -1219,7 +1272,9 @@ Coro<void> write_eof_half_close() {
   EXPECT_EQ(l.p->lost_exc, nullptr);
 }
 
-TEST_P(Transports, WriteEofHalfClosesAndReadingGoesOn) { run(write_eof_half_close()); }
+TEST_P(Transports, WriteEofHalfClosesAndReadingGoesOn) {
+  run(write_eof_half_close());
+}
 
 Coro<void> write_eof_after_buffer() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1235,7 +1290,9 @@ Coro<void> write_eof_after_buffer() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, WriteEofSendsBufferedDataFirst) { run(write_eof_after_buffer()); }
+TEST_P(Transports, WriteEofSendsBufferedDataFirst) {
+  run(write_eof_after_buffer());
+}
 
 struct KeepOpen : Rec {
   KeepOpen() { keep_open = true; }
@@ -1264,7 +1321,9 @@ Coro<void> eof_keep_open() {
   EXPECT_TRUE(eof);
 }
 
-TEST_P(Transports, EofReceivedReturningTrueKeepsWriting) { run(eof_keep_open()); }
+TEST_P(Transports, EofReceivedReturningTrueKeepsWriting) {
+  run(eof_keep_open());
+}
 
 Coro<void> eof_closes() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1276,7 +1335,9 @@ Coro<void> eof_closes() {
   EXPECT_TRUE(eof);
 }
 
-TEST_P(Transports, EofReceivedReturningFalseCloses) { run(eof_closes()); }
+TEST_P(Transports, EofReceivedReturningFalseCloses) {
+  run(eof_closes());
+}
 
 // =================================================================================================
 // Reading: pause_reading / resume_reading / is_reading
@@ -1312,7 +1373,9 @@ Coro<void> pause_resume_reading() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, PauseReadingStopsDataAndResumeDeliversAll) { run(pause_resume_reading()); }
+TEST_P(Transports, PauseReadingStopsDataAndResumeDeliversAll) {
+  run(pause_resume_reading());
+}
 
 Coro<void> pause_reading_holds_eof() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1327,7 +1390,9 @@ Coro<void> pause_reading_holds_eof() {
   EXPECT_EQ(l.p->data, "bye");
 }
 
-TEST_P(Transports, PausedTransportSeesNeitherDataNorEof) { run(pause_reading_holds_eof()); }
+TEST_P(Transports, PausedTransportSeesNeitherDataNorEof) {
+  run(pause_reading_holds_eof());
+}
 
 /// pause_reading() from data_received: no further call until resume.
 struct PauseOnData : Rec {
@@ -1350,7 +1415,9 @@ Coro<void> pause_in_callback() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, PauseReadingFromDataReceived) { run(pause_in_callback()); }
+TEST_P(Transports, PauseReadingFromDataReceived) {
+  run(pause_in_callback());
+}
 
 // =================================================================================================
 // Extra info, set_protocol
@@ -1379,7 +1446,9 @@ Coro<void> extra_info_tcp() {
   EXPECT_EQ(t->peername(), SocketAddress::ip("127.0.0.1", listener.port));
 }
 
-TEST_P(Transports, ExtraInfoPeernameSocknameSocket) { run(extra_info_tcp()); }
+TEST_P(Transports, ExtraInfoPeernameSocknameSocket) {
+  run(extra_info_tcp());
+}
 
 Coro<void> set_protocol_switch() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1406,7 +1475,9 @@ Coro<void> set_protocol_switch() {
   EXPECT_EQ(second->lost, 1);
 }
 
-TEST_P(Transports, SetProtocolRedirectsCallbacks) { run(set_protocol_switch()); }
+TEST_P(Transports, SetProtocolRedirectsCallbacks) {
+  run(set_protocol_switch());
+}
 
 Coro<void> switch_to_buffered() {
   Link<Rec> l = co_await tcp_link<Rec>();
@@ -1421,7 +1492,9 @@ Coro<void> switch_to_buffered() {
   EXPECT_EQ(l.p->data, "");
 }
 
-TEST_P(Transports, SetProtocolToBufferedProtocol) { run(switch_to_buffered()); }
+TEST_P(Transports, SetProtocolToBufferedProtocol) {
+  run(switch_to_buffered());
+}
 
 // =================================================================================================
 // create_connection
@@ -1440,7 +1513,9 @@ Coro<void> refused() {
   EXPECT_TRUE(holds<asyncio::ConnectionRefusedError>(e2)) << what_of(e2);
 }
 
-TEST_P(Transports, CreateConnectionRefused) { run(refused()); }
+TEST_P(Transports, CreateConnectionRefused) {
+  run(refused());
+}
 
 Coro<void> connect_by_name() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -1455,7 +1530,9 @@ Coro<void> connect_by_name() {
   co_await server.wait_closed();
 }
 
-TEST_P(Transports, CreateConnectionToAName) { run(connect_by_name()); }
+TEST_P(Transports, CreateConnectionToAName) {
+  run(connect_by_name());
+}
 
 Coro<void> connect_family() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -1469,15 +1546,17 @@ Coro<void> connect_family() {
   // A numeric IPv4 address with family AF_INET6: nothing to connect to.
   asyncio::ConnectionOptions v6;
   v6.family = AF_INET6;
-  std::exception_ptr e = co_await error_of(
-      asyncio::create_connection(make<Rec>(), "127.0.0.1", server.port(), v6));
+  std::exception_ptr e =
+      co_await error_of(asyncio::create_connection(make<Rec>(), "127.0.0.1", server.port(), v6));
   EXPECT_TRUE(holds<asyncio::OSError>(e)) << what_of(e);
   EXPECT_TRUE(accepted.size() == 1);
   server.close();
   co_await server.wait_closed();
 }
 
-TEST_P(Transports, CreateConnectionFamilyOption) { run(connect_family()); }
+TEST_P(Transports, CreateConnectionFamilyOption) {
+  run(connect_family());
+}
 
 Coro<void> connect_local_addr() {
   asyncio_test::Listener listener;
@@ -1494,13 +1573,15 @@ Coro<void> connect_local_addr() {
   // A local address of the other family: no address to try.
   asyncio::ConnectionOptions bad;
   bad.local_addr = SocketAddress::ip("::1", 0);
-  std::exception_ptr e = co_await error_of(
-      asyncio::create_connection(make<Rec>(), "127.0.0.1", listener.port, bad));
+  std::exception_ptr e =
+      co_await error_of(asyncio::create_connection(make<Rec>(), "127.0.0.1", listener.port, bad));
   EXPECT_TRUE(holds<asyncio::OSError>(e)) << what_of(e);
   EXPECT_FALSE(asyncio_test::has_pending_connection(listener.fd.get()));
 }
 
-TEST_P(Transports, CreateConnectionLocalAddr) { run(connect_local_addr()); }
+TEST_P(Transports, CreateConnectionLocalAddr) {
+  run(connect_local_addr());
+}
 
 Coro<void> connect_local_addr_in_use() {
   // Binding to a local address that a listener holds fails with that OSError.
@@ -1514,24 +1595,28 @@ Coro<void> connect_local_addr_in_use() {
   EXPECT_EQ(errno_of(e), EADDRINUSE);
 }
 
-TEST_P(Transports, CreateConnectionLocalAddrInUse) { run(connect_local_addr_in_use()); }
+TEST_P(Transports, CreateConnectionLocalAddrInUse) {
+  run(connect_local_addr_in_use());
+}
 
 Coro<void> connect_bad_args() {
   std::exception_ptr e = co_await error_of(asyncio::create_connection(make<Rec>(), "", 80));
   EXPECT_TRUE(holds<asyncio::ValueError>(e)) << what_of(e);
   asyncio_test::Listener listener;
-  std::exception_ptr e2 = co_await error_of(
-      asyncio::create_connection(null_factory(), "127.0.0.1", listener.port));
+  std::exception_ptr e2 =
+      co_await error_of(asyncio::create_connection(null_factory(), "127.0.0.1", listener.port));
   EXPECT_TRUE(holds<asyncio::ValueError>(e2)) << what_of(e2);
-  std::exception_ptr e3 = co_await error_of(
-      asyncio::create_connection(base_factory(), "127.0.0.1", listener.port));
+  std::exception_ptr e3 =
+      co_await error_of(asyncio::create_connection(base_factory(), "127.0.0.1", listener.port));
   EXPECT_TRUE(holds<asyncio::ValueError>(e3)) << what_of(e3);
   std::exception_ptr e4 = co_await error_of(
       asyncio::create_connection(make<Rec>(), "no-such-host.invalid", listener.port));
   EXPECT_TRUE(holds<asyncio::OSError>(e4)) << what_of(e4);
 }
 
-TEST_P(Transports, CreateConnectionBadArguments) { run(connect_bad_args()); }
+TEST_P(Transports, CreateConnectionBadArguments) {
+  run(connect_bad_args());
+}
 
 Coro<void> cancel_connect(bool happy) {
   FullListener full;
@@ -1549,8 +1634,12 @@ Coro<void> cancel_connect(bool happy) {
   EXPECT_EQ(open_fds(), before);
 }
 
-TEST_P(Transports, CancelledCreateConnectionLeavesNoFd) { run(cancel_connect(false)); }
-TEST_P(Transports, CancelledHappyEyeballsConnectionLeavesNoFd) { run(cancel_connect(true)); }
+TEST_P(Transports, CancelledCreateConnectionLeavesNoFd) {
+  run(cancel_connect(false));
+}
+TEST_P(Transports, CancelledHappyEyeballsConnectionLeavesNoFd) {
+  run(cancel_connect(true));
+}
 
 Coro<void> connect_within(std::uint16_t port, double seconds) {
   co_await asyncio::wait_for(asyncio::create_connection(make<Rec>(), "127.0.0.1", port), seconds);
@@ -1565,7 +1654,9 @@ Coro<void> connect_timeout() {
   EXPECT_EQ(open_fds(), before);
 }
 
-TEST_P(Transports, CreateConnectionUnderWaitForTimesOutCleanly) { run(connect_timeout()); }
+TEST_P(Transports, CreateConnectionUnderWaitForTimesOutCleanly) {
+  run(connect_timeout());
+}
 
 /// A host name that resolves to both ::1 and 127.0.0.1 here, if there is one.
 std::optional<std::string> dual_stack_name() {
@@ -1678,7 +1769,9 @@ Coro<void> happy_eyeballs_single() {
   co_await server.wait_closed();
 }
 
-TEST_P(Transports, HappyEyeballsWithOneAddress) { run(happy_eyeballs_single()); }
+TEST_P(Transports, HappyEyeballsWithOneAddress) {
+  run(happy_eyeballs_single());
+}
 
 // Happy eyeballs over explicit address lists (detail::connect_addresses, the part of
 // create_connection after name resolution), so that several addresses are tested on machines
@@ -1708,8 +1801,8 @@ Coro<void> eyeballs_after_refused() {
   o.happy_eyeballs_delay = 30.0;  // far beyond the bound: only the failure can start attempt 2
   std::vector<asyncio::AddrInfo> infos{info_of(SocketAddress::ip("127.0.0.1", dead.port)),
                                        info_of(SocketAddress::ip("127.0.0.1", server.port()))};
-  const int fd = co_await asyncio::wait_for(
-      asyncio::detail::connect_addresses(std::move(infos), o), 5.0);
+  const int fd =
+      co_await asyncio::wait_for(asyncio::detail::connect_addresses(std::move(infos), o), 5.0);
   FdGuard conn(fd);
   EXPECT_EQ(peername_of(fd).port(), server.port());
   server.close();
@@ -1733,8 +1826,8 @@ Coro<void> eyeballs_after_hanging() {
   std::vector<asyncio::AddrInfo> infos{info_of(SocketAddress::ip("127.0.0.1", full.port)),
                                        info_of(SocketAddress::ip("127.0.0.1", server.port()))};
   const double t0 = asyncio::get_running_loop().time();
-  const int fd = co_await asyncio::wait_for(
-      asyncio::detail::connect_addresses(std::move(infos), o), 5.0);
+  const int fd =
+      co_await asyncio::wait_for(asyncio::detail::connect_addresses(std::move(infos), o), 5.0);
   const double took = asyncio::get_running_loop().time() - t0;
   FdGuard conn(fd);
   EXPECT_EQ(peername_of(fd).port(), server.port());
@@ -1758,8 +1851,7 @@ Coro<void> eyeballs_all_fail() {
   o.happy_eyeballs_delay = 0.05;
   std::vector<asyncio::AddrInfo> infos{info_of(SocketAddress::ip("127.0.0.1", a.port)),
                                        info_of(SocketAddress::ip("127.0.0.1", b.port))};
-  std::exception_ptr e =
-      co_await error_of(asyncio::detail::connect_addresses(std::move(infos), o));
+  std::exception_ptr e = co_await error_of(asyncio::detail::connect_addresses(std::move(infos), o));
   // Two refusals that read differently (the addresses differ): one OSError listing both.
   EXPECT_TRUE(holds<asyncio::OSError>(e)) << what_of(e);
   EXPECT_NE(what_of(e).find("Multiple exceptions"), std::string::npos) << what_of(e);
@@ -1778,8 +1870,7 @@ Coro<void> in_order_all_fail_alike() {
   asyncio::ConnectionOptions o;  // no happy eyeballs: one after the other
   std::vector<asyncio::AddrInfo> infos{info_of(SocketAddress::ip("127.0.0.1", a.port)),
                                        info_of(SocketAddress::ip("127.0.0.1", a.port))};
-  std::exception_ptr e =
-      co_await error_of(asyncio::detail::connect_addresses(std::move(infos), o));
+  std::exception_ptr e = co_await error_of(asyncio::detail::connect_addresses(std::move(infos), o));
   // Errors that all read alike: the first is raised as it is.
   EXPECT_TRUE(holds<asyncio::ConnectionRefusedError>(e)) << what_of(e);
   EXPECT_EQ(what_of(e).find("Multiple exceptions"), std::string::npos) << what_of(e);
@@ -1865,7 +1956,9 @@ Coro<void> echo_server_basic() {
   co_await server.wait_closed();
 }
 
-TEST_P(Transports, ServerEchoesAndReportsItsAddresses) { run(echo_server_basic()); }
+TEST_P(Transports, ServerEchoesAndReportsItsAddresses) {
+  run(echo_server_basic());
+}
 
 Coro<void> server_empty_host() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -1906,18 +1999,22 @@ Coro<void> server_family_option() {
   co_await server.wait_closed();
 }
 
-TEST_P(Transports, ServerFamilyOptionRestrictsListeners) { run(server_family_option()); }
+TEST_P(Transports, ServerFamilyOptionRestrictsListeners) {
+  run(server_family_option());
+}
 
 Coro<void> server_port_in_use() {
   asyncio_test::Listener taken;
   std::vector<std::shared_ptr<Echo>> accepted;
-  std::exception_ptr e = co_await error_of(
-      asyncio::create_server(erased(&accepted), "127.0.0.1", taken.port));
+  std::exception_ptr e =
+      co_await error_of(asyncio::create_server(erased(&accepted), "127.0.0.1", taken.port));
   EXPECT_TRUE(holds<asyncio::OSError>(e)) << what_of(e);
   EXPECT_EQ(errno_of(e), EADDRINUSE);
 }
 
-TEST_P(Transports, ServerOnPortInUseIsOSError) { run(server_port_in_use()); }
+TEST_P(Transports, ServerOnPortInUseIsOSError) {
+  run(server_port_in_use());
+}
 
 Coro<void> server_start_serving_later() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -1944,7 +2041,9 @@ Coro<void> server_start_serving_later() {
   co_await server.wait_closed();
 }
 
-TEST_P(Transports, StartServingFalseThenStartServing) { run(server_start_serving_later()); }
+TEST_P(Transports, StartServingFalseThenStartServing) {
+  run(server_start_serving_later());
+}
 
 Coro<void> wait_closed_waits_for_clients() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -1969,7 +2068,9 @@ Coro<void> wait_closed_waits_for_clients() {
   co_await asyncio::wait_for(server.wait_closed(), 1.0);
 }
 
-TEST_P(Transports, WaitClosedWaitsForTheClientsToGo) { run(wait_closed_waits_for_clients()); }
+TEST_P(Transports, WaitClosedWaitsForTheClientsToGo) {
+  run(wait_closed_waits_for_clients());
+}
 
 Coro<void> wait_closed_at_once() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -2011,7 +2112,9 @@ Coro<void> close_clients() {
   }
 }
 
-TEST_P(Transports, CloseClientsClosesEveryConnection) { run(close_clients()); }
+TEST_P(Transports, CloseClientsClosesEveryConnection) {
+  run(close_clients());
+}
 
 Coro<void> abort_clients() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -2037,7 +2140,9 @@ Coro<void> abort_clients() {
   co_await asyncio::wait_for(server.wait_closed(), 5.0);
 }
 
-TEST_P(Transports, AbortClientsAbortsEveryConnection) { run(abort_clients()); }
+TEST_P(Transports, AbortClientsAbortsEveryConnection) {
+  run(abort_clients());
+}
 
 Coro<void> serve_forever_cancelled() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -2067,7 +2172,9 @@ Coro<void> serve_forever_cancelled() {
   EXPECT_TRUE(holds<asyncio::RuntimeError>(e2)) << what_of(e2);
 }
 
-TEST_P(Transports, ServeForeverCancelledClosesAndRethrows) { run(serve_forever_cancelled()); }
+TEST_P(Transports, ServeForeverCancelledClosesAndRethrows) {
+  run(serve_forever_cancelled());
+}
 
 Coro<void> serve_forever_closed_by_close() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -2080,7 +2187,9 @@ Coro<void> serve_forever_closed_by_close() {
   EXPECT_FALSE(server.is_serving());
 }
 
-TEST_P(Transports, ServerCloseEndsServeForever) { run(serve_forever_closed_by_close()); }
+TEST_P(Transports, ServerCloseEndsServeForever) {
+  run(serve_forever_closed_by_close());
+}
 
 Coro<void> server_out_of_scope() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -2105,7 +2214,9 @@ Coro<void> server_out_of_scope() {
   CO_WAIT([&] { return accepted[0]->lost > 0; });
 }
 
-TEST_P(Transports, ServerOutOfScopeClosesItsListener) { run(server_out_of_scope()); }
+TEST_P(Transports, ServerOutOfScopeClosesItsListener) {
+  run(server_out_of_scope());
+}
 
 Coro<void> server_move() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -2141,7 +2252,9 @@ Coro<void> server_move() {
   EXPECT_FALSE(empty.is_serving());
 }
 
-TEST_P(Transports, ServerMoveAssignmentClosesTheOldServer) { run(server_move()); }
+TEST_P(Transports, ServerMoveAssignmentClosesTheOldServer) {
+  run(server_move());
+}
 
 Coro<void> empty_server_coroutines() {
   Server empty;
@@ -2178,7 +2291,9 @@ Coro<void> reuse_port() {
   co_await s2.wait_closed();
 }
 
-TEST_P(Transports, ReusePortLetsTwoServersShareAPort) { run(reuse_port()); }
+TEST_P(Transports, ReusePortLetsTwoServersShareAPort) {
+  run(reuse_port());
+}
 
 Coro<void> backlog_small() {
   std::vector<std::shared_ptr<Echo>> accepted;
@@ -2209,7 +2324,9 @@ Coro<void> backlog_small() {
   co_await asyncio::wait_for(s2.wait_closed(), 5.0);
 }
 
-TEST_P(Transports, SmallBacklogStillServesEveryone) { run(backlog_small()); }
+TEST_P(Transports, SmallBacklogStillServesEveryone) {
+  run(backlog_small());
+}
 
 Coro<void> backlog_is_kernel_backlog() {
   // While the server is not accepting (out of fds, backing off), the kernel queues at most
@@ -2238,7 +2355,9 @@ Coro<void> backlog_is_kernel_backlog() {
   co_await asyncio::wait_for(server.wait_closed(), 5.0);
 }
 
-TEST_P(Transports, BacklogIsTheListenBacklog) { run(backlog_is_kernel_backlog()); }
+TEST_P(Transports, BacklogIsTheListenBacklog) {
+  run(backlog_is_kernel_backlog());
+}
 
 Coro<void> accept_emfile() {
   RecordingHandler handler;
@@ -2284,8 +2403,7 @@ Coro<void> accept_other_error() {
   RecordingHandler handler;
   std::vector<std::shared_ptr<Echo>> accepted;
   Server server = co_await asyncio::create_server(erased(&accepted), "127.0.0.1", 0);
-  asyncio::sys::inject_fault(
-      {.call = asyncio::sys::Call::accept, .nth = 1, .error = ECONNABORTED});
+  asyncio::sys::inject_fault({.call = asyncio::sys::Call::accept, .nth = 1, .error = ECONNABORTED});
   FdGuard c1 = asyncio_test::connect_to(server.port());
   co_await pause_for(0.1);
   asyncio::sys::clear_faults();
@@ -2358,7 +2476,9 @@ Coro<void> server_made_throws() {
   co_await asyncio::wait_for(server.wait_closed(), 5.0);
 }
 
-TEST_P(Transports, ServerProtocolConnectionMadeThrowing) { run(server_made_throws()); }
+TEST_P(Transports, ServerProtocolConnectionMadeThrowing) {
+  run(server_made_throws());
+}
 
 Coro<void> greeter_server() {
   std::vector<std::shared_ptr<Greeter>> accepted;
@@ -2371,7 +2491,9 @@ Coro<void> greeter_server() {
   co_await asyncio::wait_for(server.wait_closed(), 5.0);
 }
 
-TEST_P(Transports, WriteAndCloseFromConnectionMade) { run(greeter_server()); }
+TEST_P(Transports, WriteAndCloseFromConnectionMade) {
+  run(greeter_server());
+}
 
 Coro<std::string> one_client(std::uint16_t port, int i) {
   auto conn = co_await asyncio::create_connection(make<Rec>(), "127.0.0.1", port);
@@ -2380,14 +2502,15 @@ Coro<std::string> one_client(std::uint16_t port, int i) {
   const bool ok = co_await until([&] { return conn.protocol->data.size() >= msg.size(); });
   conn.transport->close();
   co_await until([&] { return conn.protocol->lost > 0; });
-  co_return ok && conn.protocol->data == msg ? "ok" : "bad " + std::to_string(i);
+  co_return ok&& conn.protocol->data == msg ? "ok" : "bad " + std::to_string(i);
 }
 
 Coro<void> many_clients() {
   std::vector<std::shared_ptr<Echo>> accepted;
   Server server = co_await asyncio::create_server(erased(&accepted), "127.0.0.1", 0);
   std::vector<Task<std::string>> clients;
-  for (int i = 0; i < 200; ++i) clients.push_back(asyncio::create_task(one_client(server.port(), i)));
+  for (int i = 0; i < 200; ++i)
+    clients.push_back(asyncio::create_task(one_client(server.port(), i)));
   std::vector<std::string> results = co_await asyncio_test::gather_all(std::move(clients));
   EXPECT_EQ(std::count(results.begin(), results.end(), "ok"), 200);
   CO_WAIT([&] {
@@ -2398,7 +2521,9 @@ Coro<void> many_clients() {
   co_await asyncio::wait_for(server.wait_closed(), 5.0);
 }
 
-TEST_P(Transports, TwoHundredClientsAtOnce) { run(many_clients()); }
+TEST_P(Transports, TwoHundredClientsAtOnce) {
+  run(many_clients());
+}
 
 Coro<void> server_buffered_protocol() {
   std::vector<std::shared_ptr<Buf>> accepted;
@@ -2413,7 +2538,9 @@ Coro<void> server_buffered_protocol() {
   co_await asyncio::wait_for(server.wait_closed(), 5.0);
 }
 
-TEST_P(Transports, ServerWithBufferedProtocol) { run(server_buffered_protocol()); }
+TEST_P(Transports, ServerWithBufferedProtocol) {
+  run(server_buffered_protocol());
+}
 
 // =================================================================================================
 // Unix-domain servers and connections, connect_accepted_socket
@@ -2557,7 +2684,9 @@ Coro<void> accepted_socketpair() {
   EXPECT_EQ(conn.protocol->joined(), "made data lost");
 }
 
-TEST_P(Transports, ConnectAcceptedSocketWrapsASocketpair) { run(accepted_socketpair()); }
+TEST_P(Transports, ConnectAcceptedSocketWrapsASocketpair) {
+  run(accepted_socketpair());
+}
 
 Coro<void> accepted_blocking_socket() {
   int fds[2];
@@ -2591,7 +2720,9 @@ Coro<void> accepted_not_stream() {
   co_return;
 }
 
-TEST_P(Transports, ConnectAcceptedSocketRefusesADatagramSocket) { run(accepted_not_stream()); }
+TEST_P(Transports, ConnectAcceptedSocketRefusesADatagramSocket) {
+  run(accepted_not_stream());
+}
 
 // =================================================================================================
 // Faults through the syscall seam (src/sys/sys.hpp)
@@ -2634,7 +2765,9 @@ Coro<void> recv_reset_fault() {
   EXPECT_TRUE(eof);
 }
 
-TEST_P(Transports, InjectedRecvResetLosesTheConnection) { run(recv_reset_fault<Rec>()); }
+TEST_P(Transports, InjectedRecvResetLosesTheConnection) {
+  run(recv_reset_fault<Rec>());
+}
 TEST_P(Transports, InjectedRecvResetLosesTheBufferedProtocolConnection) {
   run(recv_reset_fault<Buf>());
 }
@@ -2658,7 +2791,9 @@ Coro<void> recv_eagain_fault() {
   CO_WAIT([&] { return l.p->lost > 0; });
 }
 
-TEST_P(Transports, InjectedRecvEagainLosesNoData) { run(recv_eagain_fault<Rec>()); }
+TEST_P(Transports, InjectedRecvEagainLosesNoData) {
+  run(recv_eagain_fault<Rec>());
+}
 TEST_P(Transports, InjectedRecvEagainLosesNoDataBufferedProtocol) {
   run(recv_eagain_fault<Buf>());
 }
@@ -2678,7 +2813,9 @@ Coro<void> send_pipe_fault() {
   EXPECT_EQ(l.p->lost, 1);
 }
 
-TEST_P(Transports, InjectedSendErrorLosesTheConnection) { run(send_pipe_fault()); }
+TEST_P(Transports, InjectedSendErrorLosesTheConnection) {
+  run(send_pipe_fault());
+}
 
 Coro<void> send_fault_while_buffered() {
   FaultScope faults;
@@ -2717,7 +2854,9 @@ Coro<void> socket_fault() {
   EXPECT_EQ(errno_of(e3), ENFILE) << what_of(e3);
 }
 
-TEST_P(Transports, InjectedSocketAndConnectFailuresAreOSErrors) { run(socket_fault()); }
+TEST_P(Transports, InjectedSocketAndConnectFailuresAreOSErrors) {
+  run(socket_fault());
+}
 
 // =================================================================================================
 // The loop closing under transports and servers; transports outliving the loop
