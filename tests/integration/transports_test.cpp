@@ -37,6 +37,7 @@
 #include <linux/io_uring.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -2419,6 +2420,64 @@ Coro<void> accept_other_error() {
 TEST_P(Transports, AcceptConnAbortedIsIgnored) {
   run(accept_other_error());
   asyncio::sys::clear_faults();
+}
+
+Coro<void> accept_eagain() {
+  // A spurious EAGAIN from accept (Python: BlockingIOError) leaves the listener waiting; the
+  // connection that is queued is still accepted, and nothing is reported.
+  RecordingHandler handler;
+  std::vector<std::shared_ptr<Echo>> accepted;
+  Server server = co_await asyncio::create_server(erased(&accepted), "127.0.0.1", 0);
+  asyncio::sys::inject_fault({.call = asyncio::sys::Call::accept, .nth = 1, .error = EAGAIN});
+  FdGuard c1 = asyncio_test::connect_to(server.port());
+  CO_WAIT([&] { return accepted.size() == 1; });
+  EXPECT_TRUE(handler.empty());
+  EXPECT_TRUE(server.is_serving());
+  c1.reset();
+  server.close();
+  co_await asyncio::wait_for(server.wait_closed(), 5.0);
+}
+
+TEST_P(Transports, AcceptEagainKeepsListening) {
+  run(accept_eagain());
+  asyncio::sys::clear_faults();
+}
+
+int nodelay_of(int fd) {
+  int on = -1;
+  socklen_t len = sizeof on;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0) return -1;
+  return on;
+}
+
+Coro<void> tcp_nodelay() {
+  std::vector<std::shared_ptr<Echo>> accepted;
+  Server server = co_await asyncio::create_server(erased(&accepted), "127.0.0.1", 0);
+  auto conn = co_await asyncio::create_connection(make<Rec>(), "127.0.0.1", server.port());
+  const int client_fd = std::any_cast<int>(conn.transport->get_extra_info("socket"));
+  EXPECT_EQ(nodelay_of(client_fd), 1);  // Python: _set_nodelay on every TCP transport
+  CO_WAIT([&] { return accepted.size() == 1 && accepted[0]->tr != nullptr; });
+  const int server_fd = std::any_cast<int>(accepted[0]->tr->get_extra_info("socket"));
+  EXPECT_EQ(nodelay_of(server_fd), 1);
+  conn.transport->close();
+  CO_WAIT([&] { return conn.protocol->lost > 0; });
+  server.close();
+  co_await asyncio::wait_for(server.wait_closed(), 5.0);
+}
+
+TEST_P(Transports, TcpTransportsTurnNagleOff) {
+  run(tcp_nodelay());
+}
+
+Coro<void> server_on_unresolvable_host() {
+  std::vector<std::shared_ptr<Echo>> accepted;
+  std::exception_ptr e =
+      co_await error_of(asyncio::create_server(erased(&accepted), "no-such-host.invalid", 0));
+  EXPECT_TRUE(holds<asyncio::OSError>(e)) << what_of(e);
+}
+
+TEST_P(Transports, CreateServerOnAHostThatDoesNotResolveIsOSError) {
+  run(server_on_unresolvable_host());
 }
 
 /// A protocol factory that throws: the connection is closed and the server keeps serving; the
