@@ -18,17 +18,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <linux/io_uring.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <asyncio.hpp>
 
-namespace asyncio {
-void PrintTo(Backend b, std::ostream* os) {
-  *os << (b == Backend::epoll ? "epoll" : "io_uring");
-}
-}  // namespace asyncio
+#include "engine_test.hpp"
 
 namespace {
 
@@ -36,14 +29,6 @@ using asyncio::Backend;
 using asyncio::Coro;
 using asyncio::StreamReader;
 using asyncio::StreamWriter;
-
-bool io_uring_refused() {
-  io_uring_params params{};
-  const long fd = ::syscall(__NR_io_uring_setup, 4, &params);
-  if (fd < 0) return true;
-  ::close(static_cast<int>(fd));
-  return false;
-}
 
 /// One server loop on its own thread: listens with reuse_port, counts the connections it served,
 /// stops when told (from another thread, through call_soon_threadsafe).
@@ -165,7 +150,9 @@ Coro<int> bounded(Coro<int> c) {
 class MultiLoop : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::io_uring && io_uring_refused()) GTEST_SKIP() << "no io_uring";
+    if (GetParam() == Backend::io_uring) {
+      if (auto why = asyncio_test::io_uring_refused()) GTEST_SKIP() << *why;
+    }
   }
 };
 
@@ -220,11 +207,7 @@ TEST_P(MultiLoop, ASecondServerWithoutReusePortIsRefused) {
   EXPECT_EQ(asyncio::run(attempt(), asyncio::RunOptions{.backend = GetParam()}), EADDRINUSE);
 }
 
-std::string engine_name(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::epoll ? "epoll" : "io_uring";
-}
-
 INSTANTIATE_TEST_SUITE_P(Engines, MultiLoop, ::testing::Values(Backend::epoll, Backend::io_uring),
-                         engine_name);
+                         asyncio_test::param_name);
 
 }  // namespace

@@ -39,17 +39,16 @@
 #include <asyncio.hpp>
 
 #include "asyncio_test.hpp"
+#include "engine_test.hpp"
 #include "net_test.hpp"
 #include "unix/loop_io.hpp"
 
-namespace asyncio {
-// GoogleTest prints the engine by name in failure messages.
-void PrintTo(Backend b, std::ostream* os) {
-  *os << (b == Backend::epoll ? "epoll" : b == Backend::io_uring ? "io_uring" : "automatic");
-}
-}  // namespace asyncio
-
 namespace {
+
+using asyncio_test::engine_name;
+using asyncio_test::io_uring_refused;
+using asyncio_test::param_name;
+using asyncio_test::running_backend;
 
 using asyncio::Backend;
 using asyncio::ClientConnected;
@@ -72,22 +71,6 @@ constexpr std::size_t kMessage = std::size_t{1} << 20;
 constexpr int kMessages = 4;
 
 // ---- Engines -----------------------------------------------------------------------------------
-
-const char* engine_name(Backend b) {
-  return b == Backend::epoll ? "epoll" : b == Backend::io_uring ? "io_uring" : "automatic";
-}
-
-std::optional<std::string> io_uring_refused() {
-  io_uring_params params{};
-  const long fd = ::syscall(__NR_io_uring_setup, 4, &params);
-  if (fd < 0) return std::string("io_uring_setup: ") + std::strerror(errno);
-  ::close(static_cast<int>(fd));
-  return std::nullopt;
-}
-
-Backend running_backend() {
-  return asyncio::detail::io_of(asyncio::get_running_loop()).backend();
-}
 
 // ---- Child processes ---------------------------------------------------------------------------
 
@@ -299,10 +282,6 @@ class RealClients : public ::testing::TestWithParam<Backend> {
     co_await asyncio::wait_for(std::move(main), kBound);
   }
 };
-
-std::string param_name(const ::testing::TestParamInfo<Backend>& info) {
-  return engine_name(info.param);
-}
 
 #define SKIP_WITHOUT(tool)                                                            \
   if (!have(tool))                                                                    \

@@ -55,16 +55,15 @@
 #include <asyncio.hpp>
 
 #include "asyncio_test.hpp"
+#include "engine_test.hpp"
 #include "unix/loop_io.hpp"
 
-namespace asyncio {
-// GoogleTest prints the engine by name in failure messages.
-void PrintTo(Backend b, std::ostream* os) {
-  *os << (b == Backend::epoll ? "epoll" : b == Backend::io_uring ? "io_uring" : "automatic");
-}
-}  // namespace asyncio
-
 namespace {
+
+using asyncio_test::engine_name;
+using asyncio_test::io_uring_refused;
+using asyncio_test::param_name;
+using asyncio_test::running_backend;
 
 using namespace std::chrono_literals;
 using asyncio::AcceptedSocket;
@@ -84,24 +83,6 @@ using asyncio_test::write_str;
 constexpr double kBound = 30.0;
 
 // ---- Engines -----------------------------------------------------------------------------------
-
-const char* engine_name(Backend b) {
-  return b == Backend::epoll ? "epoll" : b == Backend::io_uring ? "io_uring" : "automatic";
-}
-
-/// Asks the kernel directly (not through the library) whether io_uring_setup works here; the
-/// reason when it does not (an old kernel, kernel.io_uring_disabled, a seccomp profile).
-std::optional<std::string> io_uring_refused() {
-  io_uring_params params{};
-  const long fd = ::syscall(__NR_io_uring_setup, 4, &params);
-  if (fd < 0) return std::string("io_uring_setup: ") + std::strerror(errno);
-  ::close(static_cast<int>(fd));
-  return std::nullopt;
-}
-
-Backend running_backend() {
-  return asyncio::detail::io_of(asyncio::get_running_loop()).backend();
-}
 
 Coro<Backend> backend_of_running_loop() {
   co_return running_backend();
@@ -382,10 +363,6 @@ class Sockets : public ::testing::TestWithParam<Backend> {
     }
   }
 };
-
-std::string param_name(const ::testing::TestParamInfo<Backend>& info) {
-  return engine_name(info.param);
-}
 
 #define SKIP_IF_UNAVAILABLE(link) \
   if (unavailable(link)) GTEST_SKIP() << "IPv6 loopback (::1) is not available here"
