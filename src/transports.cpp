@@ -196,7 +196,6 @@ class SocketTransport final : public Transport, public IoResource {
         fd_(fd),
         readable_(OpKind::poll_in, fd, *this, &SocketTransport::on_readable, ready_queue_of(loop)),
         received_(OpKind::recv, fd, *this, &SocketTransport::on_received, ready_queue_of(loop)),
-        pooled_(OpKind::recv_pooled, fd, *this, &SocketTransport::on_pooled, ready_queue_of(loop)),
         writable_(OpKind::poll_out, fd, *this, &SocketTransport::on_writable, ready_queue_of(loop)),
         start_(*this, &SocketTransport::on_start, ready_queue_of(loop)),
         lost_(*this, &SocketTransport::on_lost, ready_queue_of(loop)) {
@@ -280,7 +279,7 @@ class SocketTransport final : public Transport, public IoResource {
   void resume_reading() override {
     if (closing_ || !paused_) return;
     paused_ = false;
-    if (pending_updated_ > 0 || !held_.empty() || !(read_busy() || start_.queued())) {
+    if (pending_updated_ > 0 || !(readable_.busy() || received_.busy() || start_.queued())) {
       start_.queue();
     }
   }
@@ -362,7 +361,7 @@ class SocketTransport final : public Transport, public IoResource {
     dead_ = true;
     closing_ = true;
     for (IoOp* op : {static_cast<IoOp*>(&readable_), static_cast<IoOp*>(&received_),
-                     static_cast<IoOp*>(&pooled_), static_cast<IoOp*>(&writable_)}) {
+                     static_cast<IoOp*>(&writable_)}) {
       if (op->state() == OpState::parked) io_->engine->abandon(*op);
     }
     if (fd_ >= 0) {
@@ -422,7 +421,6 @@ class SocketTransport final : public Transport, public IoResource {
   void stop_reading() noexcept {
     if (readable_.parked()) io_->engine->cancel(readable_);
     if (received_.parked()) io_->engine->cancel(received_);
-    if (pooled_.parked()) io_->engine->cancel(pooled_);
   }
 
   void arm_readable() {
@@ -446,84 +444,22 @@ class SocketTransport final : public Transport, public IoResource {
         const std::size_t n = std::exchange(pending_updated_, 0);
         if (!deliver_updated(n)) return maybe_release();
       }
-      if (!held_.empty()) {
-        const std::string held = std::exchange(held_, std::string());
-        handover(held.data(), held.size());
-      }
-      if (reading_active() && !read_busy()) read_some();
+      if (reading_active() && !readable_.busy() && !received_.busy()) read_some();
     }
     maybe_release();
   }
   void on_readable(long r) {
     if (r < 0 && r != -ECANCELED) {
       fatal_error(make_os_error(r, "poll"), "Fatal read error on socket transport");
-    } else if (reading_active() && !received_.busy() && !pooled_.busy()) {
+    } else if (reading_active() && !received_.busy()) {
       read_some();
     }
     maybe_release();
   }
 
-  [[nodiscard]] bool read_busy() const noexcept {
-    return readable_.busy() || received_.busy() || pooled_.busy();
-  }
-
-  /// A pooled receive (a Protocol on io_uring) completed: the bytes are in a buffer of the
-  /// engine's pool, handed to data_received() and given back.
-  void on_pooled(long r) {
-    if (r > 0) {
-      const std::string_view data(static_cast<const char*>(pooled_.buffer()),
-                                  static_cast<std::size_t>(r));
-      if (closing_ || eof_received_) {
-        // Dropped, as Python drops what arrives after close().
-      } else if (paused_) {
-        held_.append(data);  // came back with a cancel that was too late: on resume
-      } else {
-        deliver_view(data);
-      }
-      io_->engine->release(pooled_);
-    } else if (r == 0) {
-      if (!closing_ && !eof_received_) on_eof();
-      return maybe_release();
-    } else if (r == -ENOBUFS) {
-      direct_once_ = true;  // the pool is empty: this once, receive into the loop's buffer
-    } else if (r != -ECANCELED) {
-      fatal_error(make_os_error(r, "recv"), "Fatal read error on socket transport");
-      return maybe_release();
-    }
-    if (reading_active() && !read_busy()) read_some();
-    maybe_release();
-  }
-
-  /// Hands `data` to the protocol (whichever kind it is now).
-  void deliver_view(std::string_view data) {
-    if (proto_ == nullptr) {
-      handover(data.data(), data.size());
-      return;
-    }
-    try {
-      proto_->data_received(data);
-    } catch (const KeyboardInterrupt&) {
-      throw;
-    } catch (...) {
-      fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
-    }
-  }
-
   /// One receive: a recv into the protocol's memory or the loop's buffer, or (BufferedProtocol
   /// on io_uring) a recv op into the protocol's buffer.
   void read_some() {
-    if (proto_ != nullptr && !std::exchange(direct_once_, false) &&
-        io_->engine->pooled_receives()) {
-      // io_uring: a receive the kernel gives a pool buffer when data arrives (no recv call,
-      // and no memory held while the connection is idle).
-      pooled_.set_buffer(nullptr, LoopIo::kReadBufferSize);
-      try {
-        pooled_.start(*io_->engine);
-      } catch (...) {
-        fatal_error(std::current_exception(), "Fatal error: cannot receive");
-      }
-      return;
-    }
     std::span<std::byte> lent;
     if (bproto_ != nullptr) {
       if (!get_buffer(lent)) return;
@@ -610,13 +546,13 @@ class SocketTransport final : public Transport, public IoResource {
     if (r == -ECANCELED || (r > 0 && closing_)) {
       // Cancelled (pause, close), or bytes that came back with a cancel after close (dropped,
       // as Python drops what arrives after close()).
-      if (reading_active() && !readable_.busy() && !pooled_.busy()) read_some();
+      if (reading_active() && !readable_.busy()) read_some();
       return maybe_release();
     }
     if (r > 0 && old) {
       // The protocol changed while the kernel held the old one's buffer: hand the bytes over.
       handover(static_cast<const char*>(received_.buffer()), static_cast<std::size_t>(r));
-      if (reading_active() && !readable_.busy() && !pooled_.busy()) read_some();
+      if (reading_active() && !readable_.busy()) read_some();
       return maybe_release();
     }
     if (r > 0 && paused_) {
@@ -836,7 +772,8 @@ class SocketTransport final : public Transport, public IoResource {
   /// Once connection_lost has run and no operation is held by the engine or the queue: closes
   /// the socket and drops the loop's reference (which may destroy this: nothing after it).
   void maybe_release() noexcept {
-    if (!lost_done_ || read_busy() || writable_.busy() || start_.queued() || lost_.queued()) {
+    if (!lost_done_ || readable_.busy() || received_.busy() || writable_.busy() ||
+        start_.queued() || lost_.queued()) {
       return;
     }
     if (fd_ >= 0) {
@@ -865,7 +802,6 @@ class SocketTransport final : public Transport, public IoResource {
   SocketAddress peer_;
   OwnedOp<SocketTransport> readable_;
   OwnedOp<SocketTransport> received_;
-  OwnedOp<SocketTransport> pooled_;  // Protocol on io_uring: receives into the engine's pool
   OwnedOp<SocketTransport> writable_;
   OwnedCall<SocketTransport> start_;  // read on the next pass
   OwnedCall<SocketTransport> lost_;   // connection_lost on the next pass
@@ -876,8 +812,6 @@ class SocketTransport final : public Transport, public IoResource {
   std::size_t high_ = kDefaultHighWater;
   std::size_t low_ = kDefaultHighWater / 4;
   std::size_t pending_updated_ = 0;  // bytes received into a BufferedProtocol while paused
-  std::string held_;                 // bytes a pooled receive brought back while paused
-  bool direct_once_ = false;         // the pool was empty: next receive into the loop's buffer
   int conn_lost_ = 0;
   bool made_ = false;
   bool closing_ = false;

@@ -45,8 +45,8 @@ class EpollEngine final : public IoEngine {
 
   void submit(IoOp& op) override {
     const int fd = op.fd();
-    if (fd < 0 || op.kind() == OpKind::recv_pooled) {
-      complete(op, fd < 0 ? -EBADF : -EOPNOTSUPP);
+    if (fd < 0) {
+      complete(op, -EBADF);
       return;
     }
     FdState& st = state(fd);
@@ -364,8 +364,6 @@ long IoOp::perform() noexcept {
       return sys::read(fd_, buf_, len_);
     case OpKind::write:
       return sys::write(fd_, buf_, len_);
-    case OpKind::recv_pooled:  // never submitted to this engine (pooled_receives() is false)
-      return -EOPNOTSUPP;
     case OpKind::poll_in:
     case OpKind::poll_out:
       break;

@@ -48,16 +48,11 @@ enum class OpKind : std::uint8_t {
   sendmsg,   ///< sendmsg(msg): several buffers
   read,      ///< read(buf, len) (pipes)
   write,     ///< write(buf, len) (pipes)
-  /// recv into a buffer the engine picks from its pool when data arrives (io_uring's provided
-  /// buffers: a waiting receive holds no memory). Done: buffer()/result() say where and how
-  /// much; the owner gives the buffer back with IoEngine::release(). Only where
-  /// IoEngine::pooled_receives() is true.
-  recv_pooled,
 };
 
 /// True for the kinds that wait for the fd to be readable (recv, read, poll_in).
 constexpr bool reads(OpKind k) noexcept {
-  return k == OpKind::poll_in || k == OpKind::recv || k == OpKind::read || k == OpKind::recv_pooled;
+  return k == OpKind::poll_in || k == OpKind::recv || k == OpKind::read;
 }
 
 /// Where an operation is: idle -> parked (the engine holds it) -> done. A cancel request
@@ -126,7 +121,6 @@ class IoOp {
   bool cancel_requested_ = false;
   bool kicked_ = false;
   bool owned_fd_ = false;
-  std::uint16_t pool_id_ = 0;     // recv_pooled: the pool buffer it holds (engine's numbering)
   std::uint8_t engine_bits_ = 0;  // the engine's own flags
   int fd_;
   void* buf_ = nullptr;
@@ -167,10 +161,6 @@ class IoEngine {
   /// takes the op back without calling on_complete(). On io_uring this waits until the kernel
   /// has let go of the op's buffer.
   virtual void abandon(IoOp& op) noexcept = 0;
-  /// Whether OpKind::recv_pooled is available (io_uring with provided-buffer rings).
-  [[nodiscard]] virtual bool pooled_receives() noexcept { return false; }
-  /// Gives back the pool buffer of a done recv_pooled op that received bytes (result() > 0).
-  virtual void release(IoOp& op) noexcept { (void)op; }
   /// Operations parked now (virtual time waits for them).
   [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
   /// Gets back every op the kernel still owns, completing them (the loop is closing and will

@@ -13,11 +13,8 @@
 
 #ifdef ASYNCIO_HAS_LIBURING
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -46,10 +43,6 @@ class UringEngine final : public IoEngine {
   }
   ~UringEngine() override {
     quiesce();
-    if (pool_state_ == PoolState::ready) {
-      (void)io_uring_unregister_buf_ring(&ring_, kPoolGroup);
-      std::free(pool_ring_);  // NOLINT(cppcoreguidelines-no-malloc): posix_memalign's
-    }
     sys::uring_exit(&ring_);
   }
 
@@ -112,22 +105,6 @@ class UringEngine final : public IoEngine {
   void cancel(IoOp& op) noexcept override {
     op.cancel_requested_ = true;
     take_back(op);
-  }
-
-  // -- The receive pool (OpKind::recv_pooled) -------------------------------------------------
-  // kPoolBuffers buffers of kPoolBufferSize bytes in one provided-buffer ring (group
-  // kPoolGroup), set up on first use: a receive waiting in the kernel holds no buffer; the
-  // kernel picks one when data arrives, and the owner gives it back with release(). When the
-  // pool is empty the kernel fails the receive with ENOBUFS, and the owner falls back to waiting
-  // for readiness and receiving into its own memory.
-  bool pooled_receives() noexcept override {
-    if (pool_state_ == PoolState::untried) set_up_pool();
-    return pool_state_ == PoolState::ready;
-  }
-  void release(IoOp& op) noexcept override {
-    if (op.kind() != OpKind::recv_pooled || op.buf_ == nullptr) return;
-    give_back(op.pool_id_);
-    op.buf_ = nullptr;
   }
 
   /// cancel() and kick(): a queued op completes at once, one in the kernel after its CQE.
@@ -274,7 +251,6 @@ class UringEngine final : public IoEngine {
   static sys::Call call_of(OpKind k) noexcept {
     switch (k) {
       case OpKind::recv:
-      case OpKind::recv_pooled:
         return sys::Call::recv;
       case OpKind::send:
         return sys::Call::send;
@@ -346,11 +322,6 @@ class UringEngine final : public IoEngine {
         break;
       case OpKind::recv:
         io_uring_prep_recv(sqe, op.fd(), op.buf_, op.len_, 0);
-        break;
-      case OpKind::recv_pooled:
-        io_uring_prep_recv(sqe, op.fd(), nullptr, std::min(op.len_, kPoolBufferSize), 0);
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = kPoolGroup;
         break;
       case OpKind::send:
         io_uring_prep_send(sqe, op.fd(), op.buf_, op.len_, MSG_NOSIGNAL);
@@ -437,7 +408,6 @@ class UringEngine final : public IoEngine {
       forget_short_message(*op);
     long r = cqe.res;
     if ((op->kind() == OpKind::poll_in || op->kind() == OpKind::poll_out) && r == 0) r = 1;
-    if (op->kind() == OpKind::recv_pooled) take_pool_buffer(*op, cqe.flags, r);
     if ((op->engine_bits_ & kAbandoned) != 0) {
       op->state_ = OpState::done;
       op->result_ = r;
@@ -446,61 +416,6 @@ class UringEngine final : public IoEngine {
     complete(*op, r);
     return false;
   }
-
-  /// A pooled receive completed: the buffer the kernel picked (if any) goes to its owner when
-  /// it holds bytes, else straight back to the pool.
-  void take_pool_buffer(IoOp& op, unsigned flags, long r) noexcept {
-    op.buf_ = nullptr;
-    if ((flags & IORING_CQE_F_BUFFER) == 0) return;
-    const auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
-    if (r <= 0 || (op.engine_bits_ & kAbandoned) != 0) {
-      give_back(id);  // nothing for the owner to read, or no owner
-      return;
-    }
-    op.pool_id_ = id;
-    op.buf_ = pool_memory_.get() + static_cast<std::size_t>(id) * kPoolBufferSize;
-  }
-
-  void set_up_pool() noexcept {
-    pool_state_ = PoolState::refused;
-    void* mem = nullptr;
-    const std::size_t ring_bytes = kPoolBuffers * sizeof(io_uring_buf);
-    // NOLINTNEXTLINE(cppcoreguidelines-no-malloc): the kernel wants page-aligned ring memory
-    if (::posix_memalign(&mem, 4096, ring_bytes) != 0) return;
-    pool_ring_ = static_cast<io_uring_buf_ring*>(mem);
-    io_uring_buf_ring_init(pool_ring_);
-    io_uring_buf_reg reg{};
-    reg.ring_addr = reinterpret_cast<std::uint64_t>(pool_ring_);  // NOLINT: the kernel's ABI
-    reg.ring_entries = kPoolBuffers;
-    reg.bgid = kPoolGroup;
-    if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {  // a kernel older than 5.19
-      std::free(pool_ring_);                                 // NOLINT(cppcoreguidelines-no-malloc)
-      pool_ring_ = nullptr;
-      return;
-    }
-    pool_memory_ = std::make_unique_for_overwrite<char[]>(kPoolBuffers * kPoolBufferSize);
-    for (unsigned i = 0; i < kPoolBuffers; ++i) {
-      io_uring_buf_ring_add(pool_ring_, pool_memory_.get() + i * kPoolBufferSize,
-                            static_cast<unsigned>(kPoolBufferSize), static_cast<unsigned short>(i),
-                            io_uring_buf_ring_mask(kPoolBuffers), static_cast<int>(i));
-    }
-    io_uring_buf_ring_advance(pool_ring_, static_cast<int>(kPoolBuffers));
-    pool_state_ = PoolState::ready;
-  }
-  void give_back(std::uint16_t id) noexcept {
-    io_uring_buf_ring_add(pool_ring_, pool_memory_.get() + std::size_t{id} * kPoolBufferSize,
-                          static_cast<unsigned>(kPoolBufferSize), id,
-                          io_uring_buf_ring_mask(kPoolBuffers), 0);
-    io_uring_buf_ring_advance(pool_ring_, 1);
-  }
-
-  static constexpr unsigned kPoolBuffers = 256;                           // a power of two
-  static constexpr std::size_t kPoolBufferSize = std::size_t{16} * 1024;  // 4 MiB in all
-  static constexpr unsigned short kPoolGroup = 1;
-  enum class PoolState : std::uint8_t { untried, ready, refused };
-  PoolState pool_state_ = PoolState::untried;
-  io_uring_buf_ring* pool_ring_ = nullptr;
-  std::unique_ptr<char[]> pool_memory_;
 
   io_uring ring_;
   /// A copy of a message cut short by a planned fault (tests), alive until its op completes.

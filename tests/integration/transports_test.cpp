@@ -2836,57 +2836,6 @@ TEST_P(Transports, InjectedRecvEagainLosesNoDataBufferedProtocol) {
   run(recv_eagain_fault<Buf>());
 }
 
-/// io_uring: a Protocol's receives take a buffer from the engine's pool when data arrives. With
-/// the pool empty the kernel fails the receive with ENOBUFS (planned here): the transport
-/// receives into the loop's buffer that once, loses nothing, and goes back to the pool.
-Coro<void> pool_empty() {
-  FaultScope faults;
-  Link<Rec> l = co_await tcp_link<Rec>();
-  co_await passes(3);
-  co_await asyncio::sock_sendall(l.peer.get(), "first ");
-  CO_WAIT([&] { return l.p->data == "first "; });
-  // The next pooled receive is submitted now: the planned fault hits the one after it.
-  plan(Call::recv, ENOBUFS);
-  co_await asyncio::sock_sendall(l.peer.get(), "second ");
-  CO_WAIT([&] { return l.p->data == "first second "; });
-  co_await asyncio::sock_sendall(l.peer.get(), pattern(100000));
-  CO_WAIT([&] { return l.p->data.size() == 13 + 100000; });
-  EXPECT_TRUE(l.p->data.substr(13) == pattern(100000));
-  EXPECT_EQ(l.p->lost, 0);
-  l.t->close();
-  CO_WAIT([&] { return l.p->lost > 0; });
-  EXPECT_EQ(l.p->lost_exc, nullptr);
-}
-
-TEST_P(Transports, IoUringPoolEmptyFallsBackAndLosesNothing) {
-  if (GetParam() != Backend::io_uring) GTEST_SKIP() << "the receive pool is io_uring's";
-  run(pool_empty());
-}
-
-/// Pausing while a pooled receive is in the kernel: bytes it brings back anyway are held and
-/// delivered on resume, in order, none lost.
-Coro<void> pause_with_pooled_receive() {
-  Link<Rec> l = co_await tcp_link<Rec>();
-  co_await passes(3);
-  for (int i = 0; i < 20; ++i) {
-    const std::string chunk = "chunk" + std::to_string(i) + ";";
-    co_await asyncio::sock_sendall(l.peer.get(), chunk);
-    l.t->pause_reading();
-    co_await passes(2);
-    l.t->resume_reading();
-  }
-  std::string want;
-  for (int i = 0; i < 20; ++i) want += "chunk" + std::to_string(i) + ";";
-  CO_WAIT([&] { return l.p->data.size() >= want.size(); });
-  EXPECT_EQ(l.p->data, want);
-  l.t->close();
-  CO_WAIT([&] { return l.p->lost > 0; });
-}
-
-TEST_P(Transports, PauseResumeAroundReceivesInFlightLosesNothing) {
-  run(pause_with_pooled_receive());
-}
-
 Coro<void> send_pipe_fault() {
   FaultScope faults;
   RecordingHandler handler;
