@@ -56,6 +56,7 @@
 
 #include "asyncio_test.hpp"
 #include "engine_test.hpp"
+#include "net_test.hpp"
 #include "unix/loop_io.hpp"
 
 namespace {
@@ -64,6 +65,7 @@ using asyncio_test::engine_name;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
 using asyncio_test::running_backend;
+using asyncio_test::TempDir;
 
 using namespace std::chrono_literals;
 using asyncio::AcceptedSocket;
@@ -213,31 +215,6 @@ Connection connect_link(Link link) {
   }
   throw std::logic_error("unknown link");
 }
-
-/// A temporary directory for Unix socket paths, removed with what it holds.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/asyncio-sockets-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) fail_errno("mkdtemp");
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    for (const std::string& f : files_) ::unlink(f.c_str());
-    ::rmdir(path_.c_str());
-  }
-  /// A path inside the directory (removed with it).
-  std::string file(const std::string& name) {
-    files_.push_back(path_ + "/" + name);
-    return files_.back();
-  }
-
- private:
-  std::string path_;
-  std::vector<std::string> files_;
-};
 
 /// An AF_UNIX stream socket bound to `path`; listening with `backlog` unless it is negative.
 FdGuard unix_socket_at(const std::string& path, int backlog) {

@@ -53,6 +53,7 @@ using asyncio_test::engine_name;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
 using asyncio_test::running_backend;
+using asyncio_test::TempDir;
 
 using namespace std::chrono_literals;
 using asyncio::Backend;
@@ -89,30 +90,6 @@ bool ipv6_loopback_available() {
   sa.sin6_addr = in6addr_loopback;
   return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;  // NOLINT
 }
-
-/// A temporary directory for Unix socket paths, removed with what it holds.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/asyncio-streams-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::system_error(errno, std::generic_category());
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    for (const std::string& f : files_) ::unlink(f.c_str());
-    ::rmdir(path_.c_str());
-  }
-  std::string file(const std::string& name) {
-    files_.push_back(path_ + "/" + name);
-    return files_.back();
-  }
-
- private:
-  std::string path_;
-  std::vector<std::string> files_;
-};
 
 // ---- Data --------------------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ using asyncio_test::engine_name;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
 using asyncio_test::running_backend;
+using asyncio_test::TempDir;
 
 using namespace std::chrono_literals;
 using asyncio::Backend;
@@ -156,30 +157,6 @@ struct FullListener {
     port = sockname_of(fd.get()).port();
     filler = asyncio_test::connect_to(port);
   }
-};
-
-/// A temporary directory for Unix socket paths, removed with what it holds.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/asyncio-transports-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) fail_errno("mkdtemp");
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    for (const std::string& f : files_) ::unlink(f.c_str());
-    ::rmdir(path_.c_str());
-  }
-  std::string file(const std::string& name) {
-    files_.push_back(path_ + "/" + name);
-    return files_.back();
-  }
-
- private:
-  std::string path_;
-  std::vector<std::string> files_;
 };
 
 bool exists(const std::string& path) {

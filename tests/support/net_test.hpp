@@ -5,19 +5,24 @@
 //   tcp_socket()                a non-blocking TCP socket, not connected
 //   connect_to(port)            a TCP connection to 127.0.0.1:port, set up (bounded real-time wait)
 //   has_pending_connection(fd)  whether a listener has a connection waiting (takes none)
+//   TempDir                     a temporary directory for Unix socket paths, removed with them
 #pragma once
 
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <string>
 #include <system_error>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "asyncio_test.hpp"
 
@@ -80,5 +85,32 @@ inline bool has_pending_connection(int lfd) {
   pollfd p{lfd, POLLIN, 0};
   return ::poll(&p, 1, 0) == 1;
 }
+
+/// A temporary directory for Unix socket paths (/tmp/asyncio-test-XXXXXX), removed with the
+/// files handed out by file().
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/asyncio-test-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr)
+      throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    path_ = tmpl;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    for (const std::string& f : files_) ::unlink(f.c_str());
+    ::rmdir(path_.c_str());
+  }
+  /// A path inside the directory (removed with it).
+  std::string file(const std::string& name) {
+    files_.push_back(path_ + "/" + name);
+    return files_.back();
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::string> files_;
+};
 
 }  // namespace asyncio_test
