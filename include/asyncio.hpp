@@ -17,6 +17,7 @@
 #include "asyncio/task_ref.hpp"
 #include "asyncio/taskgroups.hpp"
 #include "asyncio/tasks.hpp"
+#include "asyncio/subprocess.hpp"
 #include "asyncio/threads.hpp"
 #include "asyncio/timeouts.hpp"
 #include "asyncio/transports.hpp"

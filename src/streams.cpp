@@ -43,6 +43,9 @@
 #include "asyncio/exceptions.hpp"
 #include "asyncio/task_ref.hpp"
 #include "asyncio/tasks.hpp"
+#include "streams_detail.hpp"
+#include "sys/sys.hpp"
+#include "transports_detail.hpp"
 
 namespace asyncio {
 namespace detail {
@@ -284,6 +287,7 @@ class StreamProtocol final : public Protocol, public std::enable_shared_from_thi
     // Python's FlowControlMixin.connection_lost: paused drains end with the error, or normally.
     connection_lost_ = true;
     if (paused_) SignalWait::wake_all(drain_waiters_, exc);
+    if (on_lost_) std::exchange(on_lost_, nullptr)();
   }
   /// Python: FlowControlMixin.pause_writing
   void pause_writing() override { paused_ = true; }
@@ -295,6 +299,7 @@ class StreamProtocol final : public Protocol, public std::enable_shared_from_thi
 
   std::shared_ptr<StreamReaderState> reader_;
   std::shared_ptr<const ClientConnected> cb_;  // server side only, until connection_made()
+  std::function<void()> on_lost_;              // a child's pipe: tells the Process
   bool paused_ = false;
   bool connection_lost_ = false;
   WaitList drain_waiters_;
@@ -432,7 +437,7 @@ Coro<std::string> read_line(std::shared_ptr<StreamReaderState> s) {
 
 /// Python: StreamWriter.drain + FlowControlMixin._drain_helper
 Coro<void> drain_writer(std::shared_ptr<StreamWriterState> s) {
-  s->reader_->rethrow_if_failed();
+  if (s->reader_) s->reader_->rethrow_if_failed();  // a child's stdin has no reader
   if (s->transport_->is_closing()) {
     // Let connection_lost() run, so that `write(); co_await drain();` in a loop sees the error
     // once the peer is gone instead of spinning (bpo-25441).
@@ -529,6 +534,27 @@ std::shared_ptr<StreamProtocol> client_protocol(std::size_t limit) {
 }
 
 }  // namespace
+
+StreamReader read_pipe_stream(EventLoop& loop, int fd, std::size_t limit,
+                              std::function<void()> on_lost) {
+  sys::Fd owned(fd);
+  auto protocol = client_protocol(limit);  // ValueError for a zero limit: fd closed
+  protocol->on_lost_ = std::move(on_lost);
+  StreamReader reader(protocol->reader_);
+  (void)make_pipe_transport(loop, owned.release(), Medium::read_pipe, std::move(protocol));
+  return reader;
+}
+
+StreamWriter write_pipe_stream(EventLoop& loop, int fd, std::function<void()> on_lost) {
+  sys::Fd owned(fd);
+  auto protocol = client_protocol(kDefaultStreamLimit);
+  protocol->on_lost_ = std::move(on_lost);
+  std::shared_ptr<Transport> t =
+      make_pipe_transport(loop, owned.release(), Medium::write_pipe, protocol);
+  // The reader state is never fed (a write pipe reads nothing) and is not the writer's.
+  return StreamWriter(std::make_shared<StreamWriterState>(std::move(t), std::move(protocol), nullptr));
+}
+
 }  // namespace detail
 
 namespace {

@@ -16,6 +16,11 @@
 //
 // Every completion that needs the transport runs from the ready queue (an OwnedOp is both the
 // engine's operation and the queue's entry), never from inside the engine's wait().
+//
+// Pipes. The same transport runs a pipe's end (Python: unix_events._UnixReadPipeTransport and
+// _UnixWritePipeTransport): read()/write() instead of recv()/send(); the end of the data closes
+// a read pipe; a write pipe waits for "readable" on its own end, which the kernel reports (as an
+// error) once the reading end is gone, and closes then (with BrokenPipeError if data was left).
 #include "asyncio/transports.hpp"
 
 #include <algorithm>
@@ -43,6 +48,7 @@
 #include "transports_detail.hpp"
 #include "unix/io_engine.hpp"
 #include "unix/loop_io.hpp"
+#include "unix/owned_op.hpp"
 
 namespace asyncio {
 
@@ -59,93 +65,6 @@ SocketAddress Transport::sockname() const {
 }
 
 namespace detail {
-
-/// An operation owned by `Owner` that is also its own ready-queue entry: when the engine
-/// completes it (later, from wait(), or at once from submit()) it queues itself, and the loop
-/// then calls (owner.*handler)(result). `busy()` while the engine or the queue holds it.
-template <class Owner>
-class OwnedOp final : public IoOp, public Runnable {
- public:
-  using Handler = void (Owner::*)(long);
-  OwnedOp(OpKind kind, int fd, Owner& owner, Handler handler, ReadyQueue& ready) noexcept
-      : IoOp(kind, fd), owner_(&owner), handler_(handler), ready_(&ready) {
-    set_owned_fd(true);
-  }
-  OwnedOp(const OwnedOp&) = delete;
-  OwnedOp& operator=(const OwnedOp&) = delete;
-  ~OwnedOp() = default;
-
-  [[nodiscard]] bool busy() const noexcept { return state() == OpState::parked || queued_; }
-  [[nodiscard]] bool parked() const noexcept { return state() == OpState::parked; }
-  /// Submits the op (it must not be busy). A completion at once is queued like a later one.
-  void start(IoEngine& engine) {
-    rearm();
-    in_submit_ = true;
-    try {
-      engine.submit(*this);
-    } catch (...) {
-      in_submit_ = false;
-      throw;
-    }
-    in_submit_ = false;
-    if (state() == OpState::done) queue(result());
-  }
-  /// Queues the handler with `value` without any I/O (read again on the next pass).
-  void queue(long value) {
-    value_ = value;
-    queued_ = true;
-    ready_->push(static_cast<Runnable*>(this));
-  }
-  void run() override {
-    queued_ = false;
-    (owner_->*handler_)(value_);  // may destroy the owner: nothing after this
-  }
-  void discard() noexcept override {
-    queued_ = false;
-    owner_->on_discarded();  // may destroy the owner
-  }
-  [[nodiscard]] std::string describe() const override { return "transport I/O"; }
-
- private:
-  void on_complete() noexcept override {
-    if (in_submit_) return;  // start() queues it
-    queue(result());
-  }
-
-  Owner* owner_;
-  Handler handler_;
-  ReadyQueue* ready_;
-  long value_ = 0;
-  bool queued_ = false;
-  bool in_submit_ = false;
-};
-
-/// A Runnable that calls a member function of its owner.
-template <class Owner>
-class OwnedCall final : public Runnable {
- public:
-  OwnedCall(Owner& owner, void (Owner::*fn)(), ReadyQueue& ready) noexcept
-      : owner_(&owner), fn_(fn), ready_(&ready) {}
-  [[nodiscard]] bool queued() const noexcept { return queued_; }
-  void queue() {
-    queued_ = true;
-    ready_->push(static_cast<Runnable*>(this));
-  }
-  void run() override {
-    queued_ = false;
-    (owner_->*fn_)();
-  }
-  void discard() noexcept override {
-    queued_ = false;
-    owner_->on_discarded();
-  }
-
- private:
-  Owner* owner_;
-  void (Owner::*fn_)();
-  ReadyQueue* ready_;
-  bool queued_ = false;
-};
 
 // ---- Servers' shared state ----------------------------------------------------------------
 
@@ -190,12 +109,14 @@ class SocketTransport final : public Transport, public IoResource {
     SocketTransport* self;
   };
 
-  SocketTransport(EventLoop& loop, int fd)
+  SocketTransport(EventLoop& loop, int fd, Medium medium = Medium::socket)
       : loop_(&loop),
         io_(&io_of(loop)),
         fd_(fd),
+        medium_(medium),
         readable_(OpKind::poll_in, fd, *this, &SocketTransport::on_readable, ready_queue_of(loop)),
-        received_(OpKind::recv, fd, *this, &SocketTransport::on_received, ready_queue_of(loop)),
+        received_(medium == Medium::socket ? OpKind::recv : OpKind::read, fd, *this,
+                  &SocketTransport::on_received, ready_queue_of(loop)),
         writable_(OpKind::poll_out, fd, *this, &SocketTransport::on_writable, ready_queue_of(loop)),
         start_(*this, &SocketTransport::on_start, ready_queue_of(loop)),
         lost_(*this, &SocketTransport::on_lost, ready_queue_of(loop)) {
@@ -208,21 +129,24 @@ class SocketTransport final : public Transport, public IoResource {
     if (fd_ >= 0) sys::close(fd_);
   }
 
-  /// Wraps the connected socket `fd` (taken over), calls connection_made and starts reading on
-  /// the loop's next pass.
+  /// Wraps the connected socket (or pipe end) `fd` (taken over), calls connection_made and
+  /// starts reading on the loop's next pass.
   static std::shared_ptr<SocketTransport> make(EventLoop& loop, int fd,
                                                std::shared_ptr<BaseProtocol> protocol,
-                                               std::shared_ptr<ServerState> server) {
-    auto t = std::make_shared<SocketTransport>(loop, fd);
+                                               std::shared_ptr<ServerState> server,
+                                               Medium medium = Medium::socket) {
+    auto t = std::make_shared<SocketTransport>(loop, fd, medium);
     t->use_protocol(std::move(protocol));  // ValueError: fd closed by ~SocketTransport
-    const int domain = sys::get_option(fd, SOL_SOCKET, SO_DOMAIN);
-    if (domain == AF_INET || domain == AF_INET6) {
-      (void)sys::set_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);  // Python: _set_nodelay
+    if (medium == Medium::socket) {
+      const int domain = sys::get_option(fd, SOL_SOCKET, SO_DOMAIN);
+      if (domain == AF_INET || domain == AF_INET6) {
+        (void)sys::set_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);  // Python: _set_nodelay
+      }
+      unsigned n = SocketAddress::capacity();
+      if (sys::local_address(fd, t->local_.data(), &n) == 0) t->local_.set_size(n);
+      n = SocketAddress::capacity();
+      if (sys::peer_address(fd, t->peer_.data(), &n) == 0) t->peer_.set_size(n);
     }
-    unsigned n = SocketAddress::capacity();
-    if (sys::local_address(fd, t->local_.data(), &n) == 0) t->local_.set_size(n);
-    n = SocketAddress::capacity();
-    if (sys::peer_address(fd, t->peer_.data(), &n) == 0) t->peer_.set_size(n);
     t->self_ = t;
     t->io_->resources.push_back(static_cast<IoResource*>(t.get()));
     if (server) {
@@ -249,7 +173,8 @@ class SocketTransport final : public Transport, public IoResource {
   [[nodiscard]] std::any get_extra_info(std::string_view name) const override {
     if (name == "peername" && peer_.size() > 0) return {peer_};
     if (name == "sockname" && local_.size() > 0) return {local_};
-    if (name == "socket") return {fd_};
+    if (name == "socket" && medium_ == Medium::socket) return {fd_};
+    if (name == "pipe" && medium_ != Medium::socket) return {fd_};
     return {};
   }
   [[nodiscard]] bool is_closing() const noexcept override { return closing_; }
@@ -290,6 +215,7 @@ class SocketTransport final : public Transport, public IoResource {
     writelines(std::span<const std::string_view>(one));
   }
   void writelines(std::span<const std::string_view> pieces) override {
+    if (medium_ == Medium::read_pipe) throw RuntimeError("a read pipe transport cannot write");
     if (eof_) throw RuntimeError("Cannot call write() after write_eof()");
     std::size_t total = 0;
     for (std::string_view p : pieces) total += p.size();
@@ -326,10 +252,17 @@ class SocketTransport final : public Transport, public IoResource {
   }
   void write_eof() override {
     if (closing_ || eof_) return;
+    if (medium_ != Medium::socket) {
+      // A pipe's end of data is its closing (Python: _UnixWritePipeTransport.write_eof).
+      if (medium_ == Medium::write_pipe) close();
+      return;
+    }
     eof_ = true;
     if (buffered() == 0) (void)sys::shutdown(fd_, SHUT_WR);
   }
-  [[nodiscard]] bool can_write_eof() const noexcept override { return true; }
+  [[nodiscard]] bool can_write_eof() const noexcept override {
+    return medium_ != Medium::read_pipe;
+  }
   void abort() override { force_close(nullptr); }
   [[nodiscard]] std::size_t get_write_buffer_size() const noexcept override { return buffered(); }
   [[nodiscard]] std::pair<std::size_t, std::size_t> get_write_buffer_limits()
@@ -449,7 +382,14 @@ class SocketTransport final : public Transport, public IoResource {
     maybe_release();
   }
   void on_readable(long r) {
-    if (r < 0 && r != -ECANCELED) {
+    if (medium_ == Medium::write_pipe && r != -ECANCELED && !closing_) {
+      // The reading end is gone (the kernel reports it as readable/error on this end).
+      if (buffered() > 0) {
+        force_close(make_os_error(-EPIPE, "write"));
+      } else {
+        close();
+      }
+    } else if (r < 0 && r != -ECANCELED) {
       fatal_error(make_os_error(r, "poll"), "Fatal read error on socket transport");
     } else if (reading_active() && !received_.busy()) {
       read_some();
@@ -460,6 +400,7 @@ class SocketTransport final : public Transport, public IoResource {
   /// One receive: a recv into the protocol's memory or the loop's buffer, or (BufferedProtocol
   /// on io_uring) a recv op into the protocol's buffer.
   void read_some() {
+    if (medium_ == Medium::write_pipe) return arm_readable();  // watches for the reader's end
     std::span<std::byte> lent;
     if (bproto_ != nullptr) {
       if (!get_buffer(lent)) return;
@@ -475,7 +416,7 @@ class SocketTransport final : public Transport, public IoResource {
     }
     char* buf = lent.empty() ? io_->read_buffer() : reinterpret_cast<char*>(lent.data());
     const std::size_t cap = lent.empty() ? LoopIo::kReadBufferSize : lent.size();
-    const long n = sys::recv(fd_, buf, cap);
+    const long n = medium_ == Medium::socket ? sys::recv(fd_, buf, cap) : sys::read(fd_, buf, cap);
     if (n == -EAGAIN) return arm_readable();
     got(n, buf, cap);
   }
@@ -595,15 +536,17 @@ class SocketTransport final : public Transport, public IoResource {
       fatal_error(std::current_exception(), "Fatal error: protocol.eof_received() call failed.");
       return;
     }
-    if (!keep_open) close();
+    // A pipe closes at its end whatever the protocol says (Python's read pipe transport).
+    if (!keep_open || medium_ != Medium::socket) close();
   }
 
   // -- Writing ---------------------------------------------------------------------------------
   /// One send (or sendmsg) of `pieces`; bytes sent or -errno.
   long send_now(std::span<const std::string_view> pieces, std::size_t& offered) noexcept {
-    if (pieces.size() == 1) {
+    if (pieces.size() == 1 || medium_ != Medium::socket) {
+      // A pipe writes its first piece now; the rest is buffered and written on the next pass.
       offered = pieces[0].size();
-      return sys::send(fd_, pieces[0].data(), pieces[0].size());
+      return put(pieces[0].data(), pieces[0].size());
     }
     constexpr std::size_t kMaxIov = 64;
     iovec iov[kMaxIov];
@@ -620,6 +563,11 @@ class SocketTransport final : public Transport, public IoResource {
     msg.msg_iov = iov;
     msg.msg_iovlen = k;
     return sys::sendmsg(fd_, &msg);
+  }
+
+  /// One send (a write on a pipe).
+  long put(const char* data, std::size_t n) noexcept {
+    return medium_ == Medium::socket ? sys::send(fd_, data, n) : sys::write(fd_, data, n);
   }
 
   void append(std::span<const std::string_view> pieces, std::size_t skip) {
@@ -647,7 +595,7 @@ class SocketTransport final : public Transport, public IoResource {
       return maybe_release();
     }
     if (buffered() > 0) {
-      const long n = sys::send(fd_, wbuf_.data() + wpos_, buffered());
+      const long n = put(wbuf_.data() + wpos_, buffered());
       if (n < 0 && n != -EAGAIN) {
         wbuf_.clear();
         wpos_ = 0;
@@ -792,6 +740,7 @@ class SocketTransport final : public Transport, public IoResource {
   EventLoop* loop_;
   LoopIo* io_;
   int fd_;
+  Medium medium_;
   std::shared_ptr<SocketTransport> self_;  // the loop's reference (see the header)
   std::shared_ptr<BaseProtocol> protocol_;
   std::shared_ptr<BaseProtocol> retained_;  // an old protocol whose buffer the kernel holds
@@ -1349,6 +1298,14 @@ Coro<Server> finish_server(std::shared_ptr<ServerState> st) {
 }
 
 }  // namespace
+
+std::shared_ptr<Transport> make_pipe_transport(EventLoop& loop, int fd, Medium medium,
+                                               std::shared_ptr<BaseProtocol> protocol) {
+  sys::Fd owned(fd);
+  if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, "pipe transport");
+  if (medium == Medium::write_pipe) sys::ignore_sigpipe_once();
+  return SocketTransport::make(loop, owned.release(), std::move(protocol), nullptr, medium);
+}
 
 }  // namespace detail
 

@@ -1,6 +1,9 @@
-// Internal: the part of create_connection() that the tests reach directly (src/transports.cpp).
+// Internal: the part of create_connection() that the tests reach directly, and the pipe transports
+// of child processes (src/transports.cpp).
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "asyncio/coroutines.hpp"
@@ -13,5 +16,15 @@ namespace asyncio::detail {
 /// eyeballs (options.happy_eyeballs_delay, options.interleave); binds options.local_addr first.
 /// The connected socket (owned by the caller), or the OSError(s) of the attempts.
 Coro<int> connect_addresses(std::vector<AddrInfo> infos, ConnectionOptions options);
+
+/// What a stream transport runs over.
+enum class Medium : std::uint8_t { socket, read_pipe, write_pipe };
+
+/// A transport over the end of a pipe `fd` (taken over and made non-blocking; closed by the
+/// transport, or here if this throws): a read pipe feeds `protocol` until the end of the data,
+/// then closes; a write pipe is written to and closes once the reading end is gone. Calls
+/// connection_made at once. Python: loop.connect_read_pipe / connect_write_pipe
+std::shared_ptr<Transport> make_pipe_transport(EventLoop& loop, int fd, Medium medium,
+                                               std::shared_ptr<BaseProtocol> protocol);
 
 }  // namespace asyncio::detail

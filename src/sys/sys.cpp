@@ -54,7 +54,8 @@ int take(Call c, std::size_t* len) noexcept {
 const char* call_name(Call c) noexcept {
   static constexpr std::array<const char*, static_cast<int>(Call::count_)> names = {
       "recv",   "send",       "sendmsg",   "read",           "write", "accept",        "connect",
-      "socket", "epoll_wait", "epoll_ctl", "io_uring_enter", "fstat", "io_uring_setup"};
+      "socket", "epoll_wait", "epoll_ctl", "io_uring_enter", "fstat", "io_uring_setup", "spawn",
+      "pidfd_open"};
   const auto i = static_cast<std::size_t>(c);
   return i < names.size() ? names[i] : "?";
 }

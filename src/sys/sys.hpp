@@ -44,6 +44,8 @@ enum class Call : std::uint8_t {
   io_uring_enter,
   fstat,
   io_uring_setup,
+  spawn,
+  pidfd_open,
   count_  // not a call
 };
 /// "recv", "send"... (for messages).
@@ -113,8 +115,9 @@ long send(int fd, const void* buf, std::size_t n) noexcept;
 long sendmsg(int fd, const msghdr* msg) noexcept;
 /// read() on a non-blocking fd; bytes or -errno.
 long read(int fd, void* buf, std::size_t n) noexcept;
-/// write() on a non-blocking fd; bytes or -errno (SIGPIPE is never raised by the library's
-/// pipes: see ignore_sigpipe_once()).
+/// write() on a non-blocking fd; bytes or -errno. A pipe whose reader is gone raises SIGPIPE
+/// unless it is ignored: the library ignores it once it makes a pipe to a child
+/// (ignore_sigpipe_once()).
 long write(int fd, const void* buf, std::size_t n) noexcept;
 /// accept4(SOCK_NONBLOCK | SOCK_CLOEXEC); the new fd or -errno. `addr`/`len` may be null.
 int accept(int fd, sockaddr* addr, unsigned* len) noexcept;
@@ -197,6 +200,54 @@ long read_some(int fd, void* buf, std::size_t n) noexcept;
 /// write() that retries EINTR; async-signal-safe.
 long write_some(int fd, const void* buf, std::size_t n) noexcept;
 bool is_main_thread() noexcept;
+/// Sets SIGPIPE to SIG_IGN if it is at SIG_DFL (once per process; a handler or SIG_IGN the
+/// program installed is left alone), so that writing to a pipe whose reader exited gives EPIPE
+/// rather than killing the process. Python ignores SIGPIPE at start-up for the same reason.
+void ignore_sigpipe_once() noexcept;
+
+// ---- Child processes ---------------------------------------------------------------------------
+
+/// What spawn() starts: an executable path (with a '/': no PATH search here), argv and envp
+/// (null-terminated; envp null: this process's environment), and the child's set-up.
+struct SpawnPlan {
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  /// The fd to make the child's fd 0, 1, 2 (-1: inherit). May equal its target (the fd is
+  /// then inherited even if it is close-on-exec).
+  int stdio[3] = {-1, -1, -1};
+  const char* cwd = nullptr;  // null: this process's
+  bool new_session = false;   // setsid() in the child
+  bool close_fds = true;      // close every fd above 2 but pass_fds
+  const int* pass_fds = nullptr;
+  std::size_t pass_fds_count = 0;
+};
+/// posix_spawn (vfork + exec: no fork of this process's memory, nothing of ours runs in the
+/// child). The child gets an empty signal mask and SIGPIPE/SIGXFSZ at their defaults (Python's
+/// restore_signals). Returns the pid, or -errno (the exec's own error, e.g. -ENOENT, -EACCES:
+/// the failed child is already reaped).
+int spawn(const SpawnPlan& plan) noexcept;
+/// True when `path` names a file this process may execute (PATH search).
+bool is_executable(const char* path) noexcept;
+/// pidfd_open(pid): an fd (close-on-exec) that becomes readable when the process exits, or
+/// -errno (-ENOSYS before Linux 5.3).
+int pidfd_open(int pid) noexcept;
+/// Sends `sig` to the process of `pidfd` (never to a recycled pid); 0 or -errno.
+int pidfd_send_signal(int pidfd, int sig) noexcept;
+/// kill(pid, sig); 0 or -errno.
+int kill(int pid, int sig) noexcept;
+/// waitpid(pid, WNOHANG): the pid when it was reaped (its status in `*status`), 0 while it
+/// runs, or -errno (-ECHILD: not our child, or reaped by someone else).
+int wait_nohang(int pid, int* status) noexcept;
+/// waitpid(pid, 0), EINTR retried: the pid or -errno.
+int wait_blocking(int pid, int* status) noexcept;
+/// pipe2(O_CLOEXEC), both ends blocking, neither among fds 0-2 (so that the child's dup2s onto
+/// 0-2 cannot clobber one another); throws OSError.
+void pipe_cloexec(int fds[2]);
+/// Opens /dev/null read-write, close-on-exec, above fd 2; throws OSError.
+int open_devnull();
+/// A close-on-exec copy of `fd` above fd 2; throws OSError.
+int dup_above_stdio(int fd);
 /// sigaction(2): installs `handler` (SIG_DFL, SIG_IGN or a function) for `sig` with `flags`
 /// and an empty mask. Returns 0, or the errno (the caller decides what a failure means).
 int set_signal_action(int sig, void (*handler)(int), int flags) noexcept;
