@@ -552,7 +552,8 @@ StreamWriter write_pipe_stream(EventLoop& loop, int fd, std::function<void()> on
   std::shared_ptr<Transport> t =
       make_pipe_transport(loop, owned.release(), Medium::write_pipe, protocol);
   // The reader state is never fed (a write pipe reads nothing) and is not the writer's.
-  return StreamWriter(std::make_shared<StreamWriterState>(std::move(t), std::move(protocol), nullptr));
+  return StreamWriter(
+      std::make_shared<StreamWriterState>(std::move(t), std::move(protocol), nullptr));
 }
 
 }  // namespace detail

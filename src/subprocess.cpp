@@ -115,9 +115,10 @@ class ProcessState final : public IoResource {
 
   // The pipes, the loop and what they were made with.
   EventLoop* loop_;
-  std::optional<StreamWriter> stdin_;
-  std::optional<StreamReader> stdout_;
-  std::optional<StreamReader> stderr_;
+  // The pipes; a handle with no state where the stream is not a pipe.
+  StreamWriter stdin_{nullptr};
+  StreamReader stdout_{std::shared_ptr<StreamReaderState>()};
+  StreamReader stderr_{std::shared_ptr<StreamReaderState>()};
   int pipes_open_ = 0;
   int pid_;
 
@@ -256,7 +257,9 @@ std::string find_program(const std::string& name, const SubprocessOptions& optio
       const std::size_t end = path.find(':', start);
       std::string dir = path.substr(start, end == std::string::npos ? end : end - start);
       if (dir.empty()) dir = ".";
-      std::string candidate = dir + "/" + name;
+      std::string candidate = std::move(dir);
+      candidate += '/';
+      candidate += name;
       if (sys::is_executable(candidate.c_str())) return candidate;
       if (end == std::string::npos) break;
       start = end + 1;
@@ -283,10 +286,9 @@ void plan_stdio(ChildFds& fds, const SubprocessOptions& options) {
       case Redirect::Kind::pipe: {
         int p[2] = {-1, -1};
         sys::pipe_cloexec(p);
-        sys::Fd read_end(p[0]);
-        sys::Fd write_end(p[1]);
-        fds.ours[i] = i == 0 ? std::move(write_end) : std::move(read_end);
-        fds.theirs[i] = i == 0 ? std::move(read_end) : std::move(write_end);
+        // The child reads its stdin and writes its stdout and stderr.
+        fds.ours[i] = sys::Fd(i == 0 ? p[1] : p[0]);
+        fds.theirs[i] = sys::Fd(i == 0 ? p[0] : p[1]);
         fds.stdio[i] = fds.theirs[i].get();
         break;
       }
@@ -347,14 +349,12 @@ std::vector<char*> c_strings(std::span<const std::string> strings) {
   return out;
 }
 
-/// Starts the child and wraps it; everything synchronous (posix_spawn does not block for long:
-/// the parent waits only until the child has exec'd).
-Process spawn_process(EventLoop& loop, const std::string& program,
-                      const std::vector<std::string>& argv, const SubprocessOptions& options) {
-  validate(program, argv, options);
+/// Starts the child with `fds` set up; its pid. posix_spawn does not block for long: the parent
+/// waits only until the child has exec'd.
+int start_child(const std::string& program, const std::vector<std::string>& argv,
+                const SubprocessOptions& options, ChildFds& fds) {
   const std::string path =
       find_program(options.executable.empty() ? program : std::string(options.executable), options);
-  ChildFds fds;
   plan_stdio(fds, options);
   std::vector<char*> c_argv = c_strings(argv);
   std::vector<char*> c_env;
@@ -379,7 +379,15 @@ Process spawn_process(EventLoop& loop, const std::string& program,
     raise_os_error(-pid, "cannot run '" + path + "'");
   }
   for (sys::Fd& fd : fds.theirs) fd.reset();  // the child has its copies
+  return pid;
+}
 
+/// Starts the child and wraps it (everything synchronous).
+Process spawn_process(EventLoop& loop, const std::string& program,
+                      const std::vector<std::string>& argv, const SubprocessOptions& options) {
+  validate(program, argv, options);
+  ChildFds fds;
+  const int pid = start_child(program, argv, options, fds);
   // From here on the child runs: nothing may throw before the state owns it.
   int pidfd = sys::pidfd_open(pid);
   if (pidfd < 0) pidfd = -1;  // ENOSYS (Linux < 5.3), or out of fds: a thread waits instead
@@ -421,8 +429,9 @@ Coro<int> feed_stdin(StreamWriter w, std::string input) {
   try {
     if (!input.empty()) w.write(input);
     co_await w.drain();
-  } catch (const BrokenPipeError&) {      // NOLINT(bugprone-empty-catch): Python ignores these:
-  } catch (const ConnectionResetError&) {  // NOLINT(bugprone-empty-catch): the child stopped reading
+    // Python ignores these two here: the child stopped reading its stdin.
+  } catch (const BrokenPipeError&) {       // NOLINT(bugprone-empty-catch)
+  } catch (const ConnectionResetError&) {  // NOLINT(bugprone-empty-catch)
   }
   w.close();
   co_return 0;
@@ -444,16 +453,16 @@ Coro<int> no_input() {
 /// Python: Process.wait
 Coro<int> wait_for_exit(std::shared_ptr<ProcessState> s) {
   std::optional<Future<int>> f = s->exit_waiter();
-  if (!f) co_return *s->returncode();
-  co_return co_await *f;
+  if (!f) co_return s->returncode().value_or(255);  // reaped already
+  co_return co_await std::move(*f);  // NOLINT(bugprone-unchecked-optional-access): checked
 }
 
 /// Python: Process.communicate: gather(feed stdin, read stdout, read stderr), then wait().
 Coro<std::pair<std::string, std::string>> communicate_with(std::shared_ptr<ProcessState> s,
                                                            std::string input) {
-  Coro<int> feed = s->stdin_ ? feed_stdin(*s->stdin_, std::move(input)) : no_input();
-  Coro<std::string> out = s->stdout_ ? read_all(*s->stdout_) : nothing();
-  Coro<std::string> err = s->stderr_ ? read_all(*s->stderr_) : nothing();
+  Coro<int> feed = s->stdin_.state() ? feed_stdin(s->stdin_, std::move(input)) : no_input();
+  Coro<std::string> out = s->stdout_.state() ? read_all(s->stdout_) : nothing();
+  Coro<std::string> err = s->stderr_.state() ? read_all(s->stderr_) : nothing();
   auto all = co_await gather(std::move(feed), std::move(out), std::move(err));
   std::pair<std::string, std::string> result(std::move(std::get<1>(all)),
                                              std::move(std::get<2>(all)));
@@ -485,7 +494,7 @@ Coro<int> Process::wait() const {
 
 Coro<std::pair<std::string, std::string>> Process::communicate(std::string input) const {
   if (!state_) detail::throw_empty();
-  if (!input.empty() && !state_->stdin_) {
+  if (!input.empty() && !state_->stdin_.state()) {
     throw ValueError("communicate(input): the child's stdin is not a pipe");
   }
   return detail::communicate_with(state_, std::move(input));
@@ -506,30 +515,30 @@ void Process::kill() const {
 
 StreamWriter Process::stdin_() const {
   if (!state_) detail::throw_empty();
-  if (!state_->stdin_) throw ValueError("the child's stdin is not a pipe");
-  return *state_->stdin_;
+  if (!state_->stdin_.state()) throw ValueError("the child's stdin is not a pipe");
+  return state_->stdin_;
 }
 
 StreamReader Process::stdout_() const {
   if (!state_) detail::throw_empty();
-  if (!state_->stdout_) throw ValueError("the child's stdout is not a pipe");
-  return *state_->stdout_;
+  if (!state_->stdout_.state()) throw ValueError("the child's stdout is not a pipe");
+  return state_->stdout_;
 }
 
 StreamReader Process::stderr_() const {
   if (!state_) detail::throw_empty();
-  if (!state_->stderr_) throw ValueError("the child's stderr is not a pipe");
-  return *state_->stderr_;
+  if (!state_->stderr_.state()) throw ValueError("the child's stderr is not a pipe");
+  return state_->stderr_;
 }
 
 bool Process::has_stdin() const noexcept {
-  return state_ && state_->stdin_;
+  return state_ && state_->stdin_.state();
 }
 bool Process::has_stdout() const noexcept {
-  return state_ && state_->stdout_;
+  return state_ && state_->stdout_.state();
 }
 bool Process::has_stderr() const noexcept {
-  return state_ && state_->stderr_;
+  return state_ && state_->stderr_.state();
 }
 
 // ---- Creation ----------------------------------------------------------------------------------

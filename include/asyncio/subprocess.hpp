@@ -46,7 +46,8 @@ class Redirect {
   /// Inherit this process's stream. Python: None
   constexpr Redirect() noexcept = default;
   /// The caller's open file descriptor `fd` (>= 0). Python: stdout=fd
-  constexpr Redirect(int fd) noexcept : kind_(Kind::fd), fd_(fd) {}  // NOLINT(google-explicit-constructor)
+  // NOLINTNEXTLINE(google-explicit-constructor): `.stdout_ = fd`, as Python's stdout=fd
+  constexpr Redirect(int fd) noexcept : kind_(Kind::fd), fd_(fd) {}
   constexpr explicit Redirect(Kind kind) noexcept : kind_(kind) {}
   [[nodiscard]] constexpr Kind kind() const noexcept { return kind_; }
   [[nodiscard]] constexpr int fd() const noexcept { return fd_; }
