@@ -36,6 +36,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -1243,6 +1244,21 @@ Connection<BaseProtocol> connect_accepted_socket(const ProtocolFactory& factory,
   if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, "connect_accepted_socket");
   std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
   auto t = SocketTransport::make(get_running_loop(), fd, protocol, nullptr);
+  return {std::move(t), std::move(protocol)};
+}
+
+Connection<BaseProtocol> connect_pipe(const ProtocolFactory& factory, int fd, bool write_end) {
+  const char* what = write_end ? "connect_write_pipe" : "connect_read_pipe";
+  const int type = sys::file_type(fd);
+  if (type < 0) raise_os_error(-type, what);
+  if (type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR) {
+    throw ValueError(std::string(what) +
+                     ": pipe transports are for pipes, sockets and "
+                     "character devices only");
+  }
+  std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
+  auto t = make_pipe_transport(get_running_loop(), fd,
+                               write_end ? Medium::write_pipe : Medium::read_pipe, protocol);
   return {std::move(t), std::move(protocol)};
 }
 

@@ -1,6 +1,7 @@
 // asyncio/transports.hpp - stream transports, connections and servers (Python:
 // asyncio/transports.py, loop.create_connection, loop.create_server, loop.create_unix_connection,
-// loop.create_unix_server, loop.connect_accepted_socket, asyncio.Server).
+// loop.create_unix_server, loop.connect_accepted_socket, loop.connect_read_pipe,
+// loop.connect_write_pipe, asyncio.Server).
 //
 // Ownership (docs/design/io.md, "Transports"):
 //   * A transport is shared-owned (std::shared_ptr<Transport>). The loop holds a reference from
@@ -222,6 +223,7 @@ Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::s
 Coro<Connection<BaseProtocol>> create_unix_connection(ProtocolFactory factory, std::string path,
                                                       ConnectionOptions options);
 Connection<BaseProtocol> connect_accepted_socket(const ProtocolFactory& factory, int fd);
+Connection<BaseProtocol> connect_pipe(const ProtocolFactory& factory, int fd, bool write_end);
 /// The protocol type a factory `F` makes.
 template <class F>
 using protocol_of = typename std::invoke_result_t<F&>::element_type;
@@ -257,6 +259,24 @@ template <class F, class P = detail::protocol_of<F>>
 Connection<P> connect_accepted_socket(F factory, int fd) {
   return detail::downcast<P>(
       detail::connect_accepted_socket(ProtocolFactory(std::move(factory)), fd));
+}
+
+/// Wraps the read end of a pipe `fd` (taken over: the transport closes it; a FIFO, a socket or
+/// a character device, else ValueError) in a read-only transport: `factory()`'s protocol gets
+/// the data, then eof_received() and connection_lost() at the end of it (the transport closes
+/// then, whatever eof_received() returns). write() throws RuntimeError.
+/// Python: loop.connect_read_pipe(factory, pipe)
+template <class F, class P = detail::protocol_of<F>>
+Connection<P> connect_read_pipe(F factory, int fd) {
+  return detail::downcast<P>(detail::connect_pipe(ProtocolFactory(std::move(factory)), fd, false));
+}
+
+/// Wraps the write end of a pipe `fd` (taken over) in a write-only transport; it closes, with
+/// connection_lost(), once the reading end is gone (BrokenPipeError if data was still buffered);
+/// write_eof() closes it. Python: loop.connect_write_pipe(factory, pipe)
+template <class F, class P = detail::protocol_of<F>>
+Connection<P> connect_write_pipe(F factory, int fd) {
+  return detail::downcast<P>(detail::connect_pipe(ProtocolFactory(std::move(factory)), fd, true));
 }
 
 /// Listens on `host` and `port` (empty host: every interface, IPv4 and IPv6; port 0: a free

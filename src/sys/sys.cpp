@@ -217,6 +217,12 @@ int unlink(const char* path) noexcept {
   return ::unlink(path) == 0 ? 0 : -errno;
 }
 
+int file_type(int fd) noexcept {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return -errno;
+  return static_cast<int>(st.st_mode & S_IFMT);
+}
+
 FileId file_id(int fd) noexcept {
   ++detail_fault::counts[static_cast<int>(Call::fstat)];
   struct stat st {};

@@ -152,6 +152,8 @@ struct FileId {
 FileId file_id(int fd) noexcept;
 /// The identity of the file at `path` ({0, 0} when there is none), and whether it is a socket.
 FileId path_id(const char* path, bool* is_socket = nullptr) noexcept;
+/// The type bits of the file `fd` refers to (st_mode & S_IFMT: S_IFIFO, S_IFSOCK...), or -errno.
+int file_type(int fd) noexcept;
 /// unlink(); 0 or -errno.
 int unlink(const char* path) noexcept;
 
