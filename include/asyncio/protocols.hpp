@@ -1,5 +1,5 @@
 // asyncio/protocols.hpp - what a transport calls when things happen on its connection (Python:
-// asyncio/protocols.py: BaseProtocol, Protocol, BufferedProtocol).
+// asyncio/protocols.py: BaseProtocol, Protocol, BufferedProtocol, DatagramProtocol).
 //
 // A protocol is shared-owned (std::shared_ptr): the protocol factory passed to
 // create_connection()/create_server() makes one per connection, the transport keeps a reference
@@ -21,6 +21,8 @@
 namespace asyncio {
 
 class Transport;
+class DatagramTransport;
+class SocketAddress;
 
 /// Python: asyncio.BaseProtocol
 class BaseProtocol {
@@ -72,6 +74,26 @@ class BufferedProtocol : public BaseProtocol {
   virtual void buffer_updated(std::size_t nbytes) = 0;
   /// As Protocol::eof_received(). Python: eof_received()
   virtual bool eof_received() { return false; }
+};
+
+/// What a datagram transport (UDP, or a Unix datagram socket) calls: each datagram whole, with
+/// its sender's address. Python: asyncio.DatagramProtocol
+class DatagramProtocol : public BaseProtocol {
+ public:
+  /// The endpoint is ready; `transport` stays valid at least until connection_lost() returns.
+  /// Python: connection_made(transport)
+  virtual void connection_made(DatagramTransport& transport) { (void)transport; }
+  /// One datagram arrived from `addr` (a view, valid only during the call). Python:
+  /// datagram_received(data, addr)
+  virtual void datagram_received(std::string_view data, const SocketAddress& addr) {
+    (void)data;
+    (void)addr;
+  }
+  /// A send or receive failed (an OSError: ConnectionRefusedError when an ICMP "port
+  /// unreachable" came back for a connected endpoint...); the transport stays open.
+  /// Python: error_received(exc)
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): by value, an override may keep it
+  virtual void error_received(std::exception_ptr exc) { (void)exc; }
 };
 
 }  // namespace asyncio

@@ -87,6 +87,66 @@ Coro<void> sock_connect(int fd, SocketAddress address);
 /// Python: loop.sock_accept(sock)
 Coro<AcceptedSocket> sock_accept(int fd);
 
+/// What sock_recvfrom() returns: one datagram (truncated to the size asked for) and its sender.
+/// `auto [data, addr] = co_await sock_recvfrom(fd, 2048);`
+struct Datagram {
+  std::string data;
+  SocketAddress address;
+};
+
+/// Python 3.11: loop.sock_recvfrom(sock, bufsize): one datagram of at most `n` bytes (the rest
+/// of a longer one is dropped, as recvfrom does) and its sender. OSError for an error the socket
+/// reports (ConnectionRefusedError after an ICMP "port unreachable" on a connected socket).
+Coro<Datagram> sock_recvfrom(int fd, std::size_t n);
+/// Python 3.11: loop.sock_sendto(sock, data, address): sends `data` as one datagram; the bytes
+/// sent.
+Coro<std::size_t> sock_sendto(int fd, std::string_view data, SocketAddress address);
+
+/// A UDP (or Unix datagram) socket to use with coroutines: `co_await sock.recvfrom()`,
+/// `co_await sock.sendto(data, addr)`. Owns its fd (closed by the destructor or close()).
+/// Move-only. Python has no such class: it is socket.socket(type=SOCK_DGRAM) used with the
+/// loop's sock_recvfrom() and sock_sendto().
+class DatagramSocket {
+ public:
+  DatagramSocket() noexcept = default;
+  /// Takes over the datagram socket `fd` (made non-blocking).
+  explicit DatagramSocket(int fd);
+  DatagramSocket(DatagramSocket&& other) noexcept;
+  DatagramSocket& operator=(DatagramSocket&& other) noexcept;
+  DatagramSocket(const DatagramSocket&) = delete;
+  DatagramSocket& operator=(const DatagramSocket&) = delete;
+  ~DatagramSocket();
+
+  /// A socket bound to `local` (port 0: a free one; see local_address()).
+  static DatagramSocket bind(const SocketAddress& local);
+  /// A socket connected to `remote` (bound to a free local port): send()/recv() talk to it,
+  /// only its datagrams are received, and ICMP errors surface as ConnectionRefusedError.
+  static DatagramSocket connect(const SocketAddress& remote);
+
+  /// One datagram of at most `n` bytes and its sender (as sock_recvfrom()).
+  Coro<Datagram> recvfrom(std::size_t n = 65536) const;
+  /// Sends `data` as one datagram to `address`; the bytes sent.
+  Coro<std::size_t> sendto(std::string_view data, SocketAddress address) const;
+  /// A connected socket's datagram (at most `n` bytes).
+  Coro<std::string> recv(std::size_t n = 65536) const;
+  /// Sends `data` to the connected address.
+  Coro<std::size_t> send(std::string_view data) const;
+  /// The address it is bound to.
+  [[nodiscard]] SocketAddress local_address() const;
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  /// Gives the fd up without closing it (to hand it to create_datagram_endpoint's `sock`).
+  int release() noexcept {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  /// Closes the socket now (idempotent).
+  void close() noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
 /// What getaddrinfo() is asked for (0: any). Python: getaddrinfo's family/type/proto/flags.
 struct AddrInfoHints {
   int family = AF_UNSPEC;

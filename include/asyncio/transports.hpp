@@ -116,6 +116,29 @@ class Transport : public BaseTransport {
   [[nodiscard]] SocketAddress sockname() const;
 };
 
+/// A datagram endpoint (UDP, or a Unix datagram socket). Python: asyncio.DatagramTransport
+class DatagramTransport : public BaseTransport {
+ public:
+  /// Sends `data` as one datagram to `addr` (to the remote address when connected: `addr` must
+  /// then be empty or that address, else ValueError). Sent at once when the socket takes it,
+  /// else buffered; a send that fails goes to the protocol's error_received(). An empty `data`
+  /// sends nothing (Python 3.12). RuntimeError once the transport is closing. Python:
+  /// sendto(data, addr=None)
+  virtual void sendto(std::string_view data, std::optional<SocketAddress> addr = std::nullopt) = 0;
+  /// Closes at once, dropping buffered datagrams. Python: abort()
+  virtual void abort() = 0;
+  /// Bytes buffered, not yet sent. Python: get_write_buffer_size()
+  [[nodiscard]] virtual std::size_t get_write_buffer_size() const noexcept = 0;
+  /// As Transport's. Python: get_write_buffer_limits(), set_write_buffer_limits(high, low)
+  [[nodiscard]] virtual std::pair<std::size_t, std::size_t> get_write_buffer_limits()
+      const noexcept = 0;
+  virtual void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
+                                       std::optional<std::size_t> low = std::nullopt) = 0;
+  /// get_extra_info("peername") (empty when not connected) and ("sockname").
+  [[nodiscard]] SocketAddress peername() const;
+  [[nodiscard]] SocketAddress sockname() const;
+};
+
 /// What a protocol factory makes: a std::shared_ptr to a Protocol or a BufferedProtocol.
 using ProtocolFactory = std::function<std::shared_ptr<BaseProtocol>()>;
 
@@ -167,8 +190,51 @@ struct ServerOptions {
 };
 static_assert(std::is_trivially_copyable_v<ServerOptions>);  // see ConnectionOptions
 
+/// Options of create_datagram_endpoint(). Addresses are numeric (SocketAddress::ip(host, port),
+/// or SocketAddress::unix_path(path) for a Unix datagram socket): resolve names with
+/// getaddrinfo() first. Python: create_datagram_endpoint's keyword arguments
+struct DatagramOptions {
+  /// Bind to this address (port 0: a free one). Python: local_addr=
+  std::optional<SocketAddress> local_addr = std::nullopt;
+  /// Connect to this address: sendto() needs no address then, only its datagrams are received,
+  /// and ICMP errors come back (error_received). Python: remote_addr=
+  std::optional<SocketAddress> remote_addr = std::nullopt;
+  /// The family when neither address is given (AF_INET, AF_INET6, AF_UNIX). Python: family=
+  int family = AF_UNSPEC;
+  /// SO_REUSEPORT. Python: reuse_port=
+  bool reuse_port = false;
+  /// SO_BROADCAST (with remote_addr: the socket is not connected, sendto() goes there).
+  /// Python: allow_broadcast=
+  bool allow_broadcast = false;
+  /// An existing datagram socket to take over instead (no other option may be set, else
+  /// ValueError). Python: sock=
+  int sock = -1;
+};
+static_assert(std::is_trivially_copyable_v<DatagramOptions>);  // see ConnectionOptions
+
+/// A datagram transport and the protocol made for it.
+template <class P>
+struct DatagramEndpoint {
+  std::shared_ptr<DatagramTransport> transport;
+  std::shared_ptr<P> protocol;
+};
+
 namespace detail {
 struct ServerState;
+Coro<DatagramEndpoint<DatagramProtocol>> create_datagram_endpoint(
+    std::function<std::shared_ptr<DatagramProtocol>()> factory, DatagramOptions options);
+}  // namespace detail
+
+/// Creates a datagram endpoint: a socket of the options' family (bound to local_addr,
+/// connected to remote_addr), its transport, and `factory()`'s protocol, which gets
+/// connection_made() before this returns. OSError (the bind's or connect's) on failure, no fd
+/// left behind. Python: loop.create_datagram_endpoint(factory, local_addr, remote_addr, ...)
+template <class F, class P = typename std::invoke_result_t<F&>::element_type>
+Coro<DatagramEndpoint<P>> create_datagram_endpoint(F factory, DatagramOptions options = {}) {
+  auto e = co_await detail::create_datagram_endpoint(
+      std::function<std::shared_ptr<DatagramProtocol>()>(std::move(factory)), options);
+  co_return DatagramEndpoint<P>{std::move(e.transport),
+                                std::static_pointer_cast<P>(std::move(e.protocol))};
 }
 
 /// Listening sockets and the connections accepted through them. Move-only; a Server that goes

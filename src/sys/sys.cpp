@@ -53,9 +53,9 @@ int take(Call c, std::size_t* len) noexcept {
 
 const char* call_name(Call c) noexcept {
   static constexpr std::array<const char*, static_cast<int>(Call::count_)> names = {
-      "recv",   "send",       "sendmsg",   "read",           "write", "accept",        "connect",
-      "socket", "epoll_wait", "epoll_ctl", "io_uring_enter", "fstat", "io_uring_setup", "spawn",
-      "pidfd_open"};
+      "recv",           "send",   "sendmsg",    "read",      "write",          "accept",
+      "connect",        "socket", "epoll_wait", "epoll_ctl", "io_uring_enter", "fstat",
+      "io_uring_setup", "spawn",  "pidfd_open", "recvfrom",  "sendto"};
   const auto i = static_cast<std::size_t>(c);
   return i < names.size() ? names[i] : "?";
 }
@@ -129,6 +129,21 @@ long sendmsg(int fd, const msghdr* msg) noexcept {
     return retry([&] { return ::sendmsg(fd, &shorter, MSG_DONTWAIT | MSG_NOSIGNAL); });
   }
   return retry([&] { return ::sendmsg(fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL); });
+}
+
+long recvfrom(int fd, void* buf, std::size_t n, sockaddr* addr, unsigned* len) noexcept {
+  if (const int e = enter(Call::recvfrom); e != 0 && e != EINTR) return -e;
+  return retry([&] {
+    socklen_t l = len != nullptr ? *len : 0;
+    const long r = ::recvfrom(fd, buf, n, MSG_DONTWAIT, addr, len != nullptr ? &l : nullptr);
+    if (r >= 0 && len != nullptr) *len = l;
+    return r;
+  });
+}
+
+long sendto(int fd, const void* buf, std::size_t n, const sockaddr* addr, unsigned len) noexcept {
+  if (const int e = enter(Call::sendto); e != 0 && e != EINTR) return -e;
+  return retry([&] { return ::sendto(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, addr, len); });
 }
 
 long read(int fd, void* buf, std::size_t n) noexcept {

@@ -46,6 +46,8 @@ enum class Call : std::uint8_t {
   io_uring_setup,
   spawn,
   pidfd_open,
+  recvfrom,
+  sendto,
   count_  // not a call
 };
 /// "recv", "send"... (for messages).
@@ -113,6 +115,12 @@ long recv(int fd, void* buf, std::size_t n) noexcept;
 long send(int fd, const void* buf, std::size_t n) noexcept;
 /// sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL) of several buffers; bytes sent or -errno.
 long sendmsg(int fd, const msghdr* msg) noexcept;
+/// recvfrom(MSG_DONTWAIT): one datagram (truncated to `n`), its sender in `addr`/`*len` (in:
+/// capacity, out: size; both may be null); bytes or -errno (EINTR retried).
+long recvfrom(int fd, void* buf, std::size_t n, sockaddr* addr, unsigned* len) noexcept;
+/// sendto(MSG_DONTWAIT | MSG_NOSIGNAL) of one datagram (`addr` null: a connected socket's
+/// peer); bytes or -errno.
+long sendto(int fd, const void* buf, std::size_t n, const sockaddr* addr, unsigned len) noexcept;
 /// read() on a non-blocking fd; bytes or -errno.
 long read(int fd, void* buf, std::size_t n) noexcept;
 /// write() on a non-blocking fd; bytes or -errno. A pipe whose reader is gone raises SIGPIPE
