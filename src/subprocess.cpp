@@ -233,8 +233,9 @@ void check_no_nul(std::string_view s, const char* what) {
 }
 
 /// The file to run: `name` itself if it has a '/', else the first executable `dir/name` of
-/// PATH (the child's if `env` is given: Python's os.get_exec_path(env)). FileNotFoundError
-/// when there is none.
+/// PATH (the child's if `env` is given: Python's os.get_exec_path(env)). When there is none:
+/// PermissionError if a `dir/name` exists that may not be run, else FileNotFoundError (Python's
+/// os._execvpe keeps the first error that is not "no such file").
 std::string find_program(const std::string& name, const SubprocessOptions& options) {
   if (name.find('/') != std::string::npos) return name;
   std::string path;
@@ -251,6 +252,7 @@ std::string find_program(const std::string& name, const SubprocessOptions& optio
     have_path = true;
   }
   if (!have_path) path = "/bin:/usr/bin";  // Python's os.defpath
+  bool denied = false;
   if (!name.empty()) {
     std::size_t start = 0;
     for (;;) {
@@ -260,12 +262,14 @@ std::string find_program(const std::string& name, const SubprocessOptions& optio
       std::string candidate = std::move(dir);
       candidate += '/';
       candidate += name;
-      if (sys::is_executable(candidate.c_str())) return candidate;
+      const int r = sys::executable(candidate.c_str());
+      if (r == 0) return candidate;
+      denied = denied || r == -EACCES;
       if (end == std::string::npos) break;
       start = end + 1;
     }
   }
-  raise_os_error(ENOENT, "cannot run '" + name + "'");
+  raise_os_error(denied ? EACCES : ENOENT, "cannot run '" + name + "'");
 }
 
 /// The fds this process keeps and the child gets, closed on every path.

@@ -217,6 +217,9 @@ class SocketTransport final : public Transport, public IoResource {
   }
   void writelines(std::span<const std::string_view> pieces) override {
     if (medium_ == Medium::read_pipe) throw RuntimeError("a read pipe transport cannot write");
+    // A write pipe drops what is written once it is closing (Python's _UnixWritePipeTransport;
+    // the socket transport still sends it).
+    if (medium_ == Medium::write_pipe && closing_) return;
     if (eof_) throw RuntimeError("Cannot call write() after write_eof()");
     std::size_t total = 0;
     for (std::string_view p : pieces) total += p.size();

@@ -69,25 +69,27 @@ inline constexpr Redirect STDOUT{Redirect::Kind::stdout_};
 /// Views only (see the g++ 12 note above): what they refer to must live until the call's
 /// co_await ends.
 struct SubprocessOptions {
-  Redirect stdin_;
-  Redirect stdout_;
-  Redirect stderr_;
+  // Every member has an initializer, so that g++ -Wextra does not warn about the ones a
+  // designated initializer leaves out (-Wmissing-field-initializers).
+  Redirect stdin_ = {};
+  Redirect stdout_ = {};
+  Redirect stderr_ = {};
   /// The buffer limit of the stdout/stderr readers. Python: limit
   std::size_t limit = kDefaultStreamLimit;
   /// The child's working directory (empty: this process's). Python: cwd
-  std::string_view cwd;
+  std::string_view cwd = {};
   /// The child's whole environment, as "NAME=value" entries (unset: this process's). Its PATH,
   /// if any, is where a program name without a '/' is searched. Python: env
-  std::optional<std::span<const std::string>> env;
+  std::optional<std::span<const std::string>> env = std::nullopt;
   /// Run the child in a new session (setsid). Python: start_new_session
   bool start_new_session = false;
   /// Close every fd above 2 in the child but pass_fds. Python: close_fds (default True)
   bool close_fds = true;
   /// File descriptors the child inherits (even close-on-exec ones). Python: pass_fds
-  std::span<const int> pass_fds;
+  std::span<const int> pass_fds = {};
   /// The file to execute instead of `program` (which stays argv[0]); for a shell command, the
   /// shell (default /bin/sh). Python: executable
-  std::string_view executable;
+  std::string_view executable = {};
 };
 static_assert(std::is_trivially_copyable_v<SubprocessOptions>,
               "g++ 12 destroys aggregate temporaries in co_await expressions twice");

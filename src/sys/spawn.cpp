@@ -102,10 +102,11 @@ int spawn(const SpawnPlan& plan) noexcept {
   return pid;
 }
 
-bool is_executable(const char* path) noexcept {
+int executable(const char* path) noexcept {
   struct stat st {};
-  if (::stat(path, &st) != 0 || S_ISDIR(st.st_mode)) return false;
-  return ::access(path, X_OK) == 0;
+  if (::stat(path, &st) != 0) return -ENOENT;
+  if (S_ISDIR(st.st_mode) || ::access(path, X_OK) != 0) return -EACCES;
+  return 0;
 }
 
 int pidfd_open(int pid) noexcept {

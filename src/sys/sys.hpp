@@ -237,8 +237,9 @@ struct SpawnPlan {
 /// restore_signals). Returns the pid, or -errno (the exec's own error, e.g. -ENOENT, -EACCES:
 /// the failed child is already reaped).
 int spawn(const SpawnPlan& plan) noexcept;
-/// True when `path` names a file this process may execute (PATH search).
-bool is_executable(const char* path) noexcept;
+/// Whether this process may execute `path` (PATH search): 0 when it may, -ENOENT when there is
+/// no such file, -EACCES when there is one it may not execute (a directory, no x bit).
+int executable(const char* path) noexcept;
 /// pidfd_open(pid): an fd (close-on-exec) that becomes readable when the process exits, or
 /// -errno (-ENOSYS before Linux 5.3).
 int pidfd_open(int pid) noexcept;
