@@ -394,6 +394,11 @@ void EventLoop::close() {
   }
   drop_executor_futures();
   core_.io().close();
+  // Closing the I/O resources may run destructors that queue work too (a transport closed by
+  // a stream handle its owner dropped): drop it the same way.
+  while (core_.has_work()) {
+    for (detail::TaskState* t : core_.abandon_all()) t->release();
+  }
   if (default_executor_) default_executor_->shutdown(false);
 }
 

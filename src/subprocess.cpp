@@ -61,12 +61,17 @@ class ProcessState final : public IoResource {
   /// Starts watching for the child's exit; from now on the loop holds `self`.
   void watch(const std::shared_ptr<ProcessState>& self) {
     self_ = self;
-    io_->resources.push_back(static_cast<IoResource*>(this));
     if (pidfd_ >= 0) {
       exited_.start(*io_->engine);
       return;
     }
     watch_with_thread();
+  }
+
+  /// Joins the loop's resources, after the pipes' transports: when the loop closes, they are
+  /// closed before this state (which holds their streams) may go.
+  void join_loop() noexcept {
+    if (!returncode_ && !linked()) io_->resources.push_back(static_cast<IoResource*>(this));
   }
 
   /// A pipe of the child's closed (Python: pipe_connection_lost).
@@ -386,6 +391,28 @@ int start_child(const std::string& program, const std::vector<std::string>& argv
   return pid;
 }
 
+/// The child's pipes as streams, each telling `state` when it closes.
+void add_pipes(EventLoop& loop, const std::shared_ptr<ProcessState>& state, ChildFds& fds,
+               std::size_t limit) {
+  const std::weak_ptr<ProcessState> weak = state;
+  auto lost = [weak] {
+    if (const std::shared_ptr<ProcessState> s = weak.lock()) s->pipe_lost();
+  };
+  // A pipe that cannot be set up (no memory) is closed; the child sees its end close.
+  if (fds.ours[0]) {
+    state->stdin_ = write_pipe_stream(loop, fds.ours[0].release(), lost);
+    ++state->pipes_open_;
+  }
+  if (fds.ours[1]) {
+    state->stdout_ = read_pipe_stream(loop, fds.ours[1].release(), limit, lost);
+    ++state->pipes_open_;
+  }
+  if (fds.ours[2]) {
+    state->stderr_ = read_pipe_stream(loop, fds.ours[2].release(), limit, lost);
+    ++state->pipes_open_;
+  }
+}
+
 /// Starts the child and wraps it (everything synchronous).
 Process spawn_process(EventLoop& loop, const std::string& program,
                       const std::vector<std::string>& argv, const SubprocessOptions& options) {
@@ -406,23 +433,13 @@ Process spawn_process(EventLoop& loop, const std::string& program,
     if (pidfd >= 0) sys::close(pidfd);
     throw;
   }
-  const std::weak_ptr<ProcessState> weak = state;
-  auto lost = [weak] {
-    if (const std::shared_ptr<ProcessState> s = weak.lock()) s->pipe_lost();
-  };
-  // A pipe that cannot be set up (no memory) is closed; the child sees its end close.
-  if (fds.ours[0]) {
-    state->stdin_ = write_pipe_stream(loop, fds.ours[0].release(), lost);
-    ++state->pipes_open_;
+  try {
+    add_pipes(loop, state, fds, options.limit);
+  } catch (...) {
+    state->join_loop();  // the child is watched all the same
+    throw;
   }
-  if (fds.ours[1]) {
-    state->stdout_ = read_pipe_stream(loop, fds.ours[1].release(), options.limit, lost);
-    ++state->pipes_open_;
-  }
-  if (fds.ours[2]) {
-    state->stderr_ = read_pipe_stream(loop, fds.ours[2].release(), options.limit, lost);
-    ++state->pipes_open_;
-  }
+  state->join_loop();  // after the pipes' transports (see join_loop())
   return Process(std::move(state));
 }
 
