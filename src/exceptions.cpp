@@ -27,6 +27,8 @@ decltype(auto) with_os_error(int err, const std::string& what, F&& f) {
     case EACCES:
     case EPERM:
       return f(PermissionError(err, what));
+    case ESRCH:
+      return f(ProcessLookupError(err, what));
     default:
       return f(OSError(err, what));
   }

@@ -90,7 +90,10 @@ class ProcessState final : public IoResource {
     return f;
   }
 
+  /// Python 3.12: nothing once the child has exited (Popen.send_signal); ProcessLookupError
+  /// once its pipes have closed too (the transport's _check_proc, after _call_connection_lost).
   void send_signal(int sig) {
+    if (finished_) raise_os_error(ESRCH, "send_signal: the process has exited");
     if (returncode_) return;  // reaped: the pid may name another process now
     const int r = pidfd_ >= 0 ? sys::pidfd_send_signal(pidfd_, sig) : sys::kill(pid_, sig);
     if (r < 0 && r != -ESRCH) raise_os_error(-r, "send_signal");
@@ -112,6 +115,7 @@ class ProcessState final : public IoResource {
     }
     if (exited_.parked()) io_->engine->abandon(exited_);
     close_pidfd();
+    finished_ = true;  // nothing more will happen to it
     exit_waiters_.clear();
     release_if_idle();
   }

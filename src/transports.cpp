@@ -235,7 +235,7 @@ class SocketTransport final : public Transport, public IoResource {
       std::size_t offered = 0;
       const long n = send_now(pieces, offered);
       if (n < 0 && n != -EAGAIN) {
-        fatal_error(make_os_error(n, "send"), "Fatal write error on socket transport");
+        fatal_error(make_os_error(n, "send"), write_error());
         return;
       }
       if (n > 0) skip = static_cast<std::size_t>(n);
@@ -394,7 +394,7 @@ class SocketTransport final : public Transport, public IoResource {
         close();
       }
     } else if (r < 0 && r != -ECANCELED) {
-      fatal_error(make_os_error(r, "poll"), "Fatal read error on socket transport");
+      fatal_error(make_os_error(r, "poll"), read_error());
     } else if (reading_active() && !received_.busy()) {
       read_some();
     }
@@ -428,7 +428,7 @@ class SocketTransport final : public Transport, public IoResource {
   /// What a receive returned (bytes, 0 at EOF, -errno), delivered; then the next step.
   void got(long n, char* buf, std::size_t cap) {
     if (n < 0) {
-      fatal_error(make_os_error(n, "recv"), "Fatal read error on socket transport");
+      fatal_error(make_os_error(n, medium_ == Medium::socket ? "recv" : "read"), read_error());
       return;
     }
     if (n == 0) {
@@ -569,6 +569,16 @@ class SocketTransport final : public Transport, public IoResource {
     return sys::sendmsg(fd_, &msg);
   }
 
+  /// Python's messages: "Fatal read error on socket transport" / "on pipe transport".
+  [[nodiscard]] const char* read_error() const noexcept {
+    return medium_ == Medium::socket ? "Fatal read error on socket transport"
+                                     : "Fatal read error on pipe transport";
+  }
+  [[nodiscard]] const char* write_error() const noexcept {
+    return medium_ == Medium::socket ? "Fatal write error on socket transport"
+                                     : "Fatal write error on pipe transport";
+  }
+
   /// One send (a write on a pipe).
   long put(const char* data, std::size_t n) noexcept {
     return medium_ == Medium::socket ? sys::send(fd_, data, n) : sys::write(fd_, data, n);
@@ -595,7 +605,7 @@ class SocketTransport final : public Transport, public IoResource {
   void on_writable(long r) {
     if (r == -ECANCELED || conn_lost_ > 0) return maybe_release();
     if (r < 0) {
-      fatal_error(make_os_error(r, "send"), "Fatal write error on socket transport");
+      fatal_error(make_os_error(r, "send"), write_error());
       return maybe_release();
     }
     if (buffered() > 0) {
@@ -603,7 +613,7 @@ class SocketTransport final : public Transport, public IoResource {
       if (n < 0 && n != -EAGAIN) {
         wbuf_.clear();
         wpos_ = 0;
-        fatal_error(make_os_error(n, "send"), "Fatal write error on socket transport");
+        fatal_error(make_os_error(n, "send"), write_error());
         return maybe_release();
       }
       if (n > 0) wpos_ += static_cast<std::size_t>(n);

@@ -139,6 +139,12 @@ class PermissionError : public OSError {
   using OSError::OSError;
 };
 
+/// ESRCH: no such process (a child that has been reaped and whose Process is finished).
+/// Python: ProcessLookupError
+class ProcessLookupError : public OSError {
+  using OSError::OSError;
+};
+
 /// Throws the OSError subclass that matches `err` (as Python maps an errno to a subclass of
 /// OSError; errnos without a subclass of their own give a plain OSError), with what() =
 /// "`what`: strerror(err)".

@@ -119,8 +119,9 @@ class Process {
   /// ignores BrokenPipeError and ConnectionResetError here). ValueError: input given without a
   /// stdin pipe. Python: communicate(input=None)
   Coro<std::pair<std::string, std::string>> communicate(std::string input = {}) const;
-  /// Sends signal `sig`; nothing once the child has exited (its pid may belong to another
-  /// process by then). Python: send_signal(sig)
+  /// Sends signal `sig` (through the pidfd: never to a recycled pid). Once the child has been
+  /// reaped: nothing while one of its pipes is still open, then ProcessLookupError (as Python
+  /// 3.12). Python: send_signal(sig)
   void send_signal(int sig) const;
   /// SIGTERM. Python: terminate()
   void terminate() const;

@@ -587,10 +587,11 @@ TEST_P(SubprocessFaults, KilledBySigkillIsMinusNine) {
     EXPECT_EQ(co_await q.wait(), -SIGKILL);
     EXPECT_EQ(q.returncode(), -9);
     EXPECT_TRUE(gone(q.pid()));
-    // Once reaped, signals go nowhere (the pid may be another process's by now).
-    q.kill();
-    q.terminate();
-    q.send_signal(SIGUSR1);
+    // Once reaped (and no pipe open), a signal is a ProcessLookupError, as in Python 3.12: it
+    // never reaches the pid, which may be another process's by now.
+    EXPECT_THROW(q.kill(), asyncio::ProcessLookupError);
+    EXPECT_THROW(q.terminate(), asyncio::ProcessLookupError);
+    EXPECT_THROW(q.send_signal(SIGUSR1), asyncio::ProcessLookupError);
     EXPECT_EQ(q.returncode(), -9);
     EXPECT_EQ(co_await q.wait(), -9);
   }());
@@ -769,9 +770,10 @@ TEST_P(SubprocessFaults, ThreadWatcherKillTerminateAndSignals) {
     at_root.cwd = "/";
     Process s = co_await shell_thread_watched("ulimit -c 0; kill -SEGV $$", at_root);
     EXPECT_EQ(co_await s.wait(), -11);
-    // After the reap, signals are dropped (no kill() of a pid that may be reused).
-    k.kill();
-    t.terminate();
+    // After the reap, a signal is a ProcessLookupError (never a kill() of a pid that may be
+    // reused).
+    EXPECT_THROW(k.kill(), asyncio::ProcessLookupError);
+    EXPECT_THROW(t.terminate(), asyncio::ProcessLookupError);
     EXPECT_EQ(k.returncode(), -9);
     EXPECT_TRUE(gone(k.pid()));
     EXPECT_TRUE(gone(t.pid()));
@@ -937,7 +939,7 @@ TEST_P(SubprocessFaults, ProcessHandleOutlivingItsLoop) {
   ASSERT_TRUE(kept);
   EXPECT_TRUE(gone(kept->pid()));
   EXPECT_EQ(kept->returncode(), -SIGKILL);
-  kept->kill();  // reaped: nothing happens
+  EXPECT_THROW(kept->kill(), asyncio::ProcessLookupError);  // reaped with its loop
   kept.reset();
 }
 

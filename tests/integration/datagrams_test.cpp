@@ -31,6 +31,7 @@
 #include "asyncio_test.hpp"
 #include "engine_test.hpp"
 #include "net_test.hpp"
+#include "sys/sys.hpp"
 
 namespace {
 
@@ -474,6 +475,48 @@ Coro<void> bad_options_body() {
 }
 TEST_P(DatagramsTest, BadOptionsAreValueErrors) {
   run(bad_options_body());
+}
+
+// test_base_events: test_create_datagram_endpoint_socket_err and _connect_err: the OSError of
+// the failing call, and no fd left behind (TearDown counts them).
+Coro<void> failing_call_body(asyncio::sys::Call call, int err) {
+  auto p = std::make_shared<Recorder>();
+  asyncio::sys::inject_fault({.call = call, .error = err});
+  int got = 0;
+  try {
+    (void)co_await asyncio::create_datagram_endpoint(give(p),
+                                                     remote(SocketAddress::ip("127.0.0.1", 9)));
+  } catch (const asyncio::OSError& e) {
+    got = e.code().value();
+  }
+  asyncio::sys::clear_faults();
+  EXPECT_EQ(got, err);
+  EXPECT_EQ(p->state, std::vector<std::string>{"INITIAL"});
+}
+TEST_P(DatagramsTest, SocketFailureIsAnOSErrorAndLeaksNothing) {
+  run(failing_call_body(asyncio::sys::Call::socket, EMFILE));
+}
+TEST_P(DatagramsTest, ConnectFailureIsAnOSErrorAndLeaksNothing) {
+  run(failing_call_body(asyncio::sys::Call::connect, ENETUNREACH));
+}
+
+// test_base_events: test_create_datagram_endpoint_sock_unix: family AF_UNIX and no address
+// makes an unbound Unix datagram endpoint that can send to a bound one.
+Coro<void> unix_unbound_body(std::string path) {
+  DatagramSocket server = DatagramSocket::bind(SocketAddress::unix_path(path));
+  auto p = std::make_shared<Recorder>();
+  DatagramOptions o;
+  o.family = AF_UNIX;
+  auto e = co_await asyncio::create_datagram_endpoint(give(p), o);
+  EXPECT_EQ(e.transport->sockname().family(), AF_UNIX);
+  e.transport->sendto("from nowhere", SocketAddress::unix_path(path));
+  EXPECT_EQ((co_await server.recvfrom()).data, "from nowhere");
+  e.transport->close();
+  co_await p->done.wait();
+}
+TEST_P(DatagramsTest, UnixFamilyWithoutAnAddress) {
+  asyncio_test::TempDir dir;
+  run(unix_unbound_body(dir.file("bound.sock")));
 }
 
 // test_events::test_create_datagram_endpoint_sock: an existing socket is taken over.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "asyncio_test.hpp"
 #include "engine_test.hpp"
 #include "net_test.hpp"
+#include "sys/sys.hpp"
 
 namespace {
 
@@ -377,6 +379,25 @@ Coro<void> read_all_body() {
 }
 TEST_P(PipesTest, ReadAllFromPipeReader) {
   run(read_all_body());
+}
+
+// test_unix_events::UnixReadPipeTransportTests::test__read_ready_error: a read that fails closes
+// the transport and hands the error to connection_lost().
+Coro<void> read_error_body() {
+  Pipe p;
+  asyncio_test::FdGuard w(p.w);
+  auto proto = std::make_shared<ReadPipeProto>();
+  asyncio::sys::inject_fault({.call = asyncio::sys::Call::read, .error = EIO});
+  auto [t, got] = asyncio::connect_read_pipe(give(proto), p.r);
+  co_await proto->done.wait();
+  asyncio::sys::clear_faults();
+  EXPECT_EQ(proto->state, (std::vector<std::string>{"INITIAL", "CONNECTED", "CLOSED"}));
+  EXPECT_TRUE(asyncio_test::holds<asyncio::OSError>(proto->lost_with));
+  EXPECT_THAT(asyncio_test::what_of(proto->lost_with), ::testing::HasSubstr("read"));
+  EXPECT_TRUE(t->is_closing());
+}
+TEST_P(PipesTest, ReadErrorClosesWithTheError) {
+  run(read_error_body());
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, PipesTest, ::testing::Values(Backend::epoll, Backend::io_uring),

@@ -859,16 +859,54 @@ TEST_P(SubprocessTest, SendSignal) {
 
 // send_signal() (kill(), terminate()) after the child was reaped does nothing: no error, and
 // the return code stays.
-TEST_P(SubprocessTest, SendSignalAfterExitIsANoOp) {
+// test_subprocess::SubprocessTransportTests::test_proc_exited: once the child has exited and
+// its pipes have closed, a signal is a ProcessLookupError (CPython 3.12.1: the transport's
+// _check_proc).
+TEST_P(SubprocessTest, SendSignalAfterExitIsAProcessLookupError) {
   run([]() -> Coro<void> {
     Process p = co_await sh("exit 5");
     EXPECT_EQ(co_await p.wait(), 5);
-    p.send_signal(SIGKILL);
-    p.kill();
-    p.terminate();
-    p.send_signal(SIGUSR1);
+    EXPECT_THROW(p.send_signal(SIGKILL), asyncio::ProcessLookupError);
+    EXPECT_THROW(p.kill(), asyncio::ProcessLookupError);
+    EXPECT_THROW(p.terminate(), asyncio::ProcessLookupError);
+    EXPECT_THROW(p.send_signal(SIGUSR1), asyncio::OSError);
     EXPECT_EQ(p.returncode(), 5);
     EXPECT_EQ(co_await p.wait(), 5);
+  }());
+}
+
+// Reaped while a pipe is still open (a grandchild holds stdout): a signal does nothing
+// (Popen.send_signal once returncode is set); once the pipe has closed: ProcessLookupError.
+TEST_P(SubprocessTest, SendSignalAfterExitWithAPipeOpenDoesNothing) {
+  run([]() -> Coro<void> {
+    Process p = co_await sh("(sleep 0.3; echo late) & exit 0", {.stdout_ = PIPE});
+    for (int i = 0; i < 400 && !p.returncode(); ++i) co_await sleep(0.005);
+    EXPECT_EQ(p.returncode(), 0);
+    p.kill();  // the grandchild still holds stdout: nothing, no exception
+    p.send_signal(SIGUSR1);
+    EXPECT_EQ(co_await p.stdout_().read(), "late\n");
+    for (int i = 0; i < 5; ++i) co_await sleep(0);  // the pipe's connection_lost
+    EXPECT_THROW(p.kill(), asyncio::ProcessLookupError);
+  }());
+}
+
+// test_events::SubprocessTestsMixin::test_subprocess_interactive: talk back and forth with a
+// running `cat`, then kill it.
+TEST_P(SubprocessTest, InteractiveCat) {
+  run([]() -> Coro<void> {
+    std::vector<std::string> none;
+    Process p = co_await exec("cat", none, {.stdin_ = PIPE, .stdout_ = PIPE});
+    StreamWriter in = p.stdin_();
+    StreamReader out = p.stdout_();
+    in.write("Python ");
+    co_await in.drain();
+    EXPECT_EQ(co_await out.readexactly(7), "Python ");
+    in.write("The Winner");
+    co_await in.drain();
+    EXPECT_EQ(co_await out.readexactly(10), "The Winner");
+    EXPECT_FALSE(p.returncode().has_value());
+    p.kill();
+    EXPECT_EQ(co_await p.wait(), -SIGKILL);
   }());
 }
 
@@ -1469,7 +1507,7 @@ TEST_P(SubprocessTest, ThreadFallback) {
     q.kill();
     EXPECT_EQ(co_await q.wait(), -SIGKILL);
     EXPECT_TRUE(not_our_child(q.pid()));
-    q.kill();  // after the exit: nothing
+    EXPECT_THROW(q.kill(), asyncio::ProcessLookupError);  // after the exit
     EXPECT_EQ(q.returncode(), -SIGKILL);
   }());
 }

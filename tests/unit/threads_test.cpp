@@ -522,6 +522,22 @@ TEST(ThreadsWrapFuture, CancellingTheAwaitingTaskCancelsTheConcurrentFuture) {
   EXPECT_TRUE(cf.cancelled());
 }
 
+// test_wrap_future_cancel2: the concurrent future completed first; cancelling the awaiting
+// task then leaves it finished with its result (its cancel() is refused).
+TEST(ThreadsWrapFuture, CancellingTheAwaiterAfterTheResultLeavesTheConcurrentFutureDone) {
+  ConcurrentFuture<int> cf;
+  const bool ended_cancelled = asyncio::run([](ConcurrentFuture<int> f) -> Coro<bool> {
+    auto t = asyncio::create_task(asyncio::wrap_future(f));
+    co_await asyncio::sleep(0);  // t awaits f
+    f.set_result(42);            // its completion is posted to this loop...
+    t.cancel();                  // ...and the awaiter is cancelled before it runs
+    co_return co_await asyncio_test::ends_cancelled(t);
+  }(cf));
+  EXPECT_TRUE(ended_cancelled);
+  EXPECT_FALSE(cf.cancelled());
+  EXPECT_EQ(cf.result(), 42);
+}
+
 TEST(ThreadsWrapFuture, CancellingTheAwaiterCancelsTheTaskOnTheOtherLoop) {
   LoopThread a;
   auto saw = std::make_shared<std::atomic<bool>>(false);
