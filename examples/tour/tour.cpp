@@ -5,7 +5,9 @@
 //   asyncio-tour NAME...         run only these, in the order given
 //   asyncio-tour --virtual ...   under virtual time: the same output and loop times, at once
 // The whole tour ends with the stand-alone programs of examples/*.cpp, run under virtual time
-// or in their self-contained modes (servers on loopback, port 0).
+// or in their self-contained modes (servers on loopback, port 0); primes_ticker runs in real
+// time, as threads do (about 1.5 s of counting), and so do the child processes of
+// shell_commands and pipeline, which brings the whole tour to about 32 s.
 //
 // Each line shows the loop time at which it was printed, relative to the example's start:
 //   [+1.00s] hello
@@ -77,9 +79,9 @@ bool run_one(const seeds::Seed& seed, std::size_t index, std::size_t count,
 }
 
 /// The stand-alone programs of examples/*.cpp (issue 4's queue and semaphore examples, the
-/// network programs), run as child processes, each with the arguments that make it
-/// self-contained: --virtual for the timed ones (in real time they would take the tour past
-/// 30 s), a self-test or a demo on loopback for the servers.
+/// network programs, issue 15's thread program), run as child processes, each with the
+/// arguments that make it self-contained: --virtual for the timed ones (in real time they would
+/// take the tour past 30 s), a self-test or a demo on loopback for the servers.
 int run_example_programs() {
   struct Program {
     const char* name;
@@ -103,6 +105,16 @@ int run_example_programs() {
       {"http_hello", "--self-test", "HTTP/1.1 keep-alive and pipelining: Hello, World!"},
       {"multicore_echo", "--self-test",
        "an event loop per thread, one port (reuse_port), stopped with call_soon_threadsafe"},
+      // Real threads and real time (about 1.5 s): --virtual cannot speed up a CPU-bound thread.
+      {"primes_ticker", "",
+       "article 004: threads for CPU-bound work - to_thread counts primes while the loop ticks"},
+      // Child processes, in real time (about 0.3 s and 0.25 s).
+      {"shell_commands", "",
+       "three shell commands at once: each one's output is printed as soon as it completes"},
+      {"pipeline", "--lines 10",
+       "a child's stdout streamed line by line through this program into sed's stdin"},
+      {"udp_echo", "--self-test --count 50",
+       "datagrams: a DatagramProtocol echo server and a DatagramSocket client"},
   };
   int failures = 0;
   for (const Program& p : programs) {
@@ -113,7 +125,8 @@ int run_example_programs() {
       shown.erase(at, 3);
     }
     std::cout << "\n== " << p.name << ": " << p.title << "\n   source  examples/" << p.name
-              << ".cpp (program " << p.name << ", run here with " << shown << ")\n"
+              << ".cpp (program " << p.name
+              << (shown.empty() ? std::string() : ", run here with " + shown) << ")\n"
               << std::flush;
     const std::string command = std::string(ASYNCIO_EXAMPLES_BIN_DIR) + '/' + p.name + ' ' + args;
     if (std::system(command.c_str()) != 0) {  // NOLINT(cert-env33-c): our own program
