@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "asyncio/detail/spin.hpp"
 #include "asyncio/events.hpp"
 #include "asyncio/executors.hpp"
 #include "asyncio/futures.hpp"
@@ -172,6 +173,14 @@ void detail::LoopCore::poll_io() {
       timeout = 0;
     } else if (!timers_.empty()) {
       timeout = std::max(0.0, timers_.top_when() - time());
+    }
+    if (timeout != 0 && external_.load(std::memory_order_relaxed) > 0) {
+      // Work on other threads is in flight (run_in_executor, wrap_future): its completion
+      // often comes within microseconds. Spin for it briefly before blocking in the kernel,
+      // which would cost this thread a wake-up (I/O that becomes ready meanwhile waits at most
+      // that long).
+      const std::atomic<bool>& posted = io_->posts->has_posted();
+      if (spin_until([&posted] { return posted.load(std::memory_order_acquire); })) timeout = 0;
     }
     io_->poll(to_timeout_ms(timeout), ready_);
     return;

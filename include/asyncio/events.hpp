@@ -92,6 +92,10 @@ class HandleState : public Runnable, public PoolAllocated {
 
   /// Runs the callback unless cancelled; drops the reference the ready queue held.
   void run() override;
+
+  /// The thread-safe queue's link while the handle is posted (written by the posting thread
+  /// before it publishes the handle, read by the loop's thread after it took it).
+  HandleState* post_next = nullptr;
   void discard() noexcept override {
     drop();
     release();

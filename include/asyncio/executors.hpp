@@ -2,6 +2,7 @@
 // loop.run_in_executor).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -54,6 +55,9 @@ class ThreadPoolExecutor final : public Executor {
   std::vector<std::thread> threads_;
   std::size_t idle_ = 0;
   bool shutdown_ = false;
+  // Read without the lock by a worker that spins before it sleeps (see worker()).
+  std::atomic<std::size_t> queued_{0};
+  std::atomic<bool> stopping_{false};
 };
 
 namespace detail {

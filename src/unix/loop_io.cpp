@@ -92,38 +92,67 @@ PostQueue::~PostQueue() {
   sys::close(wakefd_);
 }
 
-bool PostQueue::post(HandleState* st) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return false;
-    posted_.push_back(st);
-    st->add_ref();  // the ready queue's reference
-    has_posted_.store(true, std::memory_order_release);
+namespace {
+/// Reverses a list linked through post_next (the stack is newest first).
+HandleState* oldest_first(HandleState* newest) noexcept {
+  HandleState* out = nullptr;
+  while (newest != nullptr) {
+    HandleState* next = newest->post_next;
+    newest->post_next = out;
+    out = newest;
+    newest = next;
   }
-  sys::eventfd_signal(wakefd_);  // the fd lives as long as this queue
+  return out;
+}
+}  // namespace
+
+bool PostQueue::post(HandleState* st) {
+  st->add_ref();  // the ready queue's reference (the caller holds one too)
+  HandleState* old = head_.load(std::memory_order_relaxed);
+  do {
+    if (old == closed_mark()) {
+      st->release();  // back to the caller's reference: never the last one
+      return false;
+    }
+    st->post_next = old;
+  } while (
+      !head_.compare_exchange_weak(old, st, std::memory_order_release, std::memory_order_relaxed));
+  // Only the post that finds the queue empty wakes the loop: one that finds posts waiting is
+  // taken by the same drain() as they are (a drain takes the whole stack at once), and the
+  // first of them has woken the loop already.
+  if (old == nullptr) {
+    has_posted_.store(true, std::memory_order_release);
+    sys::eventfd_signal(wakefd_);  // the fd lives as long as this queue
+  }
   return true;
 }
 
 void PostQueue::drain(ReadyQueue& ready) {
-  if (!has_posted_.load(std::memory_order_acquire)) return;
-  std::vector<HandleState*> batch;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    batch.swap(posted_);
-    has_posted_.store(false, std::memory_order_relaxed);
+  if (head_.load(std::memory_order_relaxed) == nullptr) return;
+  // Cleared before the exchange: a post that comes after it finds the stack empty and sets
+  // the flag (and wakes the loop) again.
+  has_posted_.store(false, std::memory_order_relaxed);
+  HandleState* taken = head_.exchange(nullptr, std::memory_order_acquire);
+  if (taken == closed_mark()) {
+    head_.store(closed_mark(), std::memory_order_relaxed);
+    return;
   }
-  for (HandleState* st : batch) ready.push(st);
+  for (HandleState* st = oldest_first(taken); st != nullptr;) {
+    HandleState* next = std::exchange(st->post_next, nullptr);
+    ready.push(st);
+    st = next;
+  }
 }
 
 void PostQueue::close() noexcept {
-  std::vector<HandleState*> batch;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    batch.swap(posted_);
-    has_posted_.store(false, std::memory_order_relaxed);
+  HandleState* taken = head_.exchange(closed_mark(), std::memory_order_acquire);
+  has_posted_.store(false, std::memory_order_relaxed);
+  if (taken == closed_mark()) return;
+  for (HandleState* st = oldest_first(taken); st != nullptr;) {
+    HandleState* next = std::exchange(st->post_next, nullptr);
+    st->discard();
+    st = next;
   }
-  for (HandleState* st : batch) st->discard();
 }
 
 namespace {

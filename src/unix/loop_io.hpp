@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,14 +38,20 @@ class PostQueue {
   void drain(ReadyQueue& ready);
   /// On the loop's thread: refuses further posts and discards the queued ones.
   void close() noexcept;
-  /// Set while posts wait to be drained (read without the lock).
+  /// Set while posts wait to be drained (may lag a post by a few instructions; the post's
+  /// wake-up comes after it is set).
   [[nodiscard]] const std::atomic<bool>& has_posted() const noexcept { return has_posted_; }
 
  private:
-  std::mutex mu_;
-  std::vector<HandleState*> posted_;  // each holds the reference the ready queue will own
+  /// What head_ holds once closed (never dereferenced).
+  static HandleState* closed_mark() noexcept {
+    return reinterpret_cast<HandleState*>(std::uintptr_t{1});  // NOLINT(performance-no-int-to-ptr)
+  }
+  // A lock-free stack of posted handles (linked through HandleState::post_next, newest first;
+  // each holds the reference the ready queue will own): a post is one compare-and-swap, a drain
+  // one exchange. Several threads posting at once never sleep on a lock.
+  std::atomic<HandleState*> head_{nullptr};
   std::atomic<bool> has_posted_{false};
-  bool closed_ = false;  // guarded by mu_
   int wakefd_;
 };
 
