@@ -13,8 +13,10 @@ namespace asyncio {
 
 /// Runs coroutines on one loop that it creates, and closes it (cancelling leftover tasks,
 /// finalising async generators, shutting the default executor down). While run() runs in the
-/// main thread, Ctrl-C (SIGINT) cancels the main task and run() throws KeyboardInterrupt; a
-/// second Ctrl-C restores the default disposition and kills the process.
+/// main thread, Ctrl-C (SIGINT) cancels the main task and run() throws KeyboardInterrupt once
+/// its cleanup ran; a second Ctrl-C (during that cleanup) throws KeyboardInterrupt out of the
+/// loop at once, as Python's Runner._on_sigint does. The previous SIGINT disposition is back
+/// when run() returns.
 /// Python: asyncio.Runner (3.11)
 class Runner {
  public:
