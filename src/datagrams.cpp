@@ -27,6 +27,7 @@
 #include "asyncio/sockets.hpp"
 #include "asyncio/tasks.hpp"
 #include "asyncio/transports.hpp"
+#include "flow_control.hpp"
 #include "sys/sys.hpp"
 #include "unix/io_await.hpp"
 #include "unix/io_engine.hpp"
@@ -162,23 +163,11 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
   [[nodiscard]] std::size_t get_write_buffer_size() const noexcept override { return buffered_; }
   [[nodiscard]] std::pair<std::size_t, std::size_t> get_write_buffer_limits()
       const noexcept override {
-    return {low_, high_};
+    return flow_.limits();
   }
   void set_write_buffer_limits(std::optional<std::size_t> high,
                                std::optional<std::size_t> low) override {
-    std::size_t h = 0;
-    if (high) {
-      h = *high;
-    } else {
-      h = low ? 4 * *low : kDefaultHighWater;
-    }
-    const std::size_t l = low ? *low : h / 4;
-    if (h < l) {
-      throw ValueError("high (" + std::to_string(h) + ") must be >= low (" + std::to_string(l) +
-                       ") must be >= 0");
-    }
-    high_ = h;
-    low_ = l;
+    flow_.set_limits(high, low);
     maybe_pause_protocol();
   }
 
@@ -211,7 +200,6 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
     SocketAddress addr;
   };
   static constexpr int kBatch = 32;  // datagrams read per pass before the others get a turn
-  static constexpr std::size_t kDefaultHighWater = std::size_t{64} * 1024;
 
   long send_one(std::string_view data, const SocketAddress& addr) const noexcept {
     if (connected_) return sys::send(fd_, data.data(), data.size());
@@ -300,34 +288,16 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
   }
 
   void maybe_pause_protocol() {
-    if (buffered_ <= high_ || protocol_paused_) return;
-    protocol_paused_ = true;
-    try {
-      protocol_->pause_writing();
-    } catch (const KeyboardInterrupt&) {
-      throw;
-    } catch (...) {
-      report(std::current_exception(), "protocol.pause_writing() failed");
-    }
+    flow_.maybe_pause(protocol_.get(), buffered_,
+                      [this](std::exception_ptr e, const char* m) { report(std::move(e), m); });
   }
   void maybe_resume_protocol() {
-    if (!protocol_paused_ || buffered_ > low_) return;
-    protocol_paused_ = false;
-    try {
-      protocol_->resume_writing();
-    } catch (const KeyboardInterrupt&) {
-      throw;
-    } catch (...) {
-      report(std::current_exception(), "protocol.resume_writing() failed");
-    }
+    flow_.maybe_resume(protocol_.get(), buffered_,
+                       [this](std::exception_ptr e, const char* m) { report(std::move(e), m); });
   }
 
   void report(std::exception_ptr exc, const std::string& message) noexcept {
-    if (dead_) return;
-    ExceptionContext c;
-    c.message = message;
-    c.exception = std::move(exc);
-    loop_->call_exception_handler(c);
+    if (!dead_) report_to_loop(*loop_, std::move(exc), message);
   }
   void fatal_error(std::exception_ptr exc, const char* message) noexcept {
     report(exc, message);
@@ -404,12 +374,10 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
   std::exception_ptr lost_exc_;
   std::deque<Pending> buffer_;
   std::size_t buffered_ = 0;
-  std::size_t high_ = kDefaultHighWater;
-  std::size_t low_ = kDefaultHighWater / 4;
+  FlowControl flow_;
   int conn_lost_ = 0;
   bool made_ = false;
   bool closing_ = false;
-  bool protocol_paused_ = false;
   bool lost_done_ = false;
   bool dead_ = false;
 };

@@ -45,6 +45,7 @@
 #include "asyncio/exceptions.hpp"
 #include "asyncio/futures.hpp"
 #include "asyncio/tasks.hpp"
+#include "flow_control.hpp"
 #include "sys/sys.hpp"
 #include "transports_detail.hpp"
 #include "unix/io_engine.hpp"
@@ -271,23 +272,11 @@ class SocketTransport final : public Transport, public IoResource {
   [[nodiscard]] std::size_t get_write_buffer_size() const noexcept override { return buffered(); }
   [[nodiscard]] std::pair<std::size_t, std::size_t> get_write_buffer_limits()
       const noexcept override {
-    return {low_, high_};
+    return flow_.limits();
   }
   void set_write_buffer_limits(std::optional<std::size_t> high,
                                std::optional<std::size_t> low) override {
-    std::size_t h = 0;
-    if (high) {
-      h = *high;
-    } else {
-      h = low ? 4 * *low : kDefaultHighWater;
-    }
-    const std::size_t l = low ? *low : h / 4;
-    if (h < l) {
-      throw ValueError("high (" + std::to_string(h) + ") must be >= low (" + std::to_string(l) +
-                       ") must be >= 0");
-    }
-    high_ = h;
-    low_ = l;
+    flow_.set_limits(high, low);
     maybe_pause_protocol();
   }
 
@@ -637,35 +626,17 @@ class SocketTransport final : public Transport, public IoResource {
   }
 
   void maybe_pause_protocol() {
-    if (buffered() <= high_ || protocol_paused_ || !protocol_) return;
-    protocol_paused_ = true;
-    try {
-      protocol_->pause_writing();
-    } catch (const KeyboardInterrupt&) {
-      throw;
-    } catch (...) {
-      report(std::current_exception(), "protocol.pause_writing() failed");
-    }
+    flow_.maybe_pause(protocol_.get(), buffered(),
+                      [this](std::exception_ptr e, const char* m) { report(std::move(e), m); });
   }
   void maybe_resume_protocol() {
-    if (!protocol_paused_ || buffered() > low_ || !protocol_) return;
-    protocol_paused_ = false;
-    try {
-      protocol_->resume_writing();
-    } catch (const KeyboardInterrupt&) {
-      throw;
-    } catch (...) {
-      report(std::current_exception(), "protocol.resume_writing() failed");
-    }
+    flow_.maybe_resume(protocol_.get(), buffered(),
+                       [this](std::exception_ptr e, const char* m) { report(std::move(e), m); });
   }
 
   // -- Closing ---------------------------------------------------------------------------------
   void report(std::exception_ptr exc, const std::string& message) noexcept {
-    if (dead_) return;
-    ExceptionContext c;
-    c.message = message;
-    c.exception = std::move(exc);
-    loop_->call_exception_handler(c);
+    if (!dead_) report_to_loop(*loop_, std::move(exc), message);
   }
 
   /// Python: _fatal_error: an OSError is the connection's end (reported only in debug mode);
@@ -771,9 +742,7 @@ class SocketTransport final : public Transport, public IoResource {
   std::exception_ptr lost_exc_;
   std::string wbuf_;
   std::size_t wpos_ = 0;
-  static constexpr std::size_t kDefaultHighWater = std::size_t{64} * 1024;  // Python's
-  std::size_t high_ = kDefaultHighWater;
-  std::size_t low_ = kDefaultHighWater / 4;
+  FlowControl flow_;
   std::size_t pending_updated_ = 0;  // bytes received into a BufferedProtocol while paused
   int conn_lost_ = 0;
   bool made_ = false;
@@ -781,7 +750,6 @@ class SocketTransport final : public Transport, public IoResource {
   bool paused_ = false;
   bool eof_ = false;  // write_eof() was called
   bool eof_received_ = false;
-  bool protocol_paused_ = false;
   bool lost_done_ = false;
   bool dead_ = false;  // the loop closed under it
 };
