@@ -58,14 +58,24 @@ class ProcessState final : public IoResource {
   ProcessState& operator=(const ProcessState&) = delete;
   ~ProcessState() = default;
 
-  /// Starts watching for the child's exit; from now on the loop holds `self`.
+  /// Starts watching for the child's exit; from then on the loop holds `self`. (Neither way
+  /// of watching reports an exit before this returns: the op's completion and the thread's
+  /// post both run from the loop's queue.)
   void watch(const std::shared_ptr<ProcessState>& self) {
-    self_ = self;
     if (pidfd_ >= 0) {
       exited_.start(*io_->engine);
-      return;
+    } else {
+      watch_with_thread();
     }
-    watch_with_thread();
+    self_ = self;
+  }
+
+  /// watch() failed: nothing will watch the child, so it is killed and reaped here.
+  void kill_and_reap_now() noexcept {
+    (void)sys::kill(pid_, SIGKILL);
+    int status = 0;
+    if (sys::wait_blocking(pid_, &status) == pid_) set_status(status);
+    close_pidfd();
   }
 
   /// Joins the loop's resources, after the pipes' transports: when the loop closes, they are
@@ -430,11 +440,7 @@ Process spawn_process(EventLoop& loop, const std::string& program,
   try {
     state->watch(state);
   } catch (...) {
-    // Neither the engine nor a thread can watch it: kill and reap it here.
-    (void)sys::kill(pid, SIGKILL);
-    int status = 0;
-    (void)sys::wait_blocking(pid, &status);
-    if (pidfd >= 0) sys::close(pidfd);
+    state->kill_and_reap_now();  // neither the engine nor a thread can watch it
     throw;
   }
   try {

@@ -61,6 +61,8 @@
 
 namespace {
 
+using asyncio_test::error_of;
+
 using asyncio_test::engine_name;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
@@ -124,18 +126,6 @@ bool matches(std::string_view got, std::size_t offset) {
     offset += n;
   }
   return true;
-}
-
-/// What awaiting `c` threw (null when it returned).
-template <class T>
-Coro<std::exception_ptr> error_of(Coro<T> c) {
-  std::exception_ptr err;
-  try {
-    (void)co_await std::move(c);
-  } catch (...) {
-    err = std::current_exception();
-  }
-  co_return err;
 }
 
 /// Awaits `t` under a time-out of `seconds` (a Coro, so that error_of() can take it).

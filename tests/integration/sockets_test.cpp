@@ -61,6 +61,8 @@
 
 namespace {
 
+using asyncio_test::error_of;
+
 using asyncio_test::engine_name;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
@@ -241,18 +243,6 @@ int errno_of(const std::exception_ptr& e) {
 
 using asyncio_test::holds;
 using asyncio_test::what_of;
-
-/// What `op` threw (null when it returned). Never lets an exception out.
-template <class T>
-Coro<std::exception_ptr> error_of(Coro<T> op) {
-  std::exception_ptr err;
-  try {
-    co_await std::move(op);
-  } catch (...) {
-    err = std::current_exception();
-  }
-  co_return err;
-}
 
 /// Restores SIGPIPE's disposition and this thread's mask on destruction; while alive, SIGPIPE
 /// is at its default (it would kill the process) and unblocked.

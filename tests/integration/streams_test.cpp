@@ -49,6 +49,8 @@
 
 namespace {
 
+using asyncio_test::error_of;
+
 using asyncio_test::engine_name;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
@@ -111,18 +113,6 @@ std::size_t first_mismatch(const std::string& got, std::size_t start = 0) {
     if (got[i] != want[i]) return i;
   }
   return std::string::npos;
-}
-
-/// What awaiting `c` threw (null when it returned).
-template <class T>
-Coro<std::exception_ptr> error_of(Coro<T> c) {
-  std::exception_ptr err;
-  try {
-    (void)co_await std::move(c);
-  } catch (...) {
-    err = std::current_exception();
-  }
-  co_return err;
 }
 
 template <class T>

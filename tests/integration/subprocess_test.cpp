@@ -58,6 +58,8 @@ extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace {
 
+using asyncio_test::error_of;
+
 using asyncio::Backend;
 using asyncio::BrokenPipeError;
 using asyncio::ConnectionResetError;
@@ -139,18 +141,6 @@ std::string pattern(std::size_t n) {
     s[k] = static_cast<char>((k * 131 + (k >> 8) * 7 + (k >> 16)) & 0xFF);
   }
   return s;
-}
-
-/// What awaiting `c` threw (null when it returned).
-template <class T>
-Coro<std::exception_ptr> error_of(Coro<T> c) {
-  std::exception_ptr err;
-  try {
-    (void)co_await std::move(c);
-  } catch (...) {
-    err = std::current_exception();
-  }
-  co_return err;
 }
 
 /// p.wait() under wait_for(`seconds`).

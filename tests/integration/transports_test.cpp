@@ -56,6 +56,8 @@
 
 namespace {
 
+using asyncio_test::error_of;
+
 using asyncio_test::engine_name;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
@@ -178,18 +180,6 @@ int errno_of(const std::exception_ptr& e) {
   } catch (...) {
     return -1;
   }
-}
-
-/// What `op` threw (null when it returned). Never lets an exception out.
-template <class T>
-Coro<std::exception_ptr> error_of(Coro<T> op) {
-  std::exception_ptr err;
-  try {
-    co_await std::move(op);
-  } catch (...) {
-    err = std::current_exception();
-  }
-  co_return err;
 }
 
 /// The byte at offset `i` of the test pattern (no period a buffer size would hide).

@@ -6,6 +6,7 @@
 //   run_on_two_loops(a, b)    runs `a` on one loop, then `b` on another (cross-loop misuse)
 //   RecordingHandler          installs itself as a loop's exception handler, records contexts
 //   what_of(e), holds<E>(e)   the what() of an exception_ptr; whether it holds an E
+//   error_of(coro)            a Coro: what awaiting `coro` threw (null when it returned)
 //   thrown<E>(f)              the exception of type E that f() threw, or nullopt
 //   cancel_message_of(e)      the message of the CancelledError in an exception_ptr, or nullopt
 //   FdGuard, Pipe, SocketPair RAII fds for readiness tests (non-blocking, close-on-exec)
@@ -145,6 +146,18 @@ class RecordingHandler {
   };
   std::shared_ptr<Records> records_;
 };
+
+/// What awaiting `c` threw (null when it returned). Never lets an exception out.
+template <class T>
+asyncio::Coro<std::exception_ptr> error_of(asyncio::Coro<T> c) {
+  std::exception_ptr err;
+  try {
+    (void)co_await std::move(c);
+  } catch (...) {
+    err = std::current_exception();
+  }
+  co_return err;
+}
 
 /// The what() of an exception_ptr's std::exception, "" when it holds something else or nothing.
 inline std::string what_of(const std::exception_ptr& e) {

@@ -26,6 +26,8 @@
 
 namespace {
 
+using asyncio_test::error_of;
+
 using asyncio::CancelledError;
 using asyncio::Coro;
 using asyncio::create_task;
@@ -80,18 +82,6 @@ void fail_soon(StreamReader r, std::string msg) {
 
 std::exception_ptr runtime_error(const std::string& msg) {
   return std::make_exception_ptr(std::runtime_error(msg));
-}
-
-/// What awaiting `c` threw (null when it returned).
-template <class T>
-Coro<std::exception_ptr> error_of(Coro<T> c) {
-  std::exception_ptr err;
-  try {
-    (void)co_await std::move(c);
-  } catch (...) {
-    err = std::current_exception();
-  }
-  co_return err;
 }
 
 /// The task's result, as a Coro (for error_of()).
