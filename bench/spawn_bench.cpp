@@ -48,7 +48,6 @@
 
 #include <poll.h>
 #include <spawn.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,32 +137,18 @@ void plain(const std::string& program, long n) {
   }
 }
 
-/// What src/sys/spawn.cpp and src/subprocess.cpp ask of the kernel, without an event loop:
-/// attributes and file actions built for each child, the pidfd, a poll() for the exit.
+/// What src/subprocess.cpp asks of the kernel, without an event loop: the library's own
+/// sys::spawn (its attributes and file actions), the pidfd, a poll() for the exit.
 void plain_like_asyncio(const std::string& program, long n) {
   char* argv[] = {const_cast<char*>(program.c_str()), nullptr};  // NOLINT
+  asyncio::sys::SpawnPlan plan;  // the library's own spawn: same attributes and file actions
+  plan.path = program.c_str();
+  plan.argv = argv;
   for (long i = 0; i < n; ++i) {
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t actions;
-    ::posix_spawnattr_init(&attr);
-    ::posix_spawn_file_actions_init(&actions);
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGXFSZ);
-    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    ::posix_spawnattr_setsigmask(&attr, &mask);
-    ::posix_spawnattr_setsigdefault(&attr, &defaults);
-    ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-    pid_t pid = -1;
-    const int e = ::posix_spawn(&pid, program.c_str(), &actions, &attr, argv, environ);
-    ::posix_spawnattr_destroy(&attr);
-    ::posix_spawn_file_actions_destroy(&actions);
-    if (e != 0) fail("posix_spawn", e);
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd < 0) fail("pidfd_open", errno);
+    const int pid = asyncio::sys::spawn(plan);
+    if (pid < 0) fail("posix_spawn", -pid);
+    const int pidfd = asyncio::sys::pidfd_open(pid);
+    if (pidfd < 0) fail("pidfd_open", -pidfd);
     pollfd p{pidfd, POLLIN, 0};
     while (::poll(&p, 1, -1) < 0) {
       if (errno != EINTR) fail("poll", errno);

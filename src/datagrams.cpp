@@ -29,6 +29,7 @@
 #include "asyncio/transports.hpp"
 #include "flow_control.hpp"
 #include "sys/sys.hpp"
+#include "transports_detail.hpp"
 #include "unix/io_await.hpp"
 #include "unix/io_engine.hpp"
 #include "unix/loop_io.hpp"
@@ -36,31 +37,11 @@
 
 namespace asyncio {
 
-SocketAddress DatagramTransport::peername() const {
-  const std::any a = get_extra_info("peername");
-  if (const auto* p = std::any_cast<SocketAddress>(&a)) return *p;
-  return {};
-}
-
-SocketAddress DatagramTransport::sockname() const {
-  const std::any a = get_extra_info("sockname");
-  if (const auto* p = std::any_cast<SocketAddress>(&a)) return *p;
-  return {};
-}
-
 namespace detail {
 namespace {
 
 std::exception_ptr os_error(long err, const char* what) {
   return make_os_error(static_cast<int>(-err), what);
-}
-
-SocketAddress address_of(int fd, bool peer) {
-  SocketAddress a;
-  unsigned n = SocketAddress::capacity();
-  const int r = peer ? sys::peer_address(fd, a.data(), &n) : sys::local_address(fd, a.data(), &n);
-  if (r == 0) a.set_size(n);
-  return a;
 }
 
 class DatagramSocketTransport final : public DatagramTransport, public IoResource {
@@ -91,9 +72,9 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
                                                        std::optional<SocketAddress> address) {
     auto t = std::make_shared<DatagramSocketTransport>(loop, fd);
     t->protocol_ = std::move(protocol);
-    t->local_ = address_of(fd, false);
+    t->local_ = socket_address(fd, false);
     t->connected_ = connected;
-    if (connected) t->peer_ = address_of(fd, true);
+    if (connected) t->peer_ = socket_address(fd, true);
     t->address_ = connected ? std::optional<SocketAddress>(t->peer_) : address;
     t->self_ = t;
     t->io_->resources.push_back(static_cast<IoResource*>(t.get()));
@@ -384,19 +365,7 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
 
 /// A new non-blocking, close-on-exec datagram socket of `family`.
 sys::Fd datagram_socket(int family) {
-  const int fd = sys::socket(family, SOCK_DGRAM, 0);
-  if (fd < 0) raise_os_error(-fd, "socket");
-  return sys::Fd(fd);
-}
-
-/// Removes a stale Unix socket file at `a`'s path (Python does, for local_addr).
-void remove_stale_socket(const SocketAddress& a) {
-  const std::string path = a.path();
-  if (path.empty() || path.front() == '\0') return;
-  bool is_socket = false;
-  if (sys::path_id(path.c_str(), &is_socket) != sys::FileId{} && is_socket) {
-    (void)sys::unlink(path.c_str());
-  }
+  return new_socket(family, "socket", SOCK_DGRAM);
 }
 
 void check_options(const DatagramOptions& o) {
@@ -438,7 +407,7 @@ Coro<DatagramEndpoint<DatagramProtocol>> create_datagram_endpoint(
       raise_os_error(-r, "create_datagram_endpoint");
     }
     fd = sys::Fd(options.sock);
-    connected = address_of(fd.get(), true).size() > 0;
+    connected = socket_address(fd.get(), true).size() > 0;
   } else {
     int family = options.family;
     if (options.local_addr) family = options.local_addr->family();
@@ -456,7 +425,7 @@ Coro<DatagramEndpoint<DatagramProtocol>> create_datagram_endpoint(
     }
     if (options.local_addr) {
       const SocketAddress& local = *options.local_addr;
-      if (local.family() == AF_UNIX) remove_stale_socket(local);
+      if (local.family() == AF_UNIX) remove_stale_unix_socket(local.path());
       if (const int r = sys::bind(fd.get(), local.data(), local.size()); r < 0) {
         raise_os_error(-r, "bind to " + local.to_string());
       }
@@ -553,7 +522,7 @@ void DatagramSocket::close() noexcept {
 
 DatagramSocket DatagramSocket::bind(const SocketAddress& local) {
   sys::Fd fd = detail::datagram_socket(local.family());
-  if (local.family() == AF_UNIX) detail::remove_stale_socket(local);
+  if (local.family() == AF_UNIX) detail::remove_stale_unix_socket(local.path());
   if (const int r = sys::bind(fd.get(), local.data(), local.size()); r < 0) {
     raise_os_error(-r, "bind to " + local.to_string());
   }
@@ -591,7 +560,7 @@ Coro<std::size_t> DatagramSocket::send(std::string_view data) const {
 }
 
 SocketAddress DatagramSocket::local_address() const {
-  return detail::address_of(fd_, false);
+  return detail::socket_address(fd_, false);
 }
 
 }  // namespace asyncio

@@ -54,13 +54,13 @@
 
 namespace asyncio {
 
-SocketAddress Transport::peername() const {
+SocketAddress BaseTransport::peername() const {
   const std::any a = get_extra_info("peername");
   if (const auto* p = std::any_cast<SocketAddress>(&a)) return *p;
   return {};
 }
 
-SocketAddress Transport::sockname() const {
+SocketAddress BaseTransport::sockname() const {
   const std::any a = get_extra_info("sockname");
   if (const auto* p = std::any_cast<SocketAddress>(&a)) return *p;
   return {};
@@ -144,10 +144,8 @@ class SocketTransport final : public Transport, public IoResource {
       if (domain == AF_INET || domain == AF_INET6) {
         (void)sys::set_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);  // Python: _set_nodelay
       }
-      unsigned n = SocketAddress::capacity();
-      if (sys::local_address(fd, t->local_.data(), &n) == 0) t->local_.set_size(n);
-      n = SocketAddress::capacity();
-      if (sys::peer_address(fd, t->peer_.data(), &n) == 0) t->peer_.set_size(n);
+      t->local_ = socket_address(fd, false);
+      t->peer_ = socket_address(fd, true);
     }
     t->self_ = t;
     t->io_->resources.push_back(static_cast<IoResource*>(t.get()));
@@ -996,6 +994,28 @@ void ServerState::wake() noexcept {
 
 // ---- Making sockets -------------------------------------------------------------------------
 
+sys::Fd new_socket(int family, const char* what, int type) {
+  const int fd = sys::socket(family, type, 0);
+  if (fd < 0) raise_os_error(-fd, what);
+  return sys::Fd(fd);
+}
+
+SocketAddress socket_address(int fd, bool peer) {
+  SocketAddress a;
+  unsigned n = SocketAddress::capacity();
+  const int r = peer ? sys::peer_address(fd, a.data(), &n) : sys::local_address(fd, a.data(), &n);
+  if (r == 0) a.set_size(n);
+  return a;
+}
+
+void remove_stale_unix_socket(const std::string& path) {
+  if (path.empty() || path.front() == '\0') return;  // none, or an abstract name
+  bool is_socket = false;
+  if (sys::path_id(path.c_str(), &is_socket) != sys::FileId{} && is_socket) {
+    (void)sys::unlink(path.c_str());
+  }
+}
+
 namespace {
 
 /// `host`:`port` as addresses: numeric ones without the resolver (Python: _ipaddr_info).
@@ -1013,12 +1033,6 @@ Coro<std::vector<AddrInfo>> resolve(std::string host, std::uint16_t port, int fa
       host, std::to_string(port), {.family = family, .type = SOCK_STREAM, .flags = flags});
   if (infos.empty()) throw OSError(0, "getaddrinfo() returned empty list");
   co_return infos;
-}
-
-sys::Fd new_socket(int family, const char* what) {
-  const int fd = sys::socket(family, SOCK_STREAM, 0);
-  if (fd < 0) raise_os_error(-fd, what);
-  return sys::Fd(fd);
 }
 
 /// One connection attempt: a connected socket, or the attempt's OSError.
@@ -1329,12 +1343,7 @@ Coro<Server> create_unix_server(ProtocolFactory factory, std::string path, Serve
   if (options.backlog < 0) options.backlog = 0;
   EventLoop& loop = get_running_loop();
   const SocketAddress address = SocketAddress::unix_path(path);
-  if (!path.empty() && path[0] != '\0') {
-    bool is_socket = false;
-    if (sys::path_id(path.c_str(), &is_socket) != sys::FileId{} && is_socket) {
-      (void)sys::unlink(path.c_str());  // a stale socket file (Python does the same)
-    }
-  }
+  detail::remove_stale_unix_socket(path);  // Python does the same
   sys::Fd fd = detail::new_socket(AF_UNIX, "socket");
   if (const int r = sys::bind(fd.get(), address.data(), address.size()); r < 0) {
     const int err = -r;

@@ -1,14 +1,18 @@
-// Internal: the part of create_connection() that the tests reach directly, and the pipe transports
-// of child processes (src/transports.cpp).
+// Internal: the part of create_connection() that the tests reach directly, the pipe transports
+// of child processes, and the socket helpers the datagram endpoints share (src/transports.cpp).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
+
+#include <sys/socket.h>
 
 #include "asyncio/coroutines.hpp"
 #include "asyncio/sockets.hpp"
 #include "asyncio/transports.hpp"
+#include "sys/sys.hpp"
 
 namespace asyncio::detail {
 
@@ -16,6 +20,14 @@ namespace asyncio::detail {
 /// eyeballs (options.happy_eyeballs_delay, options.interleave); binds options.local_addr first.
 /// The connected socket (owned by the caller), or the OSError(s) of the attempts.
 Coro<int> connect_addresses(std::vector<AddrInfo> infos, ConnectionOptions options);
+
+/// A new non-blocking, close-on-exec socket (OSError naming `what` when it cannot be made).
+sys::Fd new_socket(int family, const char* what, int type = SOCK_STREAM);
+/// The local (or, with `peer`, the remote) address of the socket `fd`; empty when unknown.
+SocketAddress socket_address(int fd, bool peer);
+/// Removes the socket file at `path` left by an earlier run (not any other kind of file, not an
+/// abstract name), before a bind there. Python does so for Unix servers and datagram endpoints.
+void remove_stale_unix_socket(const std::string& path);
 
 /// What a stream transport runs over.
 enum class Medium : std::uint8_t { socket, read_pipe, write_pipe };

@@ -62,6 +62,11 @@ class BaseTransport : public std::enable_shared_from_this<BaseTransport> {
   virtual void set_protocol(std::shared_ptr<BaseProtocol> protocol) = 0;
   /// The protocol (null once connection_lost() has run). Python: get_protocol()
   [[nodiscard]] virtual std::shared_ptr<BaseProtocol> get_protocol() const = 0;
+
+  /// get_extra_info("peername") (an empty SocketAddress when unknown or not connected).
+  [[nodiscard]] SocketAddress peername() const;
+  /// get_extra_info("sockname").
+  [[nodiscard]] SocketAddress sockname() const;
 };
 
 /// A bidirectional stream transport (a TCP or Unix-domain connection). Python: asyncio.Transport
@@ -109,11 +114,6 @@ class Transport : public BaseTransport {
   /// to high / 4. ValueError unless high >= low. Python: set_write_buffer_limits(high, low)
   virtual void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
                                        std::optional<std::size_t> low = std::nullopt) = 0;
-
-  /// get_extra_info("peername") (an empty SocketAddress when unknown).
-  [[nodiscard]] SocketAddress peername() const;
-  /// get_extra_info("sockname").
-  [[nodiscard]] SocketAddress sockname() const;
 };
 
 /// A datagram endpoint (UDP, or a Unix datagram socket). Python: asyncio.DatagramTransport
@@ -134,9 +134,6 @@ class DatagramTransport : public BaseTransport {
       const noexcept = 0;
   virtual void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
                                        std::optional<std::size_t> low = std::nullopt) = 0;
-  /// get_extra_info("peername") (empty when not connected) and ("sockname").
-  [[nodiscard]] SocketAddress peername() const;
-  [[nodiscard]] SocketAddress sockname() const;
 };
 
 /// What a protocol factory makes: a std::shared_ptr to a Protocol or a BufferedProtocol.
