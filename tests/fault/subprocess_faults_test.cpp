@@ -62,7 +62,6 @@ using asyncio_test::holds;
 using asyncio_test::io_uring_refused;
 using asyncio_test::open_fds;
 using asyncio_test::param_name;
-using asyncio_test::running_backend;
 using asyncio_test::TempDir;
 using asyncio_test::what_of;
 
@@ -298,10 +297,12 @@ class SubprocessFaults : public ::testing::TestWithParam<Backend> {
   T run(Coro<T> main) {
     const std::size_t fds = open_fds();
     if constexpr (std::is_void_v<T>) {
-      asyncio::run(on_engine(std::move(main), GetParam()), RunOptions{.backend = GetParam()});
+      asyncio::run(asyncio_test::bounded_on_engine(std::move(main), GetParam(), kBound),
+                   RunOptions{.backend = GetParam()});
       EXPECT_EQ(open_fds(), fds) << "an fd leaked across the run";
     } else {
-      T r = asyncio::run(on_engine(std::move(main), GetParam()), RunOptions{.backend = GetParam()});
+      T r = asyncio::run(asyncio_test::bounded_on_engine(std::move(main), GetParam(), kBound),
+                         RunOptions{.backend = GetParam()});
       EXPECT_EQ(open_fds(), fds) << "an fd leaked across the run";
       return r;
     }
@@ -311,7 +312,8 @@ class SubprocessFaults : public ::testing::TestWithParam<Backend> {
   /// that checks later: see LoopClosingKillsAndReapsThreadWatchedChild).
   template <class T>
   T run_unchecked(Coro<T> main) {
-    return asyncio::run(on_engine(std::move(main), GetParam()), RunOptions{.backend = GetParam()});
+    return asyncio::run(asyncio_test::bounded_on_engine(std::move(main), GetParam(), kBound),
+                        RunOptions{.backend = GetParam()});
   }
 
   /// run() for tests whose children a thread waits for: that thread holds the loop's
@@ -338,17 +340,6 @@ class SubprocessFaults : public ::testing::TestWithParam<Backend> {
   /// Children of earlier tests that a thread reaps may take a moment: none may be left.
   static void expect_no_children_soon() {
     EXPECT_TRUE(asyncio_test::wait_until(no_children, 10s)) << "a child of an earlier test lives";
-  }
-
- private:
-  template <class T>
-  static Coro<T> on_engine(Coro<T> main, Backend want) {
-    EXPECT_EQ(running_backend(), want);
-    if constexpr (std::is_void_v<T>) {
-      co_await asyncio::wait_for(std::move(main), kBound);
-    } else {
-      co_return co_await asyncio::wait_for(std::move(main), kBound);
-    }
   }
 };
 

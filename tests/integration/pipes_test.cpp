@@ -37,7 +37,6 @@ using asyncio::Coro;
 using asyncio::RunOptions;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
-using asyncio_test::running_backend;
 
 constexpr double kBound = 60.0;
 
@@ -155,13 +154,8 @@ class PipesTest : public ::testing::TestWithParam<Backend> {
     }
   }
   void run(Coro<void> main) {
-    asyncio::run(bounded(std::move(main), GetParam()), RunOptions{.backend = GetParam()});
-  }
-
- private:
-  static Coro<void> bounded(Coro<void> main, Backend want) {
-    EXPECT_EQ(running_backend(), want);
-    co_await asyncio::wait_for(std::move(main), kBound);
+    asyncio::run(asyncio_test::bounded_on_engine(std::move(main), GetParam(), kBound),
+                 RunOptions{.backend = GetParam()});
   }
 };
 

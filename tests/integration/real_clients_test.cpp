@@ -48,7 +48,6 @@ namespace {
 using asyncio_test::engine_name;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
-using asyncio_test::running_backend;
 
 using asyncio::Backend;
 using asyncio::ClientConnected;
@@ -272,14 +271,9 @@ class RealClients : public ::testing::TestWithParam<Backend> {
   /// was leaked.
   void run(Coro<void> main) {
     const std::size_t before = open_fds();
-    asyncio::run(on_engine(std::move(main), GetParam()), RunOptions{.backend = GetParam()});
+    asyncio::run(asyncio_test::bounded_on_engine(std::move(main), GetParam(), kBound),
+                 RunOptions{.backend = GetParam()});
     EXPECT_EQ(open_fds(), before) << "fds leaked";
-  }
-
- private:
-  static Coro<void> on_engine(Coro<void> main, Backend want) {
-    EXPECT_EQ(running_backend(), want);
-    co_await asyncio::wait_for(std::move(main), kBound);
   }
 };
 

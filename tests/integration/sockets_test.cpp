@@ -313,22 +313,12 @@ class Sockets : public ::testing::TestWithParam<Backend> {
   /// checks that the loop really runs that engine.
   template <class T>
   T run(Coro<T> main, bool virtual_time = false, double bound = kBound) {
-    return asyncio::run(on_engine(std::move(main), GetParam(), bound), options(virtual_time));
+    return asyncio::run(asyncio_test::bounded_on_engine(std::move(main), GetParam(), bound),
+                        options(virtual_time));
   }
 
   /// Whether a test over `link` must be skipped (IPv6 loopback missing).
   static bool unavailable(Link link) { return link == Link::tcp6 && !ipv6_loopback_available(); }
-
- private:
-  template <class T>
-  static Coro<T> on_engine(Coro<T> main, Backend want, double bound) {
-    EXPECT_EQ(running_backend(), want);
-    if constexpr (std::is_void_v<T>) {
-      co_await asyncio::wait_for(std::move(main), bound);
-    } else {
-      co_return co_await asyncio::wait_for(std::move(main), bound);
-    }
-  }
 };
 
 #define SKIP_IF_UNAVAILABLE(link) \

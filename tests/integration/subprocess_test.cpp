@@ -85,7 +85,6 @@ using asyncio_test::FdGuard;
 using asyncio_test::holds;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
-using asyncio_test::running_backend;
 using asyncio_test::TempDir;
 using asyncio_test::vec;
 using asyncio_test::what_of;
@@ -341,21 +340,11 @@ class SubprocessTest : public ::testing::TestWithParam<Backend> {
   /// asyncio::run(main) on the engine under test, bounded by kBound seconds.
   template <class T>
   T run(Coro<T> main) {
-    return asyncio::run(on_engine(std::move(main), GetParam()), RunOptions{.backend = GetParam()});
+    return asyncio::run(asyncio_test::bounded_on_engine(std::move(main), GetParam(), kBound),
+                        RunOptions{.backend = GetParam()});
   }
 
   TempDir dir_;
-
- private:
-  template <class T>
-  static Coro<T> on_engine(Coro<T> main, Backend want) {
-    EXPECT_EQ(running_backend(), want);
-    if constexpr (std::is_void_v<T>) {
-      co_await asyncio::wait_for(std::move(main), kBound);
-    } else {
-      co_return co_await asyncio::wait_for(std::move(main), kBound);
-    }
-  }
 };
 
 // =================================================================================================

@@ -61,7 +61,6 @@ using asyncio_test::error_of;
 using asyncio_test::engine_name;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
-using asyncio_test::running_backend;
 using asyncio_test::TempDir;
 
 using namespace std::chrono_literals;
@@ -545,19 +544,14 @@ class Transports : public ::testing::TestWithParam<Backend> {
   /// that engine and that the run leaves no fd open.
   void run(Coro<void> main, bool debug = false, bool check_fds = true) {
     const std::size_t before = open_fds();
-    asyncio::run(on_engine(std::move(main), GetParam()), options(debug));
+    asyncio::run(asyncio_test::bounded_on_engine(std::move(main), GetParam(), kBound),
+                 options(debug));
     if (check_fds) {
       EXPECT_EQ(open_fds(), before) << "fds leaked";
     }
   }
 
   static bool no_ipv6() { return !ipv6_loopback_available(); }
-
- private:
-  static Coro<void> on_engine(Coro<void> main, Backend want) {
-    EXPECT_EQ(running_backend(), want);
-    co_await asyncio::wait_for(std::move(main), kBound);
-  }
 };
 
 #define SKIP_WITHOUT_IPV6() \

@@ -6,6 +6,7 @@
 //   io_uring_refused()        why io_uring_setup fails here (asked of the kernel directly), or
 //                             nullopt when it works: such tests skip on io_uring then
 //   running_backend()         the engine the running loop runs
+//   bounded_on_engine(c, b, s) a Coro: `c` under wait_for(s seconds), checking it runs on `b`
 //   PrintTo(Backend)          GoogleTest prints the engine by name in failure messages
 #pragma once
 
@@ -14,6 +15,8 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include <gtest/gtest.h>
 #include <linux/io_uring.h>
@@ -54,6 +57,18 @@ inline std::optional<std::string> io_uring_refused() {
 /// The engine the running loop runs.
 inline asyncio::Backend running_backend() {
   return asyncio::detail::io_of(asyncio::get_running_loop()).backend();
+}
+
+/// `main` under wait_for(`bound` seconds), so a hang fails the test instead of the run, after
+/// checking that the running loop runs engine `want`. For asyncio::run(..., {.backend = want}).
+template <class T>
+asyncio::Coro<T> bounded_on_engine(asyncio::Coro<T> main, asyncio::Backend want, double bound) {
+  EXPECT_EQ(running_backend(), want);
+  if constexpr (std::is_void_v<T>) {
+    co_await asyncio::wait_for(std::move(main), bound);
+  } else {
+    co_return co_await asyncio::wait_for(std::move(main), bound);
+  }
 }
 
 }  // namespace asyncio_test
