@@ -13,6 +13,7 @@
 #include "asyncio/queues.hpp"
 #include "asyncio/runners.hpp"
 #include "asyncio/sockets.hpp"
+#include "asyncio/ssl.hpp"
 #include "asyncio/streams.hpp"
 #include "asyncio/subprocess.hpp"
 #include "asyncio/task_ref.hpp"

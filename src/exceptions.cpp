@@ -45,6 +45,29 @@ std::exception_ptr make_os_error(int err, const std::string& what) {
   return with_os_error(err, what, [](auto&& e) { return std::make_exception_ptr(e); });
 }
 
+const std::error_category& ssl::ssl_category() noexcept {
+  class Category final : public std::error_category {
+   public:
+    [[nodiscard]] const char* name() const noexcept override { return "ssl"; }
+    [[nodiscard]] std::string message(int code) const override {
+      switch (code) {  // OpenSSL's SSL_ERROR_* values, Python's SSLError errnos
+        case 1:
+          return "SSL error";
+        case 5:
+          return "system call failed";
+        case 6:
+          return "TLS connection closed (close_notify)";
+        case 8:
+          return "EOF occurred in violation of protocol";
+        default:
+          return "SSL error " + std::to_string(code);
+      }
+    }
+  };
+  static const Category category;
+  return category;
+}
+
 std::exception_ptr TimeoutError::cause() const noexcept {
   // std::throw_with_nested threw an object derived from both this class and nested_exception.
   if (const auto* nested = dynamic_cast<const std::nested_exception*>(this)) {

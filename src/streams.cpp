@@ -43,6 +43,7 @@
 #include "asyncio/exceptions.hpp"
 #include "asyncio/task_ref.hpp"
 #include "asyncio/tasks.hpp"
+#include "ssl_detail.hpp"
 #include "streams_detail.hpp"
 #include "sys/sys.hpp"
 #include "transports_detail.hpp"
@@ -300,6 +301,7 @@ class StreamProtocol final : public Protocol, public std::enable_shared_from_thi
   std::shared_ptr<StreamReaderState> reader_;
   std::shared_ptr<const ClientConnected> cb_;  // server side only, until connection_made()
   std::function<void()> on_lost_;              // a child's pipe: tells the Process
+  bool server_side_ = false;                   // made by start_server (start_tls's side)
   bool paused_ = false;
   bool connection_lost_ = false;
   WaitList drain_waiters_;
@@ -459,6 +461,16 @@ Coro<void> wait_writer_closed(std::shared_ptr<StreamWriterState> s) {
   co_await SignalWait(p.closed_waiters_, p.loop_, "StreamWriter.wait_closed");
 }
 
+/// Python: StreamWriter.start_tls: drain, then the TLS layer over the transport; the writer and
+/// the reader go on over the new transport.
+Coro<void> upgrade_writer(std::shared_ptr<StreamWriterState> s, TlsSettings settings) {
+  co_await drain_writer(s);
+  std::shared_ptr<Transport> t =
+      co_await start_tls_on(s->transport_, s->protocol_, std::move(settings));
+  s->reader_->set_transport(t->weak_from_this());
+  s->transport_ = std::move(t);
+}
+
 // ---- Server side ---------------------------------------------------------------------------
 
 /// Runs one client_connected_cb. An exception escaping it goes to the loop's exception handler
@@ -494,6 +506,7 @@ Coro<void> serve_client(std::shared_ptr<const ClientConnected> cb, StreamReader 
 void StreamProtocol::connection_made(Transport& transport) {
   reader_->set_transport(transport.weak_from_this());
   if (!cb_) return;
+  server_side_ = true;
   auto writer = std::make_shared<StreamWriterState>(
       std::static_pointer_cast<Transport>(transport.shared_from_this()), shared_from_this(),
       reader_);
@@ -637,6 +650,17 @@ void StreamWriter::writelines_views(std::span<const std::string_view> views) con
 Coro<void> StreamWriter::drain() const {
   if (!state_) throw_empty("StreamWriter");
   return detail::drain_writer(state_);
+}
+
+Coro<void> StreamWriter::start_tls(const ssl::SSLContext& ctx, StartTlsOptions options) const {
+  if (!state_) throw_empty("StreamWriter");
+  if (options.server_side) {
+    throw ValueError("StreamWriter.start_tls() takes its side from the stream: leave server_side");
+  }
+  if (!state_->reader_) throw RuntimeError("start_tls() needs a stream that reads (not a pipe)");
+  options.server_side = state_->protocol_->server_side_;
+  detail::TlsSettings settings = detail::start_tls_settings(ctx, options);
+  return detail::upgrade_writer(state_, std::move(settings));
 }
 
 void StreamWriter::write_eof() const {

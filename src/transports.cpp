@@ -47,6 +47,7 @@
 #include "asyncio/tasks.hpp"
 #include "flow_control.hpp"
 #include "sys/sys.hpp"
+#include "ssl_detail.hpp"
 #include "transports_detail.hpp"
 #include "unix/io_engine.hpp"
 #include "unix/loop_io.hpp"
@@ -1163,6 +1164,34 @@ std::shared_ptr<BaseProtocol> make_protocol(const ProtocolFactory& factory) {
   return p;
 }
 
+/// The TLS layer over the connected socket `fd` (taken over), and its transport once the
+/// handshake is done; the handshake's error (the connection closed) otherwise.
+Coro<Connection<BaseProtocol>> connect_tls(int fd, std::shared_ptr<BaseProtocol> protocol,
+                                           TlsSettings settings) {
+  EventLoop& loop = get_running_loop();
+  sys::Fd owned(fd);
+  Future<void> waiter = loop.create_future<void>();
+  std::shared_ptr<BufferedProtocol> tls =
+      make_tls_protocol(loop, protocol, std::move(settings), waiter, true);
+  std::shared_ptr<SocketTransport> t = SocketTransport::make(loop, owned.release(), tls, nullptr);
+  try {
+    co_await waiter;
+  } catch (...) {
+    t->abort();
+    throw;
+  }
+  co_return Connection<BaseProtocol>{tls_app_transport(*tls), std::move(protocol)};
+}
+
+/// A server's factory for TLS: the application's protocol under the TLS layer. Built in a
+/// plain function (g++ 12 and capturing lambdas in coroutine bodies).
+ProtocolFactory tls_server_factory(EventLoop& loop, ProtocolFactory app, TlsSettings settings) {
+  return [&loop, app = std::move(app),
+          settings = std::move(settings)]() -> std::shared_ptr<BaseProtocol> {
+    return make_tls_protocol(loop, make_protocol(app), settings, std::nullopt, true);
+  };
+}
+
 }  // namespace
 
 Coro<int> connect_addresses(std::vector<AddrInfo> infos, ConnectionOptions options) {
@@ -1207,6 +1236,7 @@ Coro<int> connect_addresses(std::vector<AddrInfo> infos, ConnectionOptions optio
 Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::string host,
                                                  std::uint16_t port, ConnectionOptions options) {
   if (host.empty()) throw ValueError("host and port were not specified");
+  std::optional<TlsSettings> tls = client_tls(options, host);
   std::vector<AddrInfo> infos = co_await resolve(host, port, options.family, 0);
   const int fd = co_await connect_addresses(std::move(infos), options);
   std::shared_ptr<BaseProtocol> protocol;
@@ -1216,17 +1246,19 @@ Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::s
     sys::close(fd);
     throw;
   }
+  if (tls) co_return co_await connect_tls(fd, std::move(protocol), std::move(*tls));
   auto t = SocketTransport::make(get_running_loop(), fd, protocol, nullptr);
   co_return Connection<BaseProtocol>{std::move(t), std::move(protocol)};
 }
 
 Coro<Connection<BaseProtocol>> create_unix_connection(ProtocolFactory factory, std::string path,
                                                       ConnectionOptions options) {
-  (void)options;  // nothing in it applies to a Unix connection (limit is the streams')
+  std::optional<TlsSettings> tls = client_tls(options, {});  // no host: server_hostname
   const SocketAddress address = SocketAddress::unix_path(path);
   sys::Fd fd = new_socket(AF_UNIX, "socket");
   co_await sock_connect(fd.get(), address);
   std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
+  if (tls) co_return co_await connect_tls(fd.release(), std::move(protocol), std::move(*tls));
   auto t = SocketTransport::make(get_running_loop(), fd.release(), protocol, nullptr);
   co_return Connection<BaseProtocol>{std::move(t), std::move(protocol)};
 }
@@ -1324,6 +1356,10 @@ Coro<Server> create_server(ProtocolFactory factory, std::string host, std::uint1
                            ServerOptions options) {
   if (options.backlog < 0) options.backlog = 0;
   EventLoop& loop = get_running_loop();
+  if (std::optional<detail::TlsSettings> tls = detail::server_tls(options)) {
+    factory = detail::tls_server_factory(loop, std::move(factory), std::move(*tls));
+  }
+  options.ssl = {};  // the server keeps the handle, not the caller's reference
   std::vector<AddrInfo> infos = co_await detail::resolve(host, port, options.family, AI_PASSIVE);
   auto st = std::make_shared<detail::ServerState>(loop, std::move(factory), options);
   for (int attempt = 0;; ++attempt) {
@@ -1342,6 +1378,10 @@ Coro<Server> create_server(ProtocolFactory factory, std::string host, std::uint1
 Coro<Server> create_unix_server(ProtocolFactory factory, std::string path, ServerOptions options) {
   if (options.backlog < 0) options.backlog = 0;
   EventLoop& loop = get_running_loop();
+  if (std::optional<detail::TlsSettings> tls = detail::server_tls(options)) {
+    factory = detail::tls_server_factory(loop, std::move(factory), std::move(*tls));
+  }
+  options.ssl = {};
   const SocketAddress address = SocketAddress::unix_path(path);
   detail::remove_stale_unix_socket(path);  // Python does the same
   sys::Fd fd = detail::new_socket(AF_UNIX, "socket");

@@ -100,6 +100,8 @@ class OSError : public std::system_error {
  public:
   OSError(int err, const std::string& what)
       : std::system_error(err, std::generic_category(), what) {}
+  /// An error of another category than errno's (ssl::SSLError's).
+  OSError(std::error_code code, const std::string& what) : std::system_error(code, what) {}
   /// The errno. Python: OSError.errno
   [[nodiscard]] int errno_value() const noexcept { return code().value(); }
 };
@@ -144,6 +146,51 @@ class PermissionError : public OSError {
 class ProcessLookupError : public OSError {
   using OSError::OSError;
 };
+
+namespace ssl {
+
+/// The category of SSLError codes: OpenSSL's SSL_ERROR_* values (1: SSL_ERROR_SSL, a protocol
+/// or verification failure; 8: EOF in violation of the protocol), as Python's SSLError.errno.
+const std::error_category& ssl_category() noexcept;
+
+/// A TLS failure: a handshake that failed, a peer that spoke something else than TLS, a
+/// certificate or key that does not load. what() carries OpenSSL's reason as Python prints it
+/// ("[SSL: WRONG_VERSION_NUMBER] wrong version number"). Python: ssl.SSLError
+class SSLError : public OSError {
+ public:
+  SSLError(int code, const std::string& what, std::string library = {}, std::string reason = {})
+      : OSError(std::error_code(code, ssl_category()), what),
+        library_(std::move(library)),
+        reason_(std::move(reason)) {}
+  /// The OpenSSL library that failed ("SSL", "PEM", "X509"...). Python: SSLError.library
+  [[nodiscard]] const std::string& library() const noexcept { return library_; }
+  /// OpenSSL's reason, upper-case ("CERTIFICATE_VERIFY_FAILED"). Python: SSLError.reason
+  [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::string library_;
+  std::string reason_;
+};
+
+/// The peer's certificate did not verify (unknown CA, self-signed, expired, wrong host name).
+/// Python: ssl.SSLCertVerificationError
+class SSLCertVerificationError : public SSLError {
+ public:
+  SSLCertVerificationError(const std::string& what, long verify_code, std::string verify_message)
+      : SSLError(1, what, "SSL", "CERTIFICATE_VERIFY_FAILED"),
+        verify_code_(verify_code),
+        verify_message_(std::move(verify_message)) {}
+  /// OpenSSL's X509_V_ERR_* code. Python: verify_code
+  [[nodiscard]] long verify_code() const noexcept { return verify_code_; }
+  /// Its text ("self-signed certificate", "Hostname mismatch..."). Python: verify_message
+  [[nodiscard]] const std::string& verify_message() const noexcept { return verify_message_; }
+
+ private:
+  long verify_code_;
+  std::string verify_message_;
+};
+
+}  // namespace ssl
 
 /// Throws the OSError subclass that matches `err` (as Python maps an errno to a subclass of
 /// OSError; errnos without a subclass of their own give a plain OSError), with what() =

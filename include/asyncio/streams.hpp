@@ -105,7 +105,14 @@ class StreamWriter {
   /// not above the high-water mark). Rethrows the error that closed the connection
   /// (ConnectionResetError "Connection lost" when it closed under a pending write). Python: drain()
   Coro<void> drain() const;
-  /// Closes the write side after the buffered data. Python: write_eof()
+  /// Upgrades the connection to TLS with `ctx` after a drain(): the handshake runs, and once it
+  /// is done this writer and its reader carry TLS (get_extra_info("peercert")...). The side is
+  /// the stream's: a start_server() stream is the server (so `options.server_side` must be left
+  /// false). Failure or cancellation closes the connection. Python: start_tls(sslcontext,
+  /// server_hostname=..., ssl_handshake_timeout=..., ssl_shutdown_timeout=...)
+  Coro<void> start_tls(const ssl::SSLContext& ctx, StartTlsOptions options = {}) const;
+  /// Closes the write side after the buffered data (RuntimeError over TLS, which cannot).
+  /// Python: write_eof()
   void write_eof() const;
   /// Python: can_write_eof()
   [[nodiscard]] bool can_write_eof() const noexcept;

@@ -41,6 +41,33 @@ namespace asyncio {
 
 class EventLoop;
 
+namespace ssl {
+class SSLContext;
+
+/// What the `.ssl` option holds: a context (`.ssl = ctx`), or `true` for
+/// ssl::create_default_context() (a client's). It refers to the context, which must outlive the
+/// call it is passed to (a server copies the handle it keeps); a temporary context is refused at
+/// compile time. Trivially copyable, as the option structs must be. Python: ssl=
+class ContextRef {
+ public:
+  constexpr ContextRef() noexcept = default;
+  ContextRef(const SSLContext& ctx) noexcept : ctx_(&ctx), on_(true) {}  // NOLINT: implicit
+  ContextRef(const SSLContext* ctx) noexcept : ctx_(ctx), on_(ctx != nullptr) {}  // NOLINT
+  ContextRef(SSLContext&&) = delete;  // would dangle: name the context first
+  template <class B>
+  requires std::is_same_v<B, bool>
+  constexpr ContextRef(B on) noexcept : on_(on) {}  // NOLINT: `.ssl = true`
+  /// True when TLS is asked for.
+  explicit operator bool() const noexcept { return on_; }
+  /// The context (null with `.ssl = true`: the default one).
+  [[nodiscard]] const SSLContext* context() const noexcept { return ctx_; }
+
+ private:
+  const SSLContext* ctx_ = nullptr;
+  bool on_ = false;
+};
+}  // namespace ssl
+
 /// Python: asyncio.BaseTransport
 class BaseTransport : public std::enable_shared_from_this<BaseTransport> {
  public:
@@ -50,7 +77,9 @@ class BaseTransport : public std::enable_shared_from_this<BaseTransport> {
   virtual ~BaseTransport() = default;
 
   /// Optional information about the connection, empty when unknown: "peername" and "sockname"
-  /// (SocketAddress), "socket" (int, the fd; -1 once closed). Python: get_extra_info(name)
+  /// (SocketAddress), "socket" (int, the fd; -1 once closed); over TLS also "sslcontext"
+  /// (ssl::SSLContext), "ssl_object" (ssl::SSLObject), "peercert" (ssl::Certificate, when the
+  /// peer sent one), "cipher" (ssl::Cipher). Python: get_extra_info(name)
   [[nodiscard]] virtual std::any get_extra_info(std::string_view name) const = 0;
   /// True once close() or abort() was called or the connection was lost. Python: is_closing()
   [[nodiscard]] virtual bool is_closing() const noexcept = 0;
@@ -163,6 +192,20 @@ struct ConnectionOptions {
   /// Bind the socket to this local address first (a numeric one: SocketAddress::ip(host,
   /// port)). Python: local_addr=
   std::optional<SocketAddress> local_addr = std::nullopt;
+  /// TLS over the connection: `.ssl = ctx` (an ssl::SSLContext that outlives the call) or
+  /// `true` (ssl::create_default_context()). The call returns once the handshake is done; its
+  /// failure is the call's SSLError (SSLCertVerificationError...). Python: ssl=
+  ssl::ContextRef ssl{};
+  /// The name sent with SNI and checked against the certificate; default: `host` (a Unix
+  /// connection must give it when the context checks host names). "" sends none and checks
+  /// none. Viewed, not copied: it must outlive the call. Python: server_hostname=
+  std::optional<std::string_view> server_hostname = std::nullopt;
+  /// Seconds the TLS handshake may take before the connection is aborted
+  /// (ConnectionAbortedError); default 60. Python: ssl_handshake_timeout=
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
+  /// Seconds a TLS close may wait for the peer's close_notify before aborting; default 30.
+  /// Python: ssl_shutdown_timeout=
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
 };
 // The option structs stay trivially copyable: g++ 12 destroys an aggregate temporary built in a
 // co_await expression twice (`co_await open_connection(h, p, {.limit = 10})`), which is harmless
@@ -184,6 +227,14 @@ struct ServerOptions {
   int family = AF_UNSPEC;
   /// Start accepting at once (else: start_serving() or serve_forever()). Python: start_serving=
   bool start_serving = true;
+  /// Serve TLS with this context (a PROTOCOL_TLS_SERVER one holding the certificate; the
+  /// server keeps a copy of the handle). A connection's protocol gets connection_made() once
+  /// its handshake is done; a failed handshake just closes that connection. Python: ssl=
+  ssl::ContextRef ssl{};
+  /// As ConnectionOptions'. Python: ssl_handshake_timeout=
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
+  /// As ConnectionOptions'. Python: ssl_shutdown_timeout=
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
 };
 static_assert(std::is_trivially_copyable_v<ServerOptions>);  // see ConnectionOptions
 
@@ -341,6 +392,32 @@ template <class F, class P = detail::protocol_of<F>>
 Connection<P> connect_write_pipe(F factory, int fd) {
   return detail::downcast<P>(detail::connect_pipe(ProtocolFactory(std::move(factory)), fd, true));
 }
+
+/// Options of start_tls() and StreamWriter::start_tls(). Python: loop.start_tls's keyword
+/// arguments
+struct StartTlsOptions {
+  /// Act as the TLS server (the context must be a server's). Python: server_side=
+  bool server_side = false;
+  /// As ConnectionOptions' (a client that checks host names must give it). Python:
+  /// server_hostname=
+  std::optional<std::string_view> server_hostname = std::nullopt;
+  /// Python: ssl_handshake_timeout=
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
+  /// Python: ssl_shutdown_timeout=
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
+};
+static_assert(std::is_trivially_copyable_v<StartTlsOptions>);  // see ConnectionOptions
+
+/// Upgrades the open connection `transport` (its protocol `protocol`) to TLS with `ctx`: the
+/// handshake runs on it and the new transport is returned once it is done; `protocol` then
+/// receives the decrypted data (it gets no second connection_made()). Write nothing to the
+/// old transport afterwards. On failure or cancellation the connection is closed.
+/// RuntimeError for a transport that is TLS already. Python: loop.start_tls(transport,
+/// protocol, sslcontext, server_side=..., server_hostname=...)
+Coro<std::shared_ptr<Transport>> start_tls(std::shared_ptr<Transport> transport,
+                                           std::shared_ptr<BaseProtocol> protocol,
+                                           const ssl::SSLContext& ctx,
+                                           StartTlsOptions options = {});
 
 /// Listens on `host` and `port` (empty host: every interface, IPv4 and IPv6; port 0: a free
 /// port, the same one on every socket) and makes a protocol with `factory()` for each
