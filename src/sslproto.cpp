@@ -46,6 +46,19 @@ bool is_ip_address(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
+/// Empties this thread's OpenSSL error queue before a call whose failure SSL_get_error()
+/// classifies (a stale entry would turn a WANT_READ into an error). Usually empty already:
+/// peeking is cheaper than ERR_clear_error()'s sweep of every slot.
+void clear_errors() noexcept {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
+/// True when OpenSSL has nothing left to decrypt: no received byte waits in `in` and none in its
+/// own record buffer, so another SSL_read could only say WANT_READ.
+bool drained(SSL* ssl, std::size_t unread) noexcept {
+  return unread == 0 && SSL_has_pending(ssl) == 0;
+}
+
 double check_timeout(std::optional<double> t, double fallback, const char* name) {
   if (!t) return fallback;
   if (!(*t > 0)) {
@@ -531,7 +544,7 @@ void TlsProtocol::step() {
 }
 
 void TlsProtocol::do_handshake() {
-  ERR_clear_error();
+  clear_errors();
   const int r = SSL_do_handshake(ssl_);
   if (r == 1) return handshake_complete(nullptr);
   const int e = SSL_get_error(ssl_, r);
@@ -600,13 +613,18 @@ void TlsProtocol::do_read() {
       std::span<std::byte> buf = app_buffered_->get_buffer(kPlainTextSize);
       if (buf.empty()) throw RuntimeError("get_buffer() returned an empty buffer");
       std::size_t got = 0;
-      ERR_clear_error();
+      clear_errors();
       last = SSL_read_ex(ssl_, buf.data(), buf.size(), &got);
       if (last != 1) {
         err = SSL_get_error(ssl_, last);
         break;
       }
       app_buffered_->buffer_updated(got);
+      if (drained(ssl_, in_end_ - in_begin_)) {
+        last = 0;
+        err = SSL_ERROR_WANT_READ;
+        break;
+      }
     }
   } else {
     // Python's _do_read__copied: everything available in one data_received() per buffer.
@@ -616,13 +634,18 @@ void TlsProtocol::do_read() {
       std::size_t filled = 0;
       while (filled < plain_text_.size()) {
         std::size_t got = 0;
-        ERR_clear_error();
+        clear_errors();
         last = SSL_read_ex(ssl_, plain_text_.data() + filled, plain_text_.size() - filled, &got);
         if (last != 1) {
           err = SSL_get_error(ssl_, last);
           break;
         }
         filled += got;
+        if (drained(ssl_, in_end_ - in_begin_)) {
+          last = 0;
+          err = SSL_ERROR_WANT_READ;
+          break;
+        }
       }
       if (filled > 0) app_stream_->data_received(std::string_view(plain_text_.data(), filled));
       if (last != 1) break;
@@ -666,7 +689,7 @@ void TlsProtocol::write_appdata(std::span<const std::string_view> pieces) {
   for (std::string_view p : pieces) {
     while (!p.empty()) {
       std::size_t written = 0;
-      ERR_clear_error();
+      clear_errors();
       const int r = SSL_write_ex(ssl_, p.data(), p.size(), &written);
       if (r != 1) {
         const int e = SSL_get_error(ssl_, r);
@@ -716,7 +739,7 @@ void TlsProtocol::start_shutdown() {
 void TlsProtocol::do_shutdown() {
   if (shutdown_done_) return;
   if (!eof_) {
-    ERR_clear_error();
+    clear_errors();
     int r = SSL_shutdown(ssl_);
     if (r == 0) r = SSL_shutdown(ssl_);  // sent ours; now wait for the peer's (Python's unwrap)
     if (r != 1) {
