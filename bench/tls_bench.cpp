@@ -83,9 +83,10 @@ struct Certs {
     dir = tmpl;
     cert = dir + "/cert.pem";
     key = dir + "/key.pem";
-    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-                            "-nodes -days 2 -subj /CN=localhost -keyout " +
-                            key + " -out " + cert + " >/dev/null 2>&1";
+    const std::string cmd =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+        "-nodes -days 2 -subj /CN=localhost -keyout " +
+        key + " -out " + cert + " >/dev/null 2>&1";
     if (std::system(cmd.c_str()) != 0) {
       std::fprintf(stderr, "tls_bench: the openssl command failed\n");
       std::exit(1);
@@ -313,7 +314,7 @@ void client(int port, std::size_t size, const std::atomic<bool>& stop,
 
 struct Result {
   double per_second = 0;
-  double cpu_us = 0;  // server CPU per round trip
+  double cpu_us = 0;   // server CPU per round trip
   double user_us = 0;  // of which in user space
 };
 

@@ -209,8 +209,8 @@ Certificate decode_certificate(X509* cert) {
     }
     BN_free(bn);
   }
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (names != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
       const GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
@@ -504,8 +504,11 @@ std::exception_ptr ssl_error_from_queue(int code, const std::string& what) {
   if (e == 0) {
     if (code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN) {
       return std::make_exception_ptr(
-          ssl::SSLError(8, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of "
-                           "protocol (" + what + ")", "SSL", "UNEXPECTED_EOF_WHILE_READING"));
+          ssl::SSLError(8,
+                        "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of "
+                        "protocol (" +
+                            what + ")",
+                        "SSL", "UNEXPECTED_EOF_WHILE_READING"));
     }
     return std::make_exception_ptr(ssl::SSLError(code, what));
   }
@@ -563,34 +566,84 @@ namespace {
 
 struct SSLContext::Impl {};
 
-std::string SSLObject::version() const { unavailable(); }
-std::optional<Cipher> SSLObject::cipher() const { unavailable(); }
-std::optional<Certificate> SSLObject::getpeercert() const { unavailable(); }
-std::string SSLObject::getpeercert_der() const { unavailable(); }
-std::string SSLObject::selected_alpn_protocol() const { unavailable(); }
-std::string SSLObject::server_hostname() const { unavailable(); }
-bool SSLObject::server_side() const { unavailable(); }
-SSLContext::SSLContext(Method /*method*/) { unavailable(); }
-void SSLContext::load_cert_chain(const std::string&, const std::string&) { unavailable(); }
-void SSLContext::load_cert_chain_pem(std::string_view, std::string_view) { unavailable(); }
+std::string SSLObject::version() const {
+  unavailable();
+}
+std::optional<Cipher> SSLObject::cipher() const {
+  unavailable();
+}
+std::optional<Certificate> SSLObject::getpeercert() const {
+  unavailable();
+}
+std::string SSLObject::getpeercert_der() const {
+  unavailable();
+}
+std::string SSLObject::selected_alpn_protocol() const {
+  unavailable();
+}
+std::string SSLObject::server_hostname() const {
+  unavailable();
+}
+bool SSLObject::server_side() const {
+  unavailable();
+}
+SSLContext::SSLContext(Method /*method*/) {
+  unavailable();
+}
+void SSLContext::load_cert_chain(const std::string&, const std::string&) {
+  unavailable();
+}
+void SSLContext::load_cert_chain_pem(std::string_view, std::string_view) {
+  unavailable();
+}
 void SSLContext::load_verify_locations(const std::string&, const std::string&, std::string_view) {
   unavailable();
 }
-void SSLContext::load_default_certs() { unavailable(); }
-void SSLContext::set_alpn_protocols(const std::vector<std::string>&) { unavailable(); }
-void SSLContext::set_ciphers(const std::string&) { unavailable(); }
-bool SSLContext::check_hostname() const { unavailable(); }
-void SSLContext::set_check_hostname(bool) { unavailable(); }
-VerifyMode SSLContext::verify_mode() const { unavailable(); }
-void SSLContext::set_verify_mode(VerifyMode) { unavailable(); }
-TLSVersion SSLContext::minimum_version() const { unavailable(); }
-void SSLContext::set_minimum_version(TLSVersion) { unavailable(); }
-TLSVersion SSLContext::maximum_version() const { unavailable(); }
-void SSLContext::set_maximum_version(TLSVersion) { unavailable(); }
-std::vector<std::string> SSLContext::alpn_protocols() const { unavailable(); }
-bool SSLContext::server_side() const noexcept { return false; }
-ssl_ctx_st* SSLContext::native_handle() const noexcept { return nullptr; }
-SSLContext create_default_context(Purpose, const std::string&) { unavailable(); }
+void SSLContext::load_default_certs() {
+  unavailable();
+}
+void SSLContext::set_alpn_protocols(const std::vector<std::string>&) {
+  unavailable();
+}
+void SSLContext::set_ciphers(const std::string&) {
+  unavailable();
+}
+bool SSLContext::check_hostname() const {
+  unavailable();
+}
+void SSLContext::set_check_hostname(bool) {
+  unavailable();
+}
+VerifyMode SSLContext::verify_mode() const {
+  unavailable();
+}
+void SSLContext::set_verify_mode(VerifyMode) {
+  unavailable();
+}
+TLSVersion SSLContext::minimum_version() const {
+  unavailable();
+}
+void SSLContext::set_minimum_version(TLSVersion) {
+  unavailable();
+}
+TLSVersion SSLContext::maximum_version() const {
+  unavailable();
+}
+void SSLContext::set_maximum_version(TLSVersion) {
+  unavailable();
+}
+std::vector<std::string> SSLContext::alpn_protocols() const {
+  unavailable();
+}
+bool SSLContext::server_side() const noexcept {
+  return false;
+}
+ssl_ctx_st* SSLContext::native_handle() const noexcept {
+  return nullptr;
+}
+SSLContext create_default_context(Purpose, const std::string&) {
+  unavailable();
+}
 
 }  // namespace asyncio::ssl
 

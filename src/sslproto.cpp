@@ -62,8 +62,7 @@ bool drained(SSL* ssl, std::size_t unread) noexcept {
 double check_timeout(std::optional<double> t, double fallback, const char* name) {
   if (!t) return fallback;
   if (!(*t > 0)) {
-    throw ValueError(std::string(name) + " should be a positive number, got " +
-                     std::to_string(*t));
+    throw ValueError(std::string(name) + " should be a positive number, got " + std::to_string(*t));
   }
   return *t;
 }
@@ -133,7 +132,7 @@ class TlsProtocol final : public BufferedProtocol,
   SSL* ssl_ = nullptr;
   TlsSettings settings_;
   std::shared_ptr<BaseProtocol> app_;
-  Protocol* app_stream_ = nullptr;      // app_ as a Protocol,
+  Protocol* app_stream_ = nullptr;            // app_ as a Protocol,
   BufferedProtocol* app_buffered_ = nullptr;  // or as a BufferedProtocol
   std::shared_ptr<TlsTransport> app_transport_;
   Transport* plain_ = nullptr;  // the plain transport, which owns this protocol
@@ -158,8 +157,8 @@ class TlsProtocol final : public BufferedProtocol,
   std::vector<std::byte> in_;
   std::size_t in_begin_ = 0;
   std::size_t in_end_ = 0;
-  std::size_t lent_ = 0;  // where the last get_buffer() began
-  std::vector<char> plain_text_;  // what SSL_read decrypts, for a Protocol
+  std::size_t lent_ = 0;              // where the last get_buffer() began
+  std::vector<char> plain_text_;      // what SSL_read decrypts, for a Protocol
   std::vector<std::string> backlog_;  // written during the handshake
   std::size_t backlog_size_ = 0;
 };
@@ -206,7 +205,8 @@ class TlsTransport final : public Transport {
   }
   /// TLS has no half-close here (Python raises NotImplementedError).
   void write_eof() override {
-    throw RuntimeError("write_eof() is not supported on a TLS transport (can_write_eof() is false)");
+    throw RuntimeError(
+        "write_eof() is not supported on a TLS transport (can_write_eof() is false)");
   }
   [[nodiscard]] bool can_write_eof() const noexcept override { return false; }
   void abort() override {
@@ -277,8 +277,8 @@ BIO_METHOD* bio_method() {
   return method;
 }
 
-constexpr std::size_t kInBufferSize = 64 * 1024;     // ciphertext received at a time
-constexpr std::size_t kPlainTextSize = 64 * 1024;    // decrypted, per data_received()
+constexpr std::size_t kInBufferSize = 64 * 1024;   // ciphertext received at a time
+constexpr std::size_t kPlainTextSize = 64 * 1024;  // decrypted, per data_received()
 
 }  // namespace
 
@@ -454,8 +454,8 @@ void TlsProtocol::connection_lost(std::exception_ptr exc) {
   std::shared_ptr<BaseProtocol> app = std::move(app_);
   app_stream_ = nullptr;
   app_buffered_ = nullptr;
-  wake_waiter(exc ? exc
-                  : connection_error(ECONNRESET, "the connection was lost during the TLS handshake"));
+  wake_waiter(
+      exc ? exc : connection_error(ECONNRESET, "the connection was lost during the TLS handshake"));
   // Python skips the application when the connection dies during the handshake; an application
   // that already had connection_made() (start_tls) still gets its one connection_lost() here.
   if (app_state_ == AppState::con_made || app_state_ == AppState::eof) {
@@ -583,10 +583,10 @@ void TlsProtocol::handshake_complete(std::exception_ptr exc) {
 
 void TlsProtocol::check_handshake_timeout() {
   if (state_ != State::do_handshake) return;
-  auto exc = std::make_exception_ptr(ConnectionAbortedError(
-      ECONNABORTED, "SSL handshake is taking longer than " +
-                        std::to_string(settings_.handshake_timeout) +
-                        " seconds: aborting the connection"));
+  auto exc = std::make_exception_ptr(
+      ConnectionAbortedError(ECONNABORTED, "SSL handshake is taking longer than " +
+                                               std::to_string(settings_.handshake_timeout) +
+                                               " seconds: aborting the connection"));
   fatal_error(exc, "SSL handshake timed out");
 }
 
@@ -833,13 +833,13 @@ std::optional<TlsSettings> client_tls(const ConnectionOptions& options, std::str
   if (s.context.server_side()) {
     throw ValueError("a client connection needs a client context (PROTOCOL_TLS_CLIENT)");
   }
-  s.handshake_timeout =
-      check_timeout(options.ssl_handshake_timeout, 60.0, "ssl_handshake_timeout");
+  s.handshake_timeout = check_timeout(options.ssl_handshake_timeout, 60.0, "ssl_handshake_timeout");
   s.shutdown_timeout = check_timeout(options.ssl_shutdown_timeout, 30.0, "ssl_shutdown_timeout");
   if (options.server_hostname) {
     s.server_hostname = std::string(*options.server_hostname);
   } else {
-    if (host.empty()) throw ValueError("You must set server_hostname when using ssl without a host");
+    if (host.empty())
+      throw ValueError("You must set server_hostname when using ssl without a host");
     s.server_hostname = std::string(host);
   }
   if (s.server_hostname.empty() && s.context.check_hostname()) {
@@ -858,13 +858,13 @@ std::optional<TlsSettings> server_tls(const ServerOptions& options) {
     }
     return std::nullopt;
   }
-  if (options.ssl.context() == nullptr) throw ValueError("Server side SSL needs a valid SSLContext");
+  if (options.ssl.context() == nullptr)
+    throw ValueError("Server side SSL needs a valid SSLContext");
   TlsSettings s{*options.ssl.context(), true, {}, 60.0, 30.0};
   if (!s.context.server_side()) {
     throw ValueError("a server needs a server context (PROTOCOL_TLS_SERVER)");
   }
-  s.handshake_timeout =
-      check_timeout(options.ssl_handshake_timeout, 60.0, "ssl_handshake_timeout");
+  s.handshake_timeout = check_timeout(options.ssl_handshake_timeout, 60.0, "ssl_handshake_timeout");
   s.shutdown_timeout = check_timeout(options.ssl_shutdown_timeout, 30.0, "ssl_shutdown_timeout");
   return s;
 }
@@ -872,12 +872,10 @@ std::optional<TlsSettings> server_tls(const ServerOptions& options) {
 TlsSettings start_tls_settings(const ssl::SSLContext& ctx, const StartTlsOptions& options) {
   TlsSettings s{ctx, options.server_side, {}, 60.0, 30.0};
   if (s.context.server_side() != options.server_side) {
-    throw ValueError(options.server_side
-                         ? "the server side of start_tls() needs a server context"
-                         : "the client side of start_tls() needs a client context");
+    throw ValueError(options.server_side ? "the server side of start_tls() needs a server context"
+                                         : "the client side of start_tls() needs a client context");
   }
-  s.handshake_timeout =
-      check_timeout(options.ssl_handshake_timeout, 60.0, "ssl_handshake_timeout");
+  s.handshake_timeout = check_timeout(options.ssl_handshake_timeout, 60.0, "ssl_handshake_timeout");
   s.shutdown_timeout = check_timeout(options.ssl_shutdown_timeout, 30.0, "ssl_shutdown_timeout");
   if (options.server_hostname) {
     if (options.server_side) throw ValueError("server_hostname is only meaningful for a client");
@@ -919,8 +917,8 @@ std::shared_ptr<BufferedProtocol> make_tls_protocol(EventLoop& loop,
                                                     TlsSettings settings,
                                                     std::optional<Future<void>> waiter,
                                                     bool call_connection_made) {
-  return std::make_shared<TlsProtocol>(loop, std::move(app), std::move(settings),
-                                       std::move(waiter), call_connection_made);
+  return std::make_shared<TlsProtocol>(loop, std::move(app), std::move(settings), std::move(waiter),
+                                       call_connection_made);
 }
 
 std::shared_ptr<Transport> tls_app_transport(BufferedProtocol& tls) {
@@ -968,9 +966,15 @@ std::shared_ptr<BufferedProtocol> make_tls_protocol(EventLoop&, std::shared_ptr<
                                                     bool) {
   unavailable();
 }
-std::shared_ptr<Transport> tls_app_transport(BufferedProtocol&) { unavailable(); }
-bool is_tls_transport(const Transport&) noexcept { return false; }
-TlsSettings start_tls_settings(const ssl::SSLContext&, const StartTlsOptions&) { unavailable(); }
+std::shared_ptr<Transport> tls_app_transport(BufferedProtocol&) {
+  unavailable();
+}
+bool is_tls_transport(const Transport&) noexcept {
+  return false;
+}
+TlsSettings start_tls_settings(const ssl::SSLContext&, const StartTlsOptions&) {
+  unavailable();
+}
 Coro<std::shared_ptr<Transport>> start_tls_on(std::shared_ptr<Transport>,
                                               std::shared_ptr<BaseProtocol>, TlsSettings) {
   unavailable();

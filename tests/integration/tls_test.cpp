@@ -11,17 +11,18 @@
 // OpenSSL objects), drain() back-pressure works through TLS.
 //
 // Every test's coroutine runs under a time-out (kBound); waits on real I/O are bounded.
+#include "tls_test.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <fstream>
 
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
@@ -33,14 +34,13 @@
 #include "asyncio_test.hpp"
 #include "engine_test.hpp"
 #include "net_test.hpp"
-#include "tls_test.hpp"
 
 namespace {
 
 namespace ssl = asyncio::ssl;
 using asyncio::Backend;
-using asyncio::Coro;
 using asyncio::ConnectionOptions;
+using asyncio::Coro;
 using asyncio::RunOptions;
 using asyncio::ServerOptions;
 using asyncio::StreamReader;
@@ -61,7 +61,8 @@ class TlsTest : public ::testing::TestWithParam<Backend> {
     if (GetParam() == Backend::io_uring) {
       if (auto why = io_uring_refused()) GTEST_SKIP() << "io_uring is not available: " << *why;
     }
-    if (!asyncio_test::have_openssl_cli()) GTEST_SKIP() << "no openssl command to make certificates";
+    if (!asyncio_test::have_openssl_cli())
+      GTEST_SKIP() << "no openssl command to make certificates";
     (void)certs();  // made before the fds are counted
     fds_before_ = asyncio_test::open_fds();
   }
@@ -116,10 +117,10 @@ std::string pattern(std::size_t n) {
 Coro<void> echo_body() {
   const ssl::SSLContext sctx = server_context();
   const ssl::SSLContext cctx = client_context();
-  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                          ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   w.write("hello over TLS\n");
   EXPECT_EQ(co_await r.readline(), "hello over TLS\n");
   w.write("and again\n");
@@ -137,10 +138,10 @@ TEST_P(TlsTest, EchoOverStreams) {
 Coro<void> large_body() {
   const ssl::SSLContext sctx = server_context();
   const ssl::SSLContext cctx = client_context();
-  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                          ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("localhost", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("localhost", server.port(), ConnectionOptions{.ssl = cctx});
   const std::string data = pattern(1 << 20);
   auto sender = asyncio::create_task([](StreamWriter w, std::string data) -> Coro<void> {
     for (std::size_t off = 0; off < data.size(); off += 100000) {
@@ -178,8 +179,8 @@ Coro<void> extra_info_body() {
         co_await echo_handler(r, w);
       },
       "127.0.0.1", 0, ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   std::any pc = w.get_extra_info("peercert");
   EXPECT_TRUE(pc.has_value());
   if (pc.has_value()) {
@@ -227,10 +228,10 @@ Coro<void> tls12_body() {
   ssl::SSLContext cctx = client_context();
   cctx.set_maximum_version(ssl::TLSVersion::TLSv1_2);
   EXPECT_EQ(cctx.maximum_version(), ssl::TLSVersion::TLSv1_2);
-  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                          ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   EXPECT_EQ(std::any_cast<ssl::Cipher>(w.get_extra_info("cipher")).protocol, "TLSv1.2");
   w.write("twelve\n");
   EXPECT_EQ(co_await r.readline(), "twelve\n");
@@ -281,9 +282,9 @@ Coro<void> unix_body() {
   const ssl::SSLContext cctx = client_context();
   asyncio::Server server =
       co_await asyncio::start_unix_server(echo_handler, path, ServerOptions{.ssl = sctx});
-  EXPECT_EQ(co_await value_error(
-                asyncio::open_unix_connection(path, ConnectionOptions{.ssl = cctx})),
-            "You must set server_hostname when using ssl without a host");
+  EXPECT_EQ(
+      co_await value_error(asyncio::open_unix_connection(path, ConnectionOptions{.ssl = cctx})),
+      "You must set server_hostname when using ssl without a host");
   auto [r, w] = co_await asyncio::open_unix_connection(
       path, ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
   w.write("unix tls\n");
@@ -302,21 +303,21 @@ TEST_P(TlsTest, OverUnixSockets) {
 Coro<void> many_body() {
   const ssl::SSLContext sctx = server_context();
   const ssl::SSLContext cctx = client_context();
-  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                          ServerOptions{.ssl = sctx});
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
   const std::uint16_t port = server.port();
   std::vector<asyncio::Task<std::string>> clients;
   for (int i = 0; i < 40; ++i) {
-    clients.push_back(asyncio::create_task([](std::uint16_t port, const ssl::SSLContext& ctx,
-                                              int i) -> Coro<std::string> {
-      auto [r, w] = co_await asyncio::open_connection("127.0.0.1", port,
-                                                      ConnectionOptions{.ssl = ctx});
-      w.write("client " + std::to_string(i) + "\n");
-      std::string line = co_await r.readline();
-      w.close();
-      co_await w.wait_closed();
-      co_return line;
-    }(port, cctx, i)));
+    clients.push_back(asyncio::create_task(
+        [](std::uint16_t port, const ssl::SSLContext& ctx, int i) -> Coro<std::string> {
+          auto [r, w] =
+              co_await asyncio::open_connection("127.0.0.1", port, ConnectionOptions{.ssl = ctx});
+          w.write("client " + std::to_string(i) + "\n");
+          std::string line = co_await r.readline();
+          w.close();
+          co_await w.wait_closed();
+          co_return line;
+        }(port, cctx, i)));
   }
   for (int i = 0; i < 40; ++i) {
     EXPECT_EQ(co_await clients[static_cast<std::size_t>(i)], "client " + std::to_string(i) + "\n");
@@ -342,8 +343,8 @@ Coro<void> close_notify_body() {
         co_await w.wait_closed();
       },
       "127.0.0.1", 0, ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   w.write("last words");
   w.close();
   EXPECT_TRUE(w.is_closing());
@@ -374,8 +375,8 @@ Coro<void> truncated_body() {
         w.close();
       },
       "127.0.0.1", 0, ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   EXPECT_EQ(co_await r.readline(), "before the cut\n");
   EXPECT_EQ(co_await r.read(), "");
   EXPECT_TRUE(r.at_eof());
@@ -393,10 +394,10 @@ TEST_P(TlsTest, TruncatedStreamReadsAsEof) {
 Coro<void> no_write_eof_body() {
   const ssl::SSLContext sctx = server_context();
   const ssl::SSLContext cctx = client_context();
-  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                          ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   EXPECT_FALSE(w.can_write_eof());
   EXPECT_THROW(w.write_eof(), asyncio::RuntimeError);
   w.close();
@@ -428,8 +429,8 @@ Coro<void> drain_body() {
         w.close();
       },
       "127.0.0.1", 0, ServerOptions{.limit = 16384, .ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   const std::string chunk(256 * 1024, 'x');
   std::size_t sent = 0;
   bool blocked = false;
@@ -459,7 +460,8 @@ TEST_P(TlsTest, DrainWaitsForASlowReader) {
   run(drain_body());
 }
 
-// ---- Verification --------------------------------------------------------------------------------
+// ---- Verification
+// --------------------------------------------------------------------------------
 
 Coro<std::exception_ptr> connect_error(std::uint16_t port, const ssl::SSLContext& ctx,
                                        std::optional<std::string_view> hostname = std::nullopt) {
@@ -505,8 +507,8 @@ Coro<void> self_signed_body() {
   ssl::SSLContext lax(ssl::PROTOCOL_TLS_CLIENT);
   lax.set_check_hostname(false);
   lax.set_verify_mode(ssl::CERT_NONE);
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = lax});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = lax});
   w.write("lax\n");
   EXPECT_EQ(co_await r.readline(), "lax\n");
   // Not verified: the peer certificate is not decoded (Python gives {}).
@@ -527,8 +529,8 @@ Coro<void> wrong_host_body() {
   ssl::SSLContext sctx(ssl::PROTOCOL_TLS_SERVER);
   sctx.load_cert_chain(certs().wrong_pem, certs().wrong_key);
   const ssl::SSLContext cctx = client_context();
-  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                          ServerOptions{.ssl = sctx});
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
   std::exception_ptr e = co_await connect_error(server.port(), cctx, "localhost");
   EXPECT_TRUE(holds<ssl::SSLCertVerificationError>(e)) << what_of(e);
   EXPECT_NE(what_of(e).find("Hostname mismatch, certificate is not valid for 'localhost'."),
@@ -552,8 +554,8 @@ TEST_P(TlsTest, WrongHostCertificateFailsVerification) {
 Coro<void> untrusted_body() {
   const ssl::SSLContext sctx = server_context();
   const ssl::SSLContext bare(ssl::PROTOCOL_TLS_CLIENT);
-  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                          ServerOptions{.ssl = sctx});
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
   std::exception_ptr e = co_await connect_error(server.port(), bare);
   EXPECT_TRUE(holds<ssl::SSLCertVerificationError>(e)) << what_of(e);
   EXPECT_NE(what_of(e).find("unable to get local issuer certificate"), std::string::npos)
@@ -584,8 +586,8 @@ Coro<void> mutual_body() {
       "127.0.0.1", 0, ServerOptions{.ssl = sctx});
   ssl::SSLContext cctx = client_context();
   cctx.load_cert_chain(certs().client_pem, certs().client_key);
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   w.write("mutual\n");
   EXPECT_EQ(co_await r.readline(), "mutual\n");
   EXPECT_EQ(client_cn, "asyncio-cpp test client");
@@ -626,13 +628,13 @@ Coro<void> alpn_body() {
   std::string server_chose;
   asyncio::Server server = co_await asyncio::start_server(
       [&](StreamReader r, StreamWriter w) -> Coro<void> {
-        server_chose = std::any_cast<ssl::SSLObject>(w.get_extra_info("ssl_object"))
-                           .selected_alpn_protocol();
+        server_chose =
+            std::any_cast<ssl::SSLObject>(w.get_extra_info("ssl_object")).selected_alpn_protocol();
         co_await echo_handler(r, w);
       },
       "127.0.0.1", 0, ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   EXPECT_EQ(std::any_cast<ssl::SSLObject>(w.get_extra_info("ssl_object")).selected_alpn_protocol(),
             "http/1.1");
   w.write("alpn\n");
@@ -654,8 +656,8 @@ TEST_P(TlsTest, AlpnSelectsAProtocol) {
 Coro<void> plaintext_peer_body() {
   const ssl::SSLContext sctx = server_context();
   const ssl::SSLContext cctx = client_context();
-  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                          ServerOptions{.ssl = sctx});
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
   for (std::string_view junk : {std::string_view("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
                                 std::string_view("\x16\x03\x01\x00\x05garbagegarbage", 19)}) {
     auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port());
@@ -669,8 +671,8 @@ Coro<void> plaintext_peer_body() {
     w.close();
     co_await w.wait_closed();
   }
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   w.write("still serving\n");
   EXPECT_EQ(co_await r.readline(), "still serving\n");
   w.close();
@@ -754,8 +756,8 @@ Coro<void> server_timeout_body() {
   EXPECT_EQ(got, "");
   w.close();
   co_await w.wait_closed();
-  auto [r2, w2] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                    ConnectionOptions{.ssl = cctx});
+  auto [r2, w2] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   w2.write("after\n");
   EXPECT_EQ(co_await r2.readline(), "after\n");
   w2.close();
@@ -772,8 +774,8 @@ TEST_P(TlsTest, ServerHandshakeTimeoutDropsASilentPeer) {
 Coro<void> vanish_body() {
   const ssl::SSLContext sctx = server_context();
   const ssl::SSLContext cctx = client_context();
-  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                          ServerOptions{.ssl = sctx});
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
   for (int i = 0; i < 3; ++i) {
     auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port());
     w.write(std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
@@ -781,8 +783,8 @@ Coro<void> vanish_body() {
     w.transport().abort();
     co_await w.wait_closed();
   }
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   w.write("ok\n");
   EXPECT_EQ(co_await r.readline(), "ok\n");
   w.close();
@@ -806,8 +808,8 @@ Coro<void> cancel_handshake_body() {
       },
       "127.0.0.1", 0);
   const ssl::SSLContext cctx = client_context();
-  auto t = asyncio::create_task(asyncio::open_connection("127.0.0.1", server.port(),
-                                                         ConnectionOptions{.ssl = cctx}));
+  auto t = asyncio::create_task(
+      asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx}));
   co_await asyncio::sleep(0.1);
   EXPECT_FALSE(t.done());
   t.cancel();
@@ -838,8 +840,8 @@ Coro<void> cancel_drain_body() {
         w.close();
       },
       "127.0.0.1", 0, ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   const std::string chunk(1 << 20, 'y');
   std::size_t sent = 0;
   std::optional<asyncio::Task<void>> blocked;
@@ -930,8 +932,9 @@ Coro<void> starttls_errors_body() {
   EXPECT_THROW((void)w.start_tls(sctx, {.server_hostname = "localhost"}), asyncio::ValueError);
   EXPECT_THROW((void)w.start_tls(cctx), asyncio::ValueError);  // check_hostname, no name
   EXPECT_THROW((void)w.start_tls(cctx, {.server_side = true}), asyncio::ValueError);
-  EXPECT_THROW((void)w.start_tls(cctx, {.server_hostname = "localhost", .ssl_handshake_timeout = 0}),
-               asyncio::ValueError);
+  EXPECT_THROW(
+      (void)w.start_tls(cctx, {.server_hostname = "localhost", .ssl_handshake_timeout = 0}),
+      asyncio::ValueError);
   // The peer never answers the handshake: the time-out aborts it and closes the connection.
   std::exception_ptr e;
   try {
@@ -951,7 +954,8 @@ TEST_P(TlsTest, StartTlsChecksAndFailures) {
   run(starttls_errors_body());
 }
 
-// ---- Transports and protocols over TLS ------------------------------------------------------------
+// ---- Transports and protocols over TLS
+// ------------------------------------------------------------
 
 /// A BufferedProtocol (get_buffer/buffer_updated) that collects what arrives.
 struct Collector final : asyncio::BufferedProtocol {
@@ -995,9 +999,9 @@ Coro<void> protocols_body() {
   };
   asyncio::Server server = co_await asyncio::create_server(
       [] { return std::make_shared<Echo>(); }, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
-  auto [t, p] = co_await asyncio::create_connection(
-      [] { return std::make_shared<Collector>(); }, "127.0.0.1", server.port(),
-      ConnectionOptions{.ssl = cctx});
+  auto [t, p] =
+      co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                          server.port(), ConnectionOptions{.ssl = cctx});
   EXPECT_EQ(p->made, 1);
   EXPECT_EQ(p->transport, t.get());
   EXPECT_EQ(t->get_protocol(), p);
@@ -1028,8 +1032,8 @@ Coro<void> loop_start_tls_body() {
       "127.0.0.1", 0);
   auto [plain, p] = co_await asyncio::create_connection(
       [] { return std::make_shared<Collector>(); }, "127.0.0.1", server.port());
-  std::shared_ptr<asyncio::Transport> tls = co_await asyncio::start_tls(
-      plain, p, cctx, {.server_hostname = "localhost"});
+  std::shared_ptr<asyncio::Transport> tls =
+      co_await asyncio::start_tls(plain, p, cctx, {.server_hostname = "localhost"});
   EXPECT_NE(tls, plain);
   EXPECT_EQ(p->made, 1);  // no second connection_made
   EXPECT_THROW((void)co_await asyncio::start_tls(tls, p, cctx, {.server_hostname = "localhost"}),
@@ -1058,8 +1062,8 @@ Coro<void> close_clients_body() {
         co_await forever.wait();
       },
       "127.0.0.1", 0, ServerOptions{.ssl = sctx});
-  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", server.port(),
-                                                  ConnectionOptions{.ssl = cctx});
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
   co_await asyncio::sleep(0.05);
   server.close();
   server.abort_clients();
@@ -1079,7 +1083,8 @@ TEST_P(TlsTest, ServerAbortClientsReachesTlsConnections) {
   run(close_clients_body());
 }
 
-// ---- Option checks (Python's ValueErrors) ----------------------------------------------------------
+// ---- Option checks (Python's ValueErrors)
+// ----------------------------------------------------------
 
 Coro<void> options_body() {
   const ssl::SSLContext sctx = server_context();
@@ -1110,16 +1115,16 @@ Coro<void> options_body() {
   EXPECT_EQ(co_await value_error(
                 asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = cctx})),
             "a server needs a server context (PROTOCOL_TLS_SERVER)");
-  EXPECT_EQ(co_await value_error(asyncio::start_server(
-                echo_handler, "127.0.0.1", 0, ServerOptions{.ssl_shutdown_timeout = 1.0})),
+  EXPECT_EQ(co_await value_error(asyncio::start_server(echo_handler, "127.0.0.1", 0,
+                                                       ServerOptions{.ssl_shutdown_timeout = 1.0})),
             "ssl_shutdown_timeout is only meaningful with ssl");
   // `.ssl = true`: the default context (the system's CAs), which does not trust the test CA.
-  asyncio::Server tls = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                       ServerOptions{.ssl = sctx});
+  asyncio::Server tls =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
   std::exception_ptr e;
   try {
-    auto [r, w] = co_await asyncio::open_connection("127.0.0.1", tls.port(),
-                                                    ConnectionOptions{.ssl = true});
+    auto [r, w] =
+        co_await asyncio::open_connection("127.0.0.1", tls.port(), ConnectionOptions{.ssl = true});
   } catch (...) {
     e = std::current_exception();
   }
@@ -1136,7 +1141,8 @@ TEST_P(TlsTest, OptionsAreChecked) {
 INSTANTIATE_TEST_SUITE_P(Engines, TlsTest, ::testing::Values(Backend::epoll, Backend::io_uring),
                          param_name);
 
-// ---- SSLContext (no loop) ------------------------------------------------------------------------
+// ---- SSLContext (no loop)
+// ------------------------------------------------------------------------
 
 TEST(SslContext, ClientDefaults) {
   ssl::SSLContext ctx;  // Python: SSLContext(PROTOCOL_TLS_CLIENT)
@@ -1186,9 +1192,7 @@ TEST(SslContext, LoadingErrors) {
   // Not a certificate.
   asyncio_test::TempDir dir;
   const std::string junk = dir.file("junk.pem");
-  {
-    std::ofstream(junk) << "not a certificate\n";
-  }
+  { std::ofstream(junk) << "not a certificate\n"; }
   EXPECT_THROW(ctx.load_cert_chain(junk), ssl::SSLError);
   EXPECT_THROW(ctx.load_verify_locations(junk), ssl::SSLError);
   // A certificate with the wrong key.
@@ -1215,10 +1219,10 @@ TEST(SslContext, CertificatesFromMemory) {
   std::string got;
   asyncio::run([](const ssl::SSLContext& s, const ssl::SSLContext& c,
                   std::string& got) -> Coro<void> {
-    asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0,
-                                                            ServerOptions{.ssl = s});
-    auto [r, w] = co_await asyncio::open_connection("localhost", server.port(),
-                                                    ConnectionOptions{.ssl = c});
+    asyncio::Server server =
+        co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = s});
+    auto [r, w] =
+        co_await asyncio::open_connection("localhost", server.port(), ConnectionOptions{.ssl = c});
     w.write("from memory\n");
     got = co_await r.readline();
     w.close();

@@ -24,10 +24,10 @@ namespace asyncio_test {
 struct TestCerts {
   std::string dir;
   std::string ca_pem, ca_key;
-  std::string server_pem, server_key;          // localhost, 127.0.0.1, ::1; signed by the CA
-  std::string wrong_pem, wrong_key;            // wrong.example; signed by the CA
+  std::string server_pem, server_key;            // localhost, 127.0.0.1, ::1; signed by the CA
+  std::string wrong_pem, wrong_key;              // wrong.example; signed by the CA
   std::string self_signed_pem, self_signed_key;  // localhost, signed by itself
-  std::string client_pem, client_key;          // a client certificate signed by the CA
+  std::string client_pem, client_key;            // a client certificate signed by the CA
 
   TestCerts() = default;
   TestCerts(const TestCerts&) = delete;
@@ -84,8 +84,8 @@ inline const TestCerts& certs() {
                 c->server_pem, c->server_key);
     signed_cert("wrong", "wrong.example", "subjectAltName=DNS:wrong.example", c->wrong_pem,
                 c->wrong_key);
-    signed_cert("client", "asyncio-cpp test client", "extendedKeyUsage=clientAuth",
-                c->client_pem, c->client_key);
+    signed_cert("client", "asyncio-cpp test client", "extendedKeyUsage=clientAuth", c->client_pem,
+                c->client_key);
     c->self_signed_pem = path("self.pem");
     c->self_signed_key = path("self.key");
     run_or_throw("openssl req -x509" + key + " -keyout " + c->self_signed_key + " -out " +
