@@ -53,9 +53,10 @@ int take(Call c, std::size_t* len) noexcept {
 
 const char* call_name(Call c) noexcept {
   static constexpr std::array<const char*, static_cast<int>(Call::count_)> names = {
-      "recv",           "send",   "sendmsg",    "read",      "write",          "accept",
-      "connect",        "socket", "epoll_wait", "epoll_ctl", "io_uring_enter", "fstat",
-      "io_uring_setup", "spawn",  "pidfd_open", "recvfrom",  "sendto"};
+      "recv",           "send",    "sendmsg",        "read",       "write",
+      "accept",         "connect", "socket",         "epoll_wait", "epoll_ctl",
+      "io_uring_enter", "fstat",   "io_uring_setup", "spawn",      "pidfd_open",
+      "recvfrom",       "sendto",  "recvmmsg",       "sendmmsg"};
   const auto i = static_cast<std::size_t>(c);
   return i < names.size() ? names[i] : "?";
 }
@@ -144,6 +145,17 @@ long recvfrom(int fd, void* buf, std::size_t n, sockaddr* addr, unsigned* len) n
 long sendto(int fd, const void* buf, std::size_t n, const sockaddr* addr, unsigned len) noexcept {
   if (const int e = enter(Call::sendto); e != 0 && e != EINTR) return -e;
   return retry([&] { return ::sendto(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, addr, len); });
+}
+
+long recvmmsg(int fd, mmsghdr* msgs, unsigned n) noexcept {
+  if (const int e = enter(Call::recvmmsg); e != 0 && e != EINTR) return -e;
+  return retry([&] { return static_cast<long>(::recvmmsg(fd, msgs, n, MSG_DONTWAIT, nullptr)); });
+}
+
+long sendmmsg(int fd, mmsghdr* msgs, unsigned n) noexcept {
+  if (const int e = enter(Call::sendmmsg); e != 0 && e != EINTR) return -e;
+  return retry(
+      [&] { return static_cast<long>(::sendmmsg(fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL)); });
 }
 
 long read(int fd, void* buf, std::size_t n) noexcept {

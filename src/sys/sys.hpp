@@ -15,6 +15,7 @@
 
 struct epoll_event;
 struct iovec;
+struct mmsghdr;
 struct msghdr;
 struct sockaddr;
 
@@ -48,6 +49,8 @@ enum class Call : std::uint8_t {
   pidfd_open,
   recvfrom,
   sendto,
+  recvmmsg,
+  sendmmsg,
   count_  // not a call
 };
 /// "recv", "send"... (for messages).
@@ -121,6 +124,13 @@ long recvfrom(int fd, void* buf, std::size_t n, sockaddr* addr, unsigned* len) n
 /// sendto(MSG_DONTWAIT | MSG_NOSIGNAL) of one datagram (`addr` null: a connected socket's
 /// peer); bytes or -errno.
 long sendto(int fd, const void* buf, std::size_t n, const sockaddr* addr, unsigned len) noexcept;
+/// recvmmsg(MSG_DONTWAIT): up to `n` datagrams into `msgs` (each one's size in msg_len, its
+/// flags and sender in msg_hdr); how many, or -errno (EINTR retried). A planned fault fails the
+/// whole call.
+long recvmmsg(int fd, mmsghdr* msgs, unsigned n) noexcept;
+/// sendmmsg(MSG_DONTWAIT | MSG_NOSIGNAL): the first datagrams of `msgs` that the socket takes;
+/// how many were sent, or -errno when the first one failed (EINTR retried).
+long sendmmsg(int fd, mmsghdr* msgs, unsigned n) noexcept;
 /// read() on a non-blocking fd; bytes or -errno.
 long read(int fd, void* buf, std::size_t n) noexcept;
 /// write() on a non-blocking fd; bytes or -errno. A pipe whose reader is gone raises SIGPIPE
