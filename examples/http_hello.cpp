@@ -2,13 +2,19 @@
 // with keep-alive and pipelining, on one or several loops.
 //
 //   http_hello [--host HOST] [--port PORT] [--loops N] [--backend epoll|io_uring]
-//   http_hello --self-test [--loops N] [--backend epoll|io_uring]
+//              [--tls --cert CERT.pem --key KEY.pem]
+//   http_hello --self-test [--loops N] [--backend epoll|io_uring] [--tls --cert C --key K]
 //
 // Listens on HOST (default 127.0.0.1) and PORT (default 8080; 0: the kernel picks one) and
 // prints "listening on HOST:PORT" as its first line. With --loops N, N threads each run their
 // own event loop with their own start_server() on the same port (ServerOptions::reuse_port, so
 // the kernel spreads the connections among them); the first loop picks the port when PORT is 0.
 // Runs until Ctrl-C. Try: wrk -t2 -c64 http://127.0.0.1:8080/
+//
+// With --tls it serves HTTPS: every loop's start_server() gets `.ssl` = one ssl::SSLContext
+// holding CERT.pem and KEY.pem (one context may serve several loops on several threads), and
+// each connection is answered as below once its TLS handshake is done. Try:
+//     curl --cacert ca.pem https://localhost:8080/ https://localhost:8080/
 //
 // A connection is served by one task: it reads whatever came (reader.read(65536)), answers
 // every complete request in the buffer (a request ends at "\r\n\r\n", then Content-Length bytes
@@ -21,6 +27,8 @@
 // requests over one connection with open_connection (a POST with a body, pipelined with a GET
 // that asks to close, split across two writes), checks both answers and the end of the
 // connection, then does the same for HTTP/1.0 keep-alive; exit 0 when all is as expected.
+// With --tls the self-test's client speaks TLS too, and trusts the certificates in CERT.pem (a
+// self-signed certificate for localhost, or one followed by its CA).
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -32,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -182,8 +191,10 @@ asyncio::Coro<void> handle(asyncio::StreamReader reader, asyncio::StreamWriter w
 /// One event loop on its own thread, serving `host`:`port` with reuse_port until stop().
 class ServerThread {
  public:
-  ServerThread(std::string host, std::uint16_t port, asyncio::RunOptions options)
-      : host_(std::move(host)), port_(port), options_(options) {}
+  /// `tls`: the server's context for HTTPS (null: plain HTTP); it must outlive the thread.
+  ServerThread(std::string host, std::uint16_t port, asyncio::RunOptions options,
+               const asyncio::ssl::SSLContext* tls)
+      : host_(std::move(host)), port_(port), options_(options), tls_(tls) {}
   ServerThread(const ServerThread&) = delete;
   ServerThread& operator=(const ServerThread&) = delete;
   ~ServerThread() { stop(); }
@@ -223,7 +234,7 @@ class ServerThread {
   asyncio::Coro<void> serve() {
     asyncio::Event stop;
     asyncio::Server server =
-        co_await asyncio::start_server(handle, host_, port_, {.reuse_port = true});
+        co_await asyncio::start_server(handle, host_, port_, {.reuse_port = true, .ssl = tls_});
     {
       const std::lock_guard<std::mutex> lock(mu_);
       loop_ = &asyncio::get_running_loop();
@@ -245,6 +256,7 @@ class ServerThread {
   std::string host_;
   std::uint16_t port_;
   asyncio::RunOptions options_;
+  const asyncio::ssl::SSLContext* tls_;  // null: plain HTTP
   std::thread thread_;
   std::promise<std::uint16_t> started_;
   bool published_ = false;  // this thread's own: started_ was set
@@ -255,11 +267,13 @@ class ServerThread {
 };
 
 /// Starts `loops` server loops on one port (the first one picks it when `port` is 0).
+/// With `tls`, they serve HTTPS.
 std::vector<std::unique_ptr<ServerThread>> start_loops(const std::string& host, std::uint16_t& port,
-                                                       int loops, asyncio::RunOptions options) {
+                                                       int loops, asyncio::RunOptions options,
+                                                       const asyncio::ssl::SSLContext* tls) {
   std::vector<std::unique_ptr<ServerThread>> threads;
   for (int i = 0; i < loops; ++i) {
-    threads.push_back(std::make_unique<ServerThread>(host, port, options));
+    threads.push_back(std::make_unique<ServerThread>(host, port, options, tls));
     port = threads.back()->start();
   }
   return threads;
@@ -309,11 +323,17 @@ bool check(const Response& r, const std::string& connection) {
   return ok;
 }
 
-/// Sends `first`, then `second` after a short pause, over one connection; checks the two
-/// answers and that the server closes the connection after the second.
-asyncio::Coro<bool> exchange(std::uint16_t port, std::string first, std::string second,
-                             std::string first_connection) {
-  auto connection = co_await asyncio::open_connection("127.0.0.1", port);
+/// Sends `first`, then `second` after a short pause, over one connection (TLS with `tls`, a
+/// client's context); checks the two answers and that the server closes the connection after
+/// the second.
+asyncio::Coro<bool> exchange(std::uint16_t port, const asyncio::ssl::SSLContext* tls,
+                             std::string first, std::string second, std::string first_connection) {
+  asyncio::ConnectionOptions connect;
+  if (tls != nullptr) {
+    connect.ssl = tls;
+    connect.server_hostname = "localhost";
+  }
+  auto connection = co_await asyncio::open_connection("127.0.0.1", port, connect);
   asyncio::StreamReader reader = connection.first;
   asyncio::StreamWriter writer = connection.second;
   writer.write(first);
@@ -331,7 +351,8 @@ asyncio::Coro<bool> exchange(std::uint16_t port, std::string first, std::string 
   co_return ok&& rest.empty();
 }
 
-asyncio::Coro<int> self_test(std::uint16_t port) {
+/// `tls`: the client's context when the server speaks HTTPS (else null).
+asyncio::Coro<int> self_test(std::uint16_t port, const asyncio::ssl::SSLContext* tls) {
   // HTTP/1.1: a POST with an 11-byte body, pipelined with a GET that asks to close, which is
   // cut in two: the server gets the POST, its body and half the GET in its first read.
   const std::string post = "POST /form HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n\r\n";
@@ -340,11 +361,11 @@ asyncio::Coro<int> self_test(std::uint16_t port) {
               post.substr(0, post.find('\r')).c_str());
   std::printf("> the rest of it: %s with Connection: close\n",
               get.substr(0, get.find('\r')).c_str());
-  bool ok = co_await exchange(port, post + "hello=world" + get.substr(0, 20), get.substr(20),
+  bool ok = co_await exchange(port, tls, post + "hello=world" + get.substr(0, 20), get.substr(20),
                               "keep-alive");
   // HTTP/1.0: keep-alive only when asked for; the second request does not ask.
   std::printf("> GET / HTTP/1.0 (Connection: keep-alive), then GET / HTTP/1.0\n");
-  ok = co_await exchange(port, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+  ok = co_await exchange(port, tls, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
                          "GET / HTTP/1.0\r\n\r\n", "keep-alive") &&
        ok;
   std::printf("%s\n", ok ? "self-test passed" : "self-test FAILED");
@@ -359,6 +380,9 @@ int main(int argc, char** argv) {
   int port = 8080;
   int loops = 1;
   bool test = false;
+  bool tls = false;
+  std::string cert;
+  std::string key;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -375,10 +399,16 @@ int main(int argc, char** argv) {
                                                              : asyncio::Backend::io_uring;
     } else if (arg == "--self-test") {
       test = true;
+    } else if (arg == "--tls") {
+      tls = true;
+    } else if (arg == "--cert" && has_value) {
+      cert = argv[++i];
+    } else if (arg == "--key" && has_value) {
+      key = argv[++i];
     } else {
       std::fprintf(stderr,
                    "usage: %s [--host HOST] [--port PORT] [--loops N] [--backend "
-                   "epoll|io_uring] [--self-test]\n",
+                   "epoll|io_uring] [--tls --cert CERT.pem --key KEY.pem] [--self-test]\n",
                    argv[0]);
       return 2;
     }
@@ -387,20 +417,38 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "http_hello: bad --port or --loops\n");
     return 2;
   }
+  if (tls && (cert.empty() || key.empty())) {
+    std::fprintf(stderr, "http_hello: --tls needs --cert CERT.pem and --key KEY.pem\n");
+    return 2;
+  }
   if (test) {
     host = "127.0.0.1";
     port = 0;
   }
   try {
+    // HTTPS: one server context for every loop (configured before they start), and for the
+    // self-test a client context that trusts the certificates in CERT.pem.
+    std::optional<asyncio::ssl::SSLContext> server_tls;
+    std::optional<asyncio::ssl::SSLContext> client_tls;
+    if (tls) {
+      server_tls.emplace(asyncio::ssl::PROTOCOL_TLS_SERVER);
+      server_tls->load_cert_chain(cert, key);
+      if (test) {
+        client_tls.emplace(asyncio::ssl::PROTOCOL_TLS_CLIENT);
+        client_tls->load_verify_locations(cert);
+      }
+    }
     auto where = static_cast<std::uint16_t>(port);
-    std::vector<std::unique_ptr<ServerThread>> servers = start_loops(host, where, loops, options);
-    std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(where));
+    std::vector<std::unique_ptr<ServerThread>> servers =
+        start_loops(host, where, loops, options, server_tls ? &*server_tls : nullptr);
+    std::printf("listening on %s:%u%s\n", host.c_str(), static_cast<unsigned>(where),
+                tls ? " (HTTPS)" : "");
     std::printf("%d loop%s%s\n", loops, loops == 1 ? " on its own thread" : "s, a thread each",
                 test ? "" : "; Ctrl-C stops");
     std::fflush(stdout);
     int status = 0;
     if (test) {
-      status = asyncio::run(self_test(where), options);
+      status = asyncio::run(self_test(where, client_tls ? &*client_tls : nullptr), options);
     } else {
       try {
         asyncio::run(wait_for_ctrl_c(), options);
