@@ -51,8 +51,9 @@ std::exception_ptr os_error(long err, const char* what) {
   return make_os_error(static_cast<int>(-err), what);
 }
 
-constexpr unsigned kBatch = 32;           // datagrams per recvmmsg()/sendmmsg()
-constexpr std::size_t kSlot = 64 * 1024;  // an IP datagram's payload is at most 65,507 bytes
+constexpr unsigned kBatch = 32;  // datagrams per recvmmsg()/sendmmsg()
+constexpr std::size_t kSlot =
+    std::size_t{64} * 1024;  // an IP datagram's payload is at most 65,507 bytes
 
 /// The thread's batch: recvmmsg()'s slots and headers, reused by sendmmsg(). One thread runs one
 /// loop and a batch is used from one call to the next only, so endpoints share it.

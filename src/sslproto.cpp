@@ -117,14 +117,14 @@ class TlsProtocol final : public BufferedProtocol,
   void run();
   void step();
   void do_handshake();
-  void handshake_complete(std::exception_ptr exc);
+  void handshake_complete(const std::exception_ptr& exc);
   void check_handshake_timeout();
   void do_read();
   void do_write();
   void do_shutdown();
-  void shutdown_complete(std::exception_ptr exc);
+  void shutdown_complete(const std::exception_ptr& exc);
   void call_eof_received();
-  void fatal_error(std::exception_ptr exc, const char* message);
+  void fatal_error(const std::exception_ptr& exc, const char* message);
   void wake_waiter(std::exception_ptr exc);
   void control_app_writing();
 
@@ -277,8 +277,8 @@ BIO_METHOD* bio_method() {
   return method;
 }
 
-constexpr std::size_t kInBufferSize = 64 * 1024;   // ciphertext received at a time
-constexpr std::size_t kPlainTextSize = 64 * 1024;  // decrypted, per data_received()
+constexpr std::size_t kInBufferSize = std::size_t{64} * 1024;   // ciphertext received at a time
+constexpr std::size_t kPlainTextSize = std::size_t{64} * 1024;  // decrypted, per data_received()
 
 }  // namespace
 
@@ -552,7 +552,7 @@ void TlsProtocol::do_handshake() {
   handshake_complete(ssl_connection_error(ssl_, e, settings_.server_hostname));
 }
 
-void TlsProtocol::handshake_complete(std::exception_ptr exc) {
+void TlsProtocol::handshake_complete(const std::exception_ptr& exc) {
   handshake_timer_.cancel();
   if (exc) {
     state_ = State::unwrapped;
@@ -753,7 +753,7 @@ void TlsProtocol::do_shutdown() {
   shutdown_complete(nullptr);
 }
 
-void TlsProtocol::shutdown_complete(std::exception_ptr exc) {
+void TlsProtocol::shutdown_complete(const std::exception_ptr& exc) {
   shutdown_done_ = true;
   shutdown_timer_.cancel();
   if (exc) {
@@ -791,7 +791,7 @@ void TlsProtocol::resume_app_reading() {
   });
 }
 
-void TlsProtocol::fatal_error(std::exception_ptr exc, const char* message) {
+void TlsProtocol::fatal_error(const std::exception_ptr& exc, const char* message) {
   if (plain_ != nullptr) {
     if (!pending_error_) pending_error_ = exc;
     plain_->abort();
