@@ -216,6 +216,10 @@ void openssl_server(const Certs& certs, ServerControl& ctl) {
             break;
           }
         }
+        // Level-triggered: read again only while OpenSSL holds bytes (a record, or the rest of
+        // one); otherwise epoll says when the socket has more. Reading on to WANT_READ would
+        // cost a failed read() and OpenSSL's error path per message, which is not TLS's cost.
+        if (SSL_has_pending(ssl) == 0) break;
       }
     }
   }
