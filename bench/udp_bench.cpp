@@ -103,7 +103,6 @@ Result plain_server(const Options& o) {
   std::thread server([fd, &cpu] {
     const double c0 = thread_cpu_seconds();
     std::vector<char> buf(65536);
-    long n = 0;
     for (;;) {
       sockaddr_storage from{};
       socklen_t flen = sizeof from;
@@ -113,7 +112,6 @@ Result plain_server(const Options& o) {
       if (r == 4 && std::memcmp(buf.data(), "STOP", 4) == 0) break;
       (void)::sendto(fd, buf.data(), static_cast<std::size_t>(r), 0,
                      reinterpret_cast<sockaddr*>(&from), flen);
-      ++n;
     }
     cpu.set_value(thread_cpu_seconds() - c0);
   });
