@@ -9,7 +9,9 @@
 // from the loop's next pass (fairness, as Python reads once per readiness); a short one means the
 // kernel's buffer is drained (a stream socket), so the transport waits for readiness (a poll op)
 // without trying again. A BufferedProtocol is read the same way into the buffer it lends, except
-// on io_uring, where a recv op is submitted into that buffer and the kernel fills it directly.
+// on io_uring, where a recv op is submitted into that buffer and the kernel fills it directly;
+// after a short read that op goes to the kernel at once and waits there for data
+// (IORING_RECVSEND_POLL_FIRST) instead of a poll op first.
 //
 // Writing. write() sends at once when nothing is buffered; what the socket does not take is
 // buffered, and a poll op waits for writability; each time it fires the buffer is sent from.
@@ -390,14 +392,16 @@ class SocketTransport final : public Transport, public IoResource {
   }
 
   /// One receive: a recv into the protocol's memory or the loop's buffer, or (BufferedProtocol
-  /// on io_uring) a recv op into the protocol's buffer.
-  void read_some() {
+  /// on io_uring) a recv op into the protocol's buffer; `drained`: the last receive found the
+  /// socket empty, so that op waits for readiness before it tries.
+  void read_some(bool drained = false) {
     if (medium_ == Medium::write_pipe) return arm_readable();  // watches for the reader's end
     std::span<std::byte> lent;
     if (bproto_ != nullptr) {
       if (!get_buffer(lent)) return;
       if (io_->backend() == Backend::io_uring) {
         received_.set_buffer(lent.data(), lent.size());
+        received_.set_poll_first(drained);
         try {
           received_.start(*io_->engine);
         } catch (...) {
@@ -439,6 +443,12 @@ class SocketTransport final : public Transport, public IoResource {
     if (!reading_active()) return;
     if (k == cap) {
       start_.queue();  // maybe more: read again on the next pass, after the others
+    } else if (bproto_ != nullptr && medium_ == Medium::socket &&
+               io_->backend() == Backend::io_uring) {
+      // A short read drained the socket. io_uring: the next receive goes to the kernel now and
+      // waits there (one submission and one completion per message, not a poll and then a
+      // receive).
+      read_some(true);
     } else {
       arm_readable();  // a short read drained the socket: wait for more
     }

@@ -87,6 +87,10 @@ class IoOp {
   /// registered (epoll's fstat before parking).
   void set_owned_fd(bool owned) noexcept { owned_fd_ = owned; }
   [[nodiscard]] bool owned_fd() const noexcept { return owned_fd_; }
+  /// A hint for a receive: the fd was just found drained, so data can only come later (io_uring
+  /// then waits for readiness before its first try, IORING_RECVSEND_POLL_FIRST; epoll, which
+  /// tries at once, ignores it). Kept until set again.
+  void set_poll_first(bool drained) noexcept { poll_first_ = drained; }
   [[nodiscard]] void* buffer() const noexcept { return buf_; }
   [[nodiscard]] std::size_t length() const noexcept { return len_; }
   [[nodiscard]] const msghdr* message() const noexcept { return msg_; }
@@ -121,6 +125,7 @@ class IoOp {
   bool cancel_requested_ = false;
   bool kicked_ = false;
   bool owned_fd_ = false;
+  bool poll_first_ = false;
   std::uint8_t engine_bits_ = 0;  // the engine's own flags
   int fd_;
   void* buf_ = nullptr;

@@ -35,7 +35,8 @@ namespace asyncio::detail {
 
 class UringEngine final : public IoEngine {
  public:
-  UringEngine(int wakefd, io_uring ring) : ring_(ring) {
+  UringEngine(int wakefd, io_uring ring, bool poll_first)
+      : ring_(ring), poll_first_ok_(poll_first) {
     wake_.fd = wakefd;
     wake_.interest = 1;
     wake_.wake = true;
@@ -54,9 +55,11 @@ class UringEngine final : public IoEngine {
     // next io_uring_enter, and TASKRUN_FLAG tells when some are waiting (see wait()).
     params.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     int r = sys::uring_init(kEntries, &ring, &params);
+    bool recent = true;  // Linux 5.19 or later: IORING_RECVSEND_POLL_FIRST is known too
     if (r == -EINVAL) {  // a kernel older than 5.19: without the optional flags
       params = io_uring_params{};
       r = sys::uring_init(kEntries, &ring, &params);
+      recent = false;
     }
     if (r < 0) {
       why = std::string("io_uring_setup failed: ") + std::strerror(-r);
@@ -68,7 +71,7 @@ class UringEngine final : public IoEngine {
       why = "io_uring is too old (needs IORING_FEAT_NODROP and IORING_FEAT_EXT_ARG, Linux 5.11)";
       return nullptr;
     }
-    return std::make_unique<UringEngine>(wakefd, ring);
+    return std::make_unique<UringEngine>(wakefd, ring, recent);
   }
 
   [[nodiscard]] Backend backend() const noexcept override { return Backend::io_uring; }
@@ -322,6 +325,9 @@ class UringEngine final : public IoEngine {
         break;
       case OpKind::recv:
         io_uring_prep_recv(sqe, op.fd(), op.buf_, op.len_, 0);
+        // The owner knows the socket is drained: the kernel arms its poll at once instead of
+        // first trying a receive that would find nothing.
+        if (op.poll_first_ && poll_first_ok_) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
       case OpKind::send:
         io_uring_prep_send(sqe, op.fd(), op.buf_, op.len_, MSG_NOSIGNAL);
@@ -418,6 +424,7 @@ class UringEngine final : public IoEngine {
   }
 
   io_uring ring_;
+  bool poll_first_ok_;  // the kernel knows IORING_RECVSEND_POLL_FIRST (5.19)
   /// A copy of a message cut short by a planned fault (tests), alive until its op completes.
   struct ShortMessage {
     msghdr msg{};
