@@ -727,6 +727,59 @@ struct EchoAndBadSend final : asyncio::DatagramProtocol {
   void connection_lost(std::exception_ptr) override { done.set(); }
 };
 
+// A datagram to an unroutable address: the kernel's ENETUNREACH from sendto() (made here with
+// the fault seam: whether 192.0.2.1 has a route depends on the machine) reaches error_received()
+// as an OSError naming it, as Python's _SelectorDatagramTransport.sendto reports it; the endpoint
+// stays open and the next datagram leaves. The coroutine socket raises it from sendto().
+Coro<void> unroutable_body() {
+  using asyncio::sys::Call;
+  auto peer = std::make_shared<Recorder>();
+  auto pe = co_await asyncio::create_datagram_endpoint(give(peer),
+                                                       local(SocketAddress::ip("127.0.0.1", 0)));
+  auto p = std::make_shared<Recorder>();
+  auto e =
+      co_await asyncio::create_datagram_endpoint(give(p), local(SocketAddress::ip("127.0.0.1", 0)));
+  asyncio::sys::inject_fault({.call = Call::sendto, .error = ENETUNREACH});
+  e.transport->sendto("lost", SocketAddress::ip("192.0.2.1", 9));
+  asyncio::sys::clear_faults();
+  EXPECT_TRUE(co_await received(*p, 1));
+  EXPECT_EQ(p->errors.size(), 1U);
+  int code = 0;
+  if (!p->errors.empty()) {
+    try {
+      std::rethrow_exception(p->errors.front());
+    } catch (const asyncio::OSError& err) {
+      code = err.code().value();
+    } catch (...) {
+    }
+  }
+  EXPECT_EQ(code, ENETUNREACH);
+  EXPECT_FALSE(e.transport->is_closing());
+  e.transport->sendto("after", pe.transport->sockname());
+  EXPECT_TRUE(co_await received(*peer, 1));
+  EXPECT_EQ(peer->data, std::vector<std::string>{"after"});
+
+  DatagramSocket sock = DatagramSocket::bind(SocketAddress::ip("127.0.0.1", 0));
+  asyncio::sys::inject_fault({.call = Call::sendto, .error = ENETUNREACH});
+  code = 0;
+  try {
+    (void)co_await sock.sendto("lost", SocketAddress::ip("192.0.2.1", 9));
+  } catch (const asyncio::OSError& err) {
+    code = err.code().value();
+  }
+  asyncio::sys::clear_faults();
+  EXPECT_EQ(code, ENETUNREACH);
+  EXPECT_EQ(co_await sock.sendto("after", pe.transport->sockname()), 5U);
+  EXPECT_TRUE(co_await received(*peer, 2));
+  e.transport->close();
+  pe.transport->close();
+  co_await p->done.wait();
+  co_await peer->done.wait();
+}
+TEST_P(DatagramsTest, UnroutableAddressIsReportedAndTheEndpointStaysOpen) {
+  run(unroutable_body());
+}
+
 // A gathered send that fails goes to error_received() and the others of the batch still leave
 // (as sendto()'s own failure would).
 Coro<void> batch_error_body() {
