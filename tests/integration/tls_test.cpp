@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <exception>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -25,8 +26,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <asyncio.hpp>
@@ -1136,6 +1139,170 @@ Coro<void> options_body() {
 }
 TEST_P(TlsTest, OptionsAreChecked) {
   run(options_body());
+}
+
+// ---- Renegotiation ---------------------------------------------------------------------------
+
+/// A blocking TLS 1.2 client on its own thread, plain OpenSSL (not ours: ours cannot ask for a
+/// renegotiation): it echoes "one\n" through the server, then asks to renegotiate. Returns the
+/// echo, then "|renegotiated" or "|refused". Its socket waits at most 20 s per call.
+std::string renegotiating_client(std::uint16_t port) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  (void)SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const timeval limit{.tv_sec = 20, .tv_usec = 0};
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out = "no connection";
+  SSL* s = SSL_new(ctx);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&  // NOLINT
+      SSL_set_fd(s, fd) == 1 && SSL_connect(s) == 1 && SSL_write(s, "one\n", 4) == 4) {
+    char buf[64];
+    const int n = SSL_read(s, buf, sizeof buf);
+    out.assign(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    if (SSL_renegotiate(s) != 1) {
+      out += "|cannot ask";
+    } else {
+      out += SSL_do_handshake(s) == 1 ? "|renegotiated" : "|refused";
+    }
+  }
+  SSL_free(s);
+  ::close(fd);
+  SSL_CTX_free(ctx);
+  return out;
+}
+
+/// What a handler's connection ended with.
+struct HandlerEnd {
+  std::exception_ptr error;
+  asyncio::Event done;
+};
+
+/// An echo handler that records how its connection ended instead of raising.
+Coro<void> recording_echo(std::shared_ptr<HandlerEnd> end, StreamReader r, StreamWriter w) {
+  try {
+    for (;;) {
+      std::string data = co_await r.read(65536);
+      if (data.empty()) break;
+      w.write(data);
+      co_await w.drain();
+    }
+  } catch (...) {
+    end->error = std::current_exception();
+  }
+  w.close();
+  end->done.set();
+}
+
+std::function<Coro<void>(StreamReader, StreamWriter)> recording(std::shared_ptr<HandlerEnd> e) {
+  return
+      [e](StreamReader r, StreamWriter w) { return recording_echo(e, std::move(r), std::move(w)); };
+}
+
+// docs/design/tls.md: renegotiation is refused. A TLS 1.2 client that asks our server for it
+// fails its handshake (OpenSSL 3 servers refuse a client's request unless told otherwise, and
+// SSL_OP_NO_RENEGOTIATION says so again), its connection ends with an SSLError on our side, and
+// the server goes on serving the next client.
+Coro<void> renegotiation_body() {
+  const ssl::SSLContext sctx = server_context();
+  const ssl::SSLContext cctx = client_context();
+  auto end = std::make_shared<HandlerEnd>();
+  asyncio::Server server =
+      co_await asyncio::start_server(recording(end), "127.0.0.1", 0, ServerOptions{.ssl = sctx});
+  const std::string got = co_await asyncio::to_thread(renegotiating_client, server.port());
+  EXPECT_EQ(got, "one\n|refused");
+  co_await end->done.wait();
+  EXPECT_TRUE(holds<ssl::SSLError>(end->error)) << what_of(end->error);
+  // The next client is served.
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
+  w.write("two\n");
+  EXPECT_EQ(co_await r.readline(), "two\n");
+  w.close();
+  co_await w.wait_closed();
+  server.close();
+  co_await server.wait_closed();
+}
+TEST_P(TlsTest, RenegotiationIsRefused) {
+  run(renegotiation_body());
+}
+
+/// A blocking TLS 1.2 server on its own thread, plain OpenSSL: it accepts one client on
+/// `listener`, echoes one read back, then asks that client to renegotiate (a HelloRequest) and
+/// reads on. Returns the echo, then "|renegotiated" or "|refused" (the read failed). Its socket
+/// waits at most 20 s per call.
+std::string renegotiating_server(int listener) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  (void)SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+  (void)SSL_CTX_use_certificate_chain_file(ctx, certs().server_pem.c_str());
+  (void)SSL_CTX_use_PrivateKey_file(ctx, certs().server_key.c_str(), SSL_FILETYPE_PEM);
+  const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  const timeval limit{.tv_sec = 20, .tv_usec = 0};
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  std::string out = "no connection";
+  SSL* s = SSL_new(ctx);
+  char buf[64];
+  int n = 0;
+  if (fd >= 0 && SSL_set_fd(s, fd) == 1 && SSL_accept(s) == 1 &&
+      (n = SSL_read(s, buf, sizeof buf)) > 0 && SSL_write(s, buf, n) == n) {
+    out.assign(buf, static_cast<std::size_t>(n));
+    if (SSL_renegotiate(s) != 1 || SSL_do_handshake(s) != 1) {
+      out += "|cannot ask";
+    } else {
+      out += SSL_read(s, buf, sizeof buf) > 0 ? "|renegotiated" : "|refused";
+    }
+  }
+  SSL_free(s);
+  if (fd >= 0) ::close(fd);
+  SSL_CTX_free(ctx);
+  return out;
+}
+
+// Our client refuses a server's renegotiation (SSL_OP_NO_RENEGOTIATION in every context we
+// make): it answers the HelloRequest with a no_renegotiation alert, which ends the connection;
+// the client's read then fails with an SSLError and nothing is left open.
+Coro<void> server_renegotiation_body() {
+  const ssl::SSLContext cctx = client_context();
+  asyncio_test::FdGuard listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  EXPECT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);  // NOLINT
+  EXPECT_EQ(::listen(listener.get(), 1), 0);
+  (void)::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&sa), &len);  // NOLINT
+  const timeval limit{.tv_sec = 20, .tv_usec = 0};  // accept() waits no longer either
+  (void)::setsockopt(listener.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  asyncio::Future<std::string> server = asyncio::to_thread(renegotiating_server, listener.get());
+  auto [r, w] = co_await asyncio::open_connection("127.0.0.1", ntohs(sa.sin_port),
+                                                  ConnectionOptions{.ssl = cctx});
+  w.write("one\n");
+  EXPECT_EQ(co_await r.readline(), "one\n");
+  std::exception_ptr e;
+  try {
+    (void)co_await r.read(100);
+  } catch (...) {
+    e = std::current_exception();
+  }
+  EXPECT_TRUE(holds<ssl::SSLError>(e)) << what_of(e);
+  EXPECT_EQ(co_await server, "one\n|refused");
+  w.close();
+  std::exception_ptr closed;  // wait_closed() raises what ended the connection, as in Python
+  try {
+    co_await w.wait_closed();
+  } catch (...) {
+    closed = std::current_exception();
+  }
+  EXPECT_TRUE(holds<ssl::SSLError>(closed)) << what_of(closed);
+}
+TEST_P(TlsTest, ServerRenegotiationIsRefused) {
+  run(server_renegotiation_body());
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, TlsTest, ::testing::Values(Backend::epoll, Backend::io_uring),
