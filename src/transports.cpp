@@ -4,14 +4,17 @@
 // "Transports".
 //
 // Reading. A Protocol gets views of the loop's shared receive buffer: the transport calls recv
-// itself when the socket may be readable (at first, and after each readiness wait), so an idle
-// connection holds no buffer at all. A recv that fills the buffer is followed by another one
-// from the loop's next pass (fairness, as Python reads once per readiness); a short one means the
-// kernel's buffer is drained (a stream socket), so the transport waits for readiness (a poll op)
-// without trying again. A BufferedProtocol is read the same way into the buffer it lends, except
-// on io_uring, where a recv op is submitted into that buffer and the kernel fills it directly;
-// after a short read that op goes to the kernel at once and waits there for data
-// (IORING_RECVSEND_POLL_FIRST) instead of a poll op first.
+// itself when the socket may be readable (at first, and after each readiness wait), so a
+// connection that never sent holds no buffer at all. A recv that fills the buffer is followed by
+// another one from the loop's next pass (fairness, as Python reads once per readiness); a short
+// one means the kernel's buffer is drained (a stream socket), so on epoll the transport waits
+// for readiness (a poll op) without trying again. A BufferedProtocol is read the same way into
+// the buffer it lends. On io_uring, after a short read, the next receive goes to the kernel at
+// once as a recv op that waits there for data (IORING_RECVSEND_POLL_FIRST) instead of a poll op
+// and then a recv: into the buffer a BufferedProtocol lends, or for a Protocol into the
+// transport's own 1 KiB buffer (kSmallReceive: a request or a chat line fits; a fuller one is
+// followed by ordinary recvs into the shared buffer). Bytes such an op brings while reading is
+// paused are held and delivered by resume_reading().
 //
 // Writing. write() sends at once when nothing is buffered; what the socket does not take is
 // buffered, and a poll op waits for writability; each time it fires the buffer is sent from.
@@ -369,7 +372,12 @@ class SocketTransport final : public Transport, public IoResource {
     if (reading_active()) {
       if (pending_updated_ > 0) {
         const std::size_t n = std::exchange(pending_updated_, 0);
-        if (!deliver_updated(n)) return maybe_release();
+        if (small_ && received_.buffer() == small_.get()) {
+          handover(small_.get(), n);  // to whichever protocol is current now
+          if (closing_) return maybe_release();
+        } else if (!deliver_updated(n)) {
+          return maybe_release();
+        }
       }
       if (reading_active() && !readable_.busy() && !received_.busy()) read_some();
     }
@@ -443,14 +451,30 @@ class SocketTransport final : public Transport, public IoResource {
     if (!reading_active()) return;
     if (k == cap) {
       start_.queue();  // maybe more: read again on the next pass, after the others
-    } else if (bproto_ != nullptr && medium_ == Medium::socket &&
-               io_->backend() == Backend::io_uring) {
+    } else if (medium_ == Medium::socket && io_->backend() == Backend::io_uring) {
       // A short read drained the socket. io_uring: the next receive goes to the kernel now and
       // waits there (one submission and one completion per message, not a poll and then a
       // receive).
-      read_some(true);
+      if (bproto_ != nullptr) {
+        read_some(true);
+      } else {
+        receive_small();
+      }
     } else {
       arm_readable();  // a short read drained the socket: wait for more
+    }
+  }
+
+  /// io_uring, a Protocol: a recv op into the transport's own small buffer that waits in the
+  /// kernel for the next message; a full buffer is followed by ordinary receives (got()).
+  void receive_small() {
+    if (!small_) small_ = std::make_unique<char[]>(kSmallReceive);
+    received_.set_buffer(small_.get(), kSmallReceive);
+    received_.set_poll_first(true);
+    try {
+      received_.start(*io_->engine);
+    } catch (...) {
+      fatal_error(std::current_exception(), "Fatal error: cannot receive");
     }
   }
 
@@ -483,7 +507,7 @@ class SocketTransport final : public Transport, public IoResource {
     return true;
   }
 
-  /// A recv op (BufferedProtocol on io_uring) completed.
+  /// A recv op (io_uring: a BufferedProtocol's, or a Protocol's small one) completed.
   void on_received(long r) {
     std::shared_ptr<BaseProtocol> old = std::move(retained_);
     if (r == -ECANCELED || (r > 0 && closing_)) {
@@ -752,7 +776,11 @@ class SocketTransport final : public Transport, public IoResource {
   std::string wbuf_;
   std::size_t wpos_ = 0;
   FlowControl flow_;
-  std::size_t pending_updated_ = 0;  // bytes received into a BufferedProtocol while paused
+  std::size_t pending_updated_ = 0;  // bytes received by a recv op while paused
+  /// A Protocol's recv op buffer (io_uring), made at its first short read: 1 KiB per connection
+  /// that has received (idle keep-alive connections: 3.5 KiB each in all, bench/RESULTS.md).
+  static constexpr std::size_t kSmallReceive = 1024;
+  std::unique_ptr<char[]> small_;
   int conn_lost_ = 0;
   bool made_ = false;
   bool closing_ = false;

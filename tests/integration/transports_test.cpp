@@ -1318,6 +1318,31 @@ TEST_P(Transports, PauseReadingStopsDataAndResumeDeliversAll) {
   run(pause_resume_reading());
 }
 
+// Bytes that reach the socket just before pause_reading(): on io_uring the transport's receive
+// is already in the kernel and takes them (its completion comes after the pause); they are held
+// and delivered, in order, by resume_reading(). On epoll nothing was read yet. Either way none
+// arrives while paused, and none is lost.
+Coro<void> pause_after_arrival() {
+  Link<Rec> l = co_await tcp_link<Rec>();
+  co_await asyncio::sock_sendall(l.peer.get(), "one;");
+  CO_WAIT([&] { return l.p->data == "one;"; });
+  co_await pause_for(0.05);  // the next receive now waits in the kernel (io_uring)
+  EXPECT_EQ(::send(l.peer.get(), "two;", 4, MSG_NOSIGNAL), 4);  // loopback: queued at once
+  l.t->pause_reading();
+  co_await pause_for(0.1);
+  EXPECT_EQ(l.p->data, "one;");
+  l.t->resume_reading();
+  co_await asyncio::sock_sendall(l.peer.get(), "three;");
+  CO_WAIT([&] { return l.p->data.size() >= 14; });
+  EXPECT_EQ(l.p->data, "one;two;three;");
+  l.t->close();
+  CO_WAIT([&] { return l.p->lost > 0; });
+}
+
+TEST_P(Transports, PauseJustAfterBytesArrivedHoldsThemUntilResume) {
+  run(pause_after_arrival());
+}
+
 Coro<void> pause_reading_holds_eof() {
   Link<Rec> l = co_await tcp_link<Rec>();
   l.t->pause_reading();
