@@ -70,8 +70,6 @@ constexpr std::size_t kMessage = std::size_t{1} << 20;
 /// How many messages each way.
 constexpr int kMessages = 4;
 
-// ---- Engines -----------------------------------------------------------------------------------
-
 // ---- Child processes ---------------------------------------------------------------------------
 
 using asyncio_test::Child;
