@@ -408,14 +408,7 @@ class SocketTransport final : public Transport, public IoResource {
     if (bproto_ != nullptr) {
       if (!get_buffer(lent)) return;
       if (io_->backend() == Backend::io_uring) {
-        received_.set_buffer(lent.data(), lent.size());
-        received_.set_poll_first(drained);
-        try {
-          received_.start(*io_->engine);
-        } catch (...) {
-          fatal_error(std::current_exception(), "Fatal error: cannot receive");
-        }
-        return;
+        return start_receive(lent.data(), lent.size(), drained);
       }
     }
     char* buf = lent.empty() ? io_->read_buffer() : reinterpret_cast<char*>(lent.data());
@@ -469,8 +462,13 @@ class SocketTransport final : public Transport, public IoResource {
   /// kernel for the next message; a full buffer is followed by ordinary receives (got()).
   void receive_small() {
     if (!small_) small_ = std::make_unique<char[]>(kSmallReceive);
-    received_.set_buffer(small_.get(), kSmallReceive);
-    received_.set_poll_first(true);
+    start_receive(small_.get(), kSmallReceive, true);
+  }
+
+  /// Submits the recv op (io_uring) into `buf`; `drained`: wait for readiness before trying.
+  void start_receive(void* buf, std::size_t len, bool drained) {
+    received_.set_buffer(buf, len);
+    received_.set_poll_first(drained);
     try {
       received_.start(*io_->engine);
     } catch (...) {

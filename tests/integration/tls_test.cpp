@@ -107,6 +107,16 @@ Coro<std::string> value_error(Coro<T> c) {
   co_return "<no error>";
 }
 
+/// One line through the TLS echo server at `port`: it still serves new clients.
+Coro<void> expect_serves(std::uint16_t port, const ssl::SSLContext& cctx, std::string line) {
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", port, ConnectionOptions{.ssl = cctx});
+  w.write(line);
+  EXPECT_EQ(co_await r.readline(), line);
+  w.close();
+  co_await w.wait_closed();
+}
+
 /// A pattern of `n` bytes that a shifted or lost byte would break.
 std::string pattern(std::size_t n) {
   std::string s(n, '\0');
@@ -674,12 +684,7 @@ Coro<void> plaintext_peer_body() {
     w.close();
     co_await w.wait_closed();
   }
-  auto [r, w] =
-      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
-  w.write("still serving\n");
-  EXPECT_EQ(co_await r.readline(), "still serving\n");
-  w.close();
-  co_await w.wait_closed();
+  co_await expect_serves(server.port(), cctx, "still serving\n");
   server.close();
   co_await server.wait_closed();
 }
@@ -1218,13 +1223,7 @@ Coro<void> renegotiation_body() {
   EXPECT_EQ(got, "one\n|refused");
   co_await end->done.wait();
   EXPECT_TRUE(holds<ssl::SSLError>(end->error)) << what_of(end->error);
-  // The next client is served.
-  auto [r, w] =
-      co_await asyncio::open_connection("127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx});
-  w.write("two\n");
-  EXPECT_EQ(co_await r.readline(), "two\n");
-  w.close();
-  co_await w.wait_closed();
+  co_await expect_serves(server.port(), cctx, "two\n");  // the next client is served
   server.close();
   co_await server.wait_closed();
 }
