@@ -52,6 +52,9 @@ class FlowControl {
     return {low_, high_};
   }
 
+  /// The protocol was told to pause writing and not yet to resume.
+  [[nodiscard]] bool paused() const noexcept { return paused_; }
+
   /// Python: _maybe_pause_protocol: pause_writing() once `buffered` is above the high-water
   /// mark; an error it throws goes to `report(exc, message)` (KeyboardInterrupt goes through).
   template <class Report>

@@ -16,8 +16,14 @@
 // followed by ordinary recvs into the shared buffer). Bytes such an op brings while reading is
 // paused are held and delivered by resume_reading().
 //
-// Writing. write() sends at once when nothing is buffered; what the socket does not take is
-// buffered, and a poll op waits for writability; each time it fires the buffer is sent from.
+// Writing. epoll (and pipes): write() sends at once when nothing is buffered; what the socket
+// does not take is buffered, and a poll op waits for writability; each time it fires the buffer
+// is sent from. io_uring (sockets): write() copies the bytes and submits a send op, which goes to
+// the kernel with the loop's next io_uring_enter, so a request/response exchange costs no system
+// call of its own (a write of kDirectSend bytes or more is tried with send() first, to save the
+// copy). The send op owns `sending_` until it completes; what is written meanwhile waits in
+// `wbuf_` and follows in the next send op. The bytes a send op holds count as buffered
+// (get_write_buffer_size), as Python's proactor transport counts the writes in flight.
 //
 // Every completion that needs the transport runs from the ready queue (an OwnedOp is both the
 // engine's operation and the queue's entry), never from inside the engine's wait().
@@ -125,7 +131,10 @@ class SocketTransport final : public Transport, public IoResource {
         readable_(OpKind::poll_in, fd, *this, &SocketTransport::on_readable, ready_queue_of(loop)),
         received_(medium == Medium::socket ? OpKind::recv : OpKind::read, fd, *this,
                   &SocketTransport::on_received, ready_queue_of(loop)),
-        writable_(OpKind::poll_out, fd, *this, &SocketTransport::on_writable, ready_queue_of(loop)),
+        writable_(ring_send(io_of(loop), medium) ? OpKind::send : OpKind::poll_out, fd, *this,
+                  ring_send(io_of(loop), medium) ? &SocketTransport::on_sent
+                                                 : &SocketTransport::on_writable,
+                  ready_queue_of(loop)),
         start_(*this, &SocketTransport::on_start, ready_queue_of(loop)),
         lost_(*this, &SocketTransport::on_lost, ready_queue_of(loop)) {
     server_hook_.self = this;
@@ -233,7 +242,12 @@ class SocketTransport final : public Transport, public IoResource {
       ++conn_lost_;  // Python warns after 5 such writes ("socket.send() raised exception.")
       return;
     }
-    if (dead_) return;      // the loop is gone
+    if (dead_) return;  // the loop is gone
+    if (writable_.kind() == OpKind::send) {
+      write_through_ring(pieces, total);
+      maybe_pause_protocol();
+      return;
+    }
     std::size_t skip = 0;   // bytes of `pieces` the socket took at once
     bool took_all = false;  // it took all it was offered (sendmsg's iovec cap stopped it)
     if (buffered() == 0) {
@@ -306,10 +320,27 @@ class SocketTransport final : public Transport, public IoResource {
     conn_lost_ = std::max(conn_lost_, 1);
     wbuf_.clear();
     wpos_ = 0;
+    sending_.clear();
+    spos_ = 0;
     lost_done_ = true;
     maybe_release();
   }
   void on_discarded() noexcept { maybe_release(); }
+
+  /// io_uring: a send op that sent all it held, with nothing written behind it and nobody to
+  /// tell (not closing, no write_eof, the protocol not paused for writing), is finished here,
+  /// inside the engine's wait, without a pass through the ready queue: a request/response
+  /// server's every response. Anything else goes to on_sent().
+  bool completes_inline(const IoOp& op) noexcept {
+    if (&op != &writable_ || op.kind() != OpKind::send || op.result() <= 0) return false;
+    if (closing_ || eof_ || conn_lost_ > 0 || wpos_ != wbuf_.size() || flow_.paused()) {
+      return false;
+    }
+    if (static_cast<std::size_t>(op.result()) != sending_.size() - spos_) return false;
+    sending_.clear();
+    spos_ = 0;
+    return true;
+  }
 
   ServerHook server_hook_;
 
@@ -317,7 +348,13 @@ class SocketTransport final : public Transport, public IoResource {
   friend class OwnedOp<SocketTransport>;
   friend class OwnedCall<SocketTransport>;
 
-  [[nodiscard]] std::size_t buffered() const noexcept { return wbuf_.size() - wpos_; }
+  [[nodiscard]] std::size_t buffered() const noexcept {
+    return wbuf_.size() - wpos_ + sending_.size() - spos_;
+  }
+  /// io_uring sockets send through the ring (a send op); epoll and pipes wait for writability.
+  static bool ring_send(const LoopIo& io, Medium medium) noexcept {
+    return medium == Medium::socket && io.backend() == Backend::io_uring;
+  }
   [[nodiscard]] bool reading_active() const noexcept {
     return !paused_ && !closing_ && !eof_received_;
   }
@@ -644,15 +681,92 @@ class SocketTransport final : public Transport, public IoResource {
     } else {
       wbuf_.clear();
       wpos_ = 0;
-      if (closing_) {
-        if (conn_lost_ == 0) {
-          ++conn_lost_;
-          schedule_lost(nullptr);
-        }
-      } else if (eof_) {
-        (void)sys::shutdown(fd_, SHUT_WR);
-      }
+      finish_writing();
     }
+    maybe_release();
+  }
+
+  /// The buffer is empty: a close() that waited for it completes, a write_eof() shuts down.
+  void finish_writing() noexcept {
+    if (closing_) {
+      if (conn_lost_ == 0) {
+        ++conn_lost_;
+        schedule_lost(nullptr);
+      }
+    } else if (eof_) {
+      (void)sys::shutdown(fd_, SHUT_WR);
+    }
+  }
+
+  /// io_uring: the bytes go to `sending_` and a send op, or (a send op is busy) to `wbuf_`,
+  /// behind it. A large write with nothing buffered is tried with send() first.
+  void write_through_ring(std::span<const std::string_view> pieces, std::size_t total) {
+    if (writable_.busy() || buffered() > 0) {
+      append(pieces, 0);
+      return;
+    }
+    std::size_t skip = 0;
+    if (total >= kDirectSend) {
+      std::size_t offered = 0;
+      const long n = send_now(pieces, offered);
+      if (n < 0 && n != -EAGAIN) {
+        fatal_error(make_os_error(n, "send"), write_error());
+        return;
+      }
+      if (n > 0) skip = static_cast<std::size_t>(n);
+      if (skip == total) return;
+    }
+    sending_.clear();
+    spos_ = 0;
+    for (std::string_view p : pieces) {
+      if (skip >= p.size()) {
+        skip -= p.size();
+        continue;
+      }
+      sending_.append(p.substr(skip));
+      skip = 0;
+    }
+    start_send();
+  }
+
+  /// Submits the send op for what is left of `sending_`.
+  void start_send() {
+    writable_.set_buffer(sending_.data() + spos_, sending_.size() - spos_);
+    try {
+      writable_.start(*io_->engine);
+    } catch (...) {
+      fatal_error(std::current_exception(), "Fatal error: cannot send");
+    }
+  }
+
+  /// io_uring: a send op completed (bytes sent, or -errno).
+  void on_sent(long r) {
+    if (r == -ECANCELED || conn_lost_ > 0) {
+      // Cancelled (abort), or the connection ended while the kernel held the bytes.
+      sending_.clear();
+      spos_ = 0;
+      return maybe_release();
+    }
+    if (r < 0) {
+      sending_.clear();
+      spos_ = 0;
+      wbuf_.clear();
+      wpos_ = 0;
+      fatal_error(make_os_error(r, "send"), write_error());
+      return maybe_release();
+    }
+    spos_ += static_cast<std::size_t>(r);
+    if (spos_ >= sending_.size()) {
+      // All sent: what was written meanwhile goes next (the buffers trade places, keeping
+      // their memory).
+      sending_.clear();
+      spos_ = 0;
+      sending_.swap(wbuf_);
+      spos_ = std::exchange(wpos_, 0);
+    }
+    if (spos_ < sending_.size()) start_send();
+    maybe_resume_protocol();  // may write: behind the op just started, or a new one
+    if (buffered() == 0 && !writable_.busy()) finish_writing();
     maybe_release();
   }
 
@@ -689,6 +803,9 @@ class SocketTransport final : public Transport, public IoResource {
     if (buffered() > 0) {
       wbuf_.clear();
       wpos_ = 0;
+      // A send op's bytes stay where they are until the kernel lets go (on_sent); they no
+      // longer count.
+      spos_ = sending_.size();
     }
     if (writable_.parked()) io_->engine->cancel(writable_);
     if (!closing_) {
@@ -771,8 +888,13 @@ class SocketTransport final : public Transport, public IoResource {
   OwnedCall<SocketTransport> start_;  // read on the next pass
   OwnedCall<SocketTransport> lost_;   // connection_lost on the next pass
   std::exception_ptr lost_exc_;
-  std::string wbuf_;
+  std::string wbuf_;  // bytes waiting (epoll: for writability; io_uring: behind the send op)
   std::size_t wpos_ = 0;
+  std::string sending_;  // io_uring: the bytes the send op holds, from spos_
+  std::size_t spos_ = 0;
+  /// io_uring: a write at least this large, with nothing buffered, tries send() at once (no
+  /// copy for the part the socket takes).
+  static constexpr std::size_t kDirectSend = 16384;
   FlowControl flow_;
   std::size_t pending_updated_ = 0;  // bytes received by a recv op while paused
   /// A Protocol's recv op buffer (io_uring), made at its first short read: 1 KiB per connection

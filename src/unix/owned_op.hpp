@@ -4,6 +4,7 @@
 // the engine's wait().
 #pragma once
 
+#include <concepts>
 #include <string>
 
 #include "asyncio/detail/ready_queue.hpp"
@@ -15,6 +16,10 @@ namespace asyncio::detail {
 /// An operation owned by `Owner` that is also its own ready-queue entry: when the engine
 /// completes it (later, from wait(), or at once from submit()) it queues itself, and the loop
 /// then calls (owner.*handler)(result). `busy()` while the engine or the queue holds it.
+///
+/// An owner with `bool completes_inline(const IoOp&) noexcept` may take a completion from
+/// wait() at once instead (returning true): only bookkeeping, no user code and nothing that
+/// could destroy the owner (a transport's send op that sent everything and has nobody to tell).
 template <class Owner>
 class OwnedOp final : public IoOp, public Runnable {
  public:
@@ -61,6 +66,11 @@ class OwnedOp final : public IoOp, public Runnable {
  private:
   void on_complete() noexcept override {
     if (in_submit_) return;  // start() queues it
+    if constexpr (requires(Owner& o, const IoOp& op) {
+                    { o.completes_inline(op) } -> std::same_as<bool>;
+                  }) {
+      if (owner_->completes_inline(*this)) return;
+    }
     queue(result());
   }
 
