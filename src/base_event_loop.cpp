@@ -151,6 +151,10 @@ void EventLoop::run_forever() {
     Running(const Running&) = delete;
     Running& operator=(const Running&) = delete;
     ~Running() {
+      // What was submitted in the last pass (io_uring: a write's send op) goes to the kernel
+      // now, not at the next run: Python's write() sends at once, and a peer may be waiting for
+      // the bytes while this loop is stopped.
+      loop->core_.io().flush();
       loop->core_.clear_stopping();
       loop->running_ = false;
       loop->thread_id_.store(std::thread::id(), std::memory_order_relaxed);

@@ -174,6 +174,11 @@ class IoEngine {
   /// The library is about to close `fd` (an fd it owns): drops the engine's state for it. Ops
   /// parked on it must be done or cancelled first.
   virtual void forget(int fd) noexcept = 0;
+  /// Hands the kernel what was submitted but not yet sent, without waiting (io_uring: the SQEs
+  /// queued since the last wait; a transport's send op among them). The loop calls it when it
+  /// stops running, so that bytes written just before do not wait for its next run. epoll
+  /// submits at once and has nothing to do.
+  virtual void flush() noexcept {}
 
   // -- Level-triggered watches ----------------------------------------------------------------
   /// Sets the watch on `fd` (both false: no watch). Python's selector semantics: reported at

@@ -96,6 +96,8 @@ struct LoopIo {
   }
   /// Gets back every operation the kernel still owns (the loop is about to destroy frames).
   void quiesce() noexcept { engine->quiesce(); }
+  /// Sends the engine's queued submissions now (the loop stops running).
+  void flush() noexcept { engine->flush(); }
   /// The engine running.
   [[nodiscard]] Backend backend() const noexcept { return engine->backend(); }
 

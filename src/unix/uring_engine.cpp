@@ -169,6 +169,10 @@ class UringEngine final : public IoEngine {
 
   void forget(int /*fd*/) noexcept override {}  // the queues hold nothing once their ops are done
 
+  void flush() noexcept override {
+    if (io_uring_sq_ready(&ring_) > 0) (void)sys::uring_submit(&ring_);
+  }
+
   void update(int fd, bool read, bool write) override {
     if (fd < 0) throw ValueError("Invalid file descriptor: " + std::to_string(fd));
     const std::uint8_t interest = (read ? 1U : 0U) | (write ? 2U : 0U);

@@ -3049,6 +3049,50 @@ void poke(Transport& t) {
   t.abort();
 }
 
+/// Connects to `port`.
+Coro<void> connect_to(std::uint16_t port, std::shared_ptr<Transport>* out) {
+  auto conn = co_await asyncio::create_connection(make<Rec>(), "127.0.0.1", port);
+  *out = std::move(conn.transport);
+}
+
+// Python's write() sends at once. io_uring's send op goes to the kernel with the loop's next
+// wait, so a loop that stops in the pass that wrote (a callback writes, then stop()) hands it
+// over as it stops: a peer waiting for the bytes gets them while the loop is not running.
+TEST_P(Transports, WriteJustBeforeTheLoopStopsIsSentWhileItIsStopped) {
+  const std::size_t before = open_fds();
+  {
+    asyncio_test::Listener listener;
+    auto loop = asyncio::new_event_loop(options());
+    std::shared_ptr<Transport> t;
+    loop->run_until_complete(connect_to(listener.port, &t));
+    ASSERT_TRUE(t);
+    const std::string text = "sent while the loop is stopped";
+    EventLoop* l = loop.get();
+    loop->call_soon([&t, &text, l] {
+      t->write(text);
+      l->stop();  // the loop ends with this pass
+    });
+    loop->run_forever();
+    FdGuard peer(::accept(listener.fd.get(), nullptr, nullptr));
+    ASSERT_GE(peer.get(), 0);
+    ASSERT_EQ(::fcntl(peer.get(), F_SETFL, 0), 0);  // blocking (the listener's flags may pass on)
+    const timeval limit{5, 0};
+    ASSERT_EQ(::setsockopt(peer.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit), 0);
+    std::string got;
+    char buf[64];
+    while (got.size() < text.size()) {  // blocking, at most 5 s per recv
+      const ssize_t n = ::recv(peer.get(), buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    EXPECT_EQ(got, text);
+    t->close();
+    loop->run_until_complete(passes(3));
+    loop->close();
+  }
+  EXPECT_EQ(open_fds(), before);
+}
+
 TEST_P(Transports, LoopClosingWithOpenTransportsAndServers) {
   const std::size_t before = open_fds();
   {
