@@ -135,6 +135,8 @@ class SocketTransport final : public Transport, public IoResource {
                   ring_send(io_of(loop), medium) ? &SocketTransport::on_sent
                                                  : &SocketTransport::on_writable,
                   ready_queue_of(loop)),
+        stream_(OpKind::recv_multi, fd, *this, &SocketTransport::on_stream_end,
+                ready_queue_of(loop)),
         start_(*this, &SocketTransport::on_start, ready_queue_of(loop)),
         lost_(*this, &SocketTransport::on_lost, ready_queue_of(loop)) {
     server_hook_.self = this;
@@ -219,7 +221,8 @@ class SocketTransport final : public Transport, public IoResource {
   void resume_reading() override {
     if (closing_ || !paused_) return;
     paused_ = false;
-    if (pending_updated_ > 0 || !(readable_.busy() || received_.busy() || start_.queued())) {
+    if ((pending_updated_ > 0 || !inbox_.empty() || eof_pending_ || !receiving()) &&
+        !start_.queued()) {
       start_.queue();
     }
   }
@@ -305,7 +308,7 @@ class SocketTransport final : public Transport, public IoResource {
     dead_ = true;
     closing_ = true;
     for (IoOp* op : {static_cast<IoOp*>(&readable_), static_cast<IoOp*>(&received_),
-                     static_cast<IoOp*>(&writable_)}) {
+                     static_cast<IoOp*>(&writable_), static_cast<IoOp*>(&stream_)}) {
       if (op->state() == OpState::parked) io_->engine->abandon(*op);
     }
     if (fd_ >= 0) {
@@ -388,6 +391,10 @@ class SocketTransport final : public Transport, public IoResource {
   void stop_reading() noexcept {
     if (readable_.parked()) io_->engine->cancel(readable_);
     if (received_.parked()) io_->engine->cancel(received_);
+    if (stream_.parked()) io_->engine->cancel(stream_);
+  }
+  [[nodiscard]] bool receiving() const noexcept {
+    return readable_.busy() || received_.busy() || stream_.busy();
   }
 
   void arm_readable() {
@@ -416,7 +423,47 @@ class SocketTransport final : public Transport, public IoResource {
           return maybe_release();
         }
       }
-      if (reading_active() && !readable_.busy() && !received_.busy()) read_some();
+      if (!inbox_.empty() && reading_active()) {
+        handover(inbox_.data(), inbox_.size());  // stream_'s messages, to the current protocol
+        inbox_.clear();
+        if (closing_) return maybe_release();
+      }
+      if (eof_pending_ && reading_active()) {
+        eof_pending_ = false;
+        on_eof();
+        return maybe_release();
+      }
+      if (reading_active() && !receiving()) read_some();
+    }
+    maybe_release();
+  }
+
+  /// stream_ brought a message (from inside the engine's wait): kept for on_start(), which the
+  /// loop runs next (dropped once the transport is closing, as Python drops what comes after
+  /// close()).
+  void on_stream_data(const char* data, std::size_t n) noexcept {
+    if (closing_) return;
+    try {
+      inbox_.append(data, n);
+      if (!start_.queued()) start_.queue();
+    } catch (...) {  // out of memory: the connection cannot go on
+      force_close(std::current_exception());
+    }
+  }
+
+  /// stream_ stopped: end of file, an error, cancelled (pause, close), or the kernel stopped it
+  /// (-EAGAIN: arm again). Its messages were queued before this (on_start runs first).
+  void on_stream_end(long r) {
+    if (r == 0 && !closing_) {
+      if (paused_ || !inbox_.empty()) {
+        eof_pending_ = true;  // after the messages, once reading resumes
+      } else {
+        on_eof();
+      }
+    } else if (r < 0 && r != -ECANCELED && r != -EAGAIN && r != -ENOBUFS && !closing_) {
+      fatal_error(make_os_error(r, "recv"), read_error());
+    } else if (reading_active() && inbox_.empty() && !receiving() && !start_.queued()) {
+      read_some();
     }
     maybe_release();
   }
@@ -487,11 +534,22 @@ class SocketTransport final : public Transport, public IoResource {
       // receive).
       if (bproto_ != nullptr) {
         read_some(true);
+      } else if (io_->engine->multishot_receives()) {
+        start_stream();
       } else {
         receive_small();
       }
     } else {
       arm_readable();  // a short read drained the socket: wait for more
+    }
+  }
+
+  /// io_uring, a Protocol: the multishot receive (each message to on_stream_data()).
+  void start_stream() {
+    try {
+      stream_.start(*io_->engine);
+    } catch (...) {
+      fatal_error(std::current_exception(), "Fatal error: cannot receive");
     }
   }
 
@@ -853,7 +911,7 @@ class SocketTransport final : public Transport, public IoResource {
   /// Once connection_lost has run and no operation is held by the engine or the queue: closes
   /// the socket and drops the loop's reference (which may destroy this: nothing after it).
   void maybe_release() noexcept {
-    if (!lost_done_ || readable_.busy() || received_.busy() || writable_.busy() ||
+    if (!lost_done_ || readable_.busy() || received_.busy() || writable_.busy() || stream_.busy() ||
         start_.queued() || lost_.queued()) {
       return;
     }
@@ -885,6 +943,8 @@ class SocketTransport final : public Transport, public IoResource {
   OwnedOp<SocketTransport> readable_;
   OwnedOp<SocketTransport> received_;
   OwnedOp<SocketTransport> writable_;
+  /// io_uring, a Protocol: the multishot receive that stays armed after the first short read.
+  OwnedOp<SocketTransport> stream_;
   OwnedCall<SocketTransport> start_;  // read on the next pass
   OwnedCall<SocketTransport> lost_;   // connection_lost on the next pass
   std::exception_ptr lost_exc_;
@@ -897,6 +957,8 @@ class SocketTransport final : public Transport, public IoResource {
   static constexpr std::size_t kDirectSend = 16384;
   FlowControl flow_;
   std::size_t pending_updated_ = 0;  // bytes received by a recv op while paused
+  std::string inbox_;                // io_uring: what stream_ brought, delivered by on_start()
+  bool eof_pending_ = false;         // stream_ ended at EOF while inbox_ waited (paused)
   /// A Protocol's recv op buffer (io_uring), made at its first short read: 1 KiB per connection
   /// that has received (idle keep-alive connections: 3.5 KiB each in all, bench/RESULTS.md).
   static constexpr std::size_t kSmallReceive = 1024;

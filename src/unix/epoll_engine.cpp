@@ -366,6 +366,7 @@ long IoOp::perform() noexcept {
       return sys::write(fd_, buf_, len_);
     case OpKind::poll_in:
     case OpKind::poll_out:
+    case OpKind::recv_multi:  // io_uring's alone
       break;
   }
   return -EAGAIN;

@@ -48,11 +48,16 @@ enum class OpKind : std::uint8_t {
   sendmsg,   ///< sendmsg(msg): several buffers
   read,      ///< read(buf, len) (pipes)
   write,     ///< write(buf, len) (pipes)
+  /// io_uring only (IoEngine::multishot_receives()): a receive that stays armed. Each message
+  /// lands in a buffer of the engine's pool and is handed to on_data() from inside wait(); the
+  /// op completes once, when it stops: 0 at end of file, -errno, -ECANCELED, or -EAGAIN when the
+  /// kernel stopped it for its own reasons (the pool ran dry): the owner arms it again.
+  recv_multi,
 };
 
 /// True for the kinds that wait for the fd to be readable (recv, read, poll_in).
 constexpr bool reads(OpKind k) noexcept {
-  return k == OpKind::poll_in || k == OpKind::recv || k == OpKind::read;
+  return k == OpKind::poll_in || k == OpKind::recv || k == OpKind::read || k == OpKind::recv_multi;
 }
 
 /// Where an operation is: idle -> parked (the engine holds it) -> done. A cancel request
@@ -114,6 +119,9 @@ class IoOp {
   ~IoOp() = default;
   /// Called once, when the op is done (from submit(), cancel() or the engine's wait()).
   virtual void on_complete() noexcept = 0;
+  /// A recv_multi op's message (from inside the engine's wait(); the bytes are the engine's and
+  /// valid only during the call). Also after cancel(), until the op is done.
+  virtual void on_data(const char* /*data*/, std::size_t /*n*/) noexcept {}
 
  private:
   friend class EpollEngine;
@@ -174,6 +182,9 @@ class IoEngine {
   /// The library is about to close `fd` (an fd it owns): drops the engine's state for it. Ops
   /// parked on it must be done or cancelled first.
   virtual void forget(int fd) noexcept = 0;
+  /// The engine runs OpKind::recv_multi ops (io_uring on Linux 6.0 or later, with a pool of
+  /// provided buffers it sets up at the first call).
+  [[nodiscard]] virtual bool multishot_receives() noexcept { return false; }
   /// Hands the kernel what was submitted but not yet sent, without waiting (io_uring: the SQEs
   /// queued since the last wait; a transport's send op among them). The loop calls it when it
   /// stops running, so that bytes written just before do not wait for its next run. epoll

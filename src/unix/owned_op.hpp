@@ -74,6 +74,11 @@ class OwnedOp final : public IoOp, public Runnable {
     queue(result());
   }
 
+  void on_data(const char* data, std::size_t n) noexcept override {
+    if constexpr (requires(Owner& o) { o.on_stream_data(data, n); })
+      owner_->on_stream_data(data, n);
+  }
+
   Owner* owner_;
   Handler handler_;
   ReadyQueue* ready_;

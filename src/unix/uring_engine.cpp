@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -24,8 +25,10 @@
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 
 #include "asyncio/events.hpp"
 #include "sys/sys.hpp"
@@ -44,7 +47,8 @@ class UringEngine final : public IoEngine {
   }
   ~UringEngine() override {
     quiesce();
-    sys::uring_exit(&ring_);
+    sys::uring_exit(&ring_);  // lets go of the pool's registration too
+    if (pool_ring_ != nullptr) ::munmap(pool_ring_, pool_ring_bytes());
   }
 
   /// A ring, or null with the reason.
@@ -169,6 +173,11 @@ class UringEngine final : public IoEngine {
 
   void forget(int /*fd*/) noexcept override {}  // the queues hold nothing once their ops are done
 
+  bool multishot_receives() noexcept override {
+    if (pool_state_ == 0) pool_state_ = set_up_pool() ? 1 : -1;
+    return pool_state_ > 0;
+  }
+
   void flush() noexcept override {
     if (io_uring_sq_ready(&ring_) > 0) (void)sys::uring_submit(&ring_);
   }
@@ -258,6 +267,7 @@ class UringEngine final : public IoEngine {
   static sys::Call call_of(OpKind k) noexcept {
     switch (k) {
       case OpKind::recv:
+      case OpKind::recv_multi:
         return sys::Call::recv;
       case OpKind::send:
         return sys::Call::send;
@@ -345,6 +355,11 @@ class UringEngine final : public IoEngine {
       case OpKind::write:
         io_uring_prep_write(sqe, op.fd(), op.buf_, static_cast<unsigned>(op.len_), ~0ULL);
         break;
+      case OpKind::recv_multi:
+        io_uring_prep_recv_multishot(sqe, op.fd(), nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = kPoolGroup;
+        break;
     }
     io_uring_sqe_set_data(sqe, &op);
     op.engine_bits_ |= kInKernel;
@@ -412,11 +427,22 @@ class UringEngine final : public IoEngine {
       return woken;
     }
     auto* op = reinterpret_cast<IoOp*>(data);  // NOLINT: our own tag
+    long r = cqe.res;
+    if (op->kind() == OpKind::recv_multi) {
+      if (r > 0 && (cqe.flags & IORING_CQE_F_BUFFER) != 0) {
+        const auto bid = static_cast<unsigned short>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+        if ((op->engine_bits_ & kAbandoned) == 0) {
+          op->on_data(pool_.get() + std::size_t{bid} * kPoolBufSize, static_cast<std::size_t>(r));
+        }
+        give_back(bid);
+      }
+      if ((cqe.flags & IORING_CQE_F_MORE) != 0) return false;  // still armed
+      if (r > 0) r = -EAGAIN;  // the kernel stopped it after a message: arm again
+    }
     if (IoOp* next = dequeue(*op)) send_to_kernel(*next);
     --in_flight_;
     if (!shortened_.empty()) [[unlikely]]
       forget_short_message(*op);
-    long r = cqe.res;
     if ((op->kind() == OpKind::poll_in || op->kind() == OpKind::poll_out) && r == 0) r = 1;
     if ((op->engine_bits_ & kAbandoned) != 0) {
       op->state_ = OpState::done;
@@ -427,7 +453,60 @@ class UringEngine final : public IoEngine {
     return false;
   }
 
+  // -- The pool of provided buffers (recv_multi) -----------------------------------------------
+  static constexpr unsigned short kPoolGroup = 0;
+  static constexpr unsigned kPoolBufs = 512;  // a power of two
+  static constexpr std::size_t kPoolBufSize = 4096;
+  static std::size_t pool_ring_bytes() noexcept { return kPoolBufs * sizeof(io_uring_buf); }
+
+  /// Registers the pool (Linux 6.0 for multishot receives; 5.19 for buffer rings).
+  bool set_up_pool() noexcept {
+    utsname u{};
+    int major = 0;
+    int minor = 0;
+    if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2 || major < 6) {
+      return false;
+    }
+    void* mem = ::mmap(nullptr, pool_ring_bytes(), PROT_READ | PROT_WRITE,
+                       MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED) return false;
+    auto* br = static_cast<io_uring_buf_ring*>(mem);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(br);  // NOLINT: the kernel's ABI
+    reg.ring_entries = kPoolBufs;
+    reg.bgid = kPoolGroup;
+    if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
+      ::munmap(mem, pool_ring_bytes());
+      return false;
+    }
+    try {
+      pool_ = std::make_unique<char[]>(kPoolBufs * kPoolBufSize);  // pages touched when used
+    } catch (...) {
+      (void)io_uring_unregister_buf_ring(&ring_, kPoolGroup);
+      ::munmap(mem, pool_ring_bytes());
+      return false;
+    }
+    pool_ring_ = br;
+    io_uring_buf_ring_init(br);
+    for (unsigned i = 0; i < kPoolBufs; ++i) {
+      io_uring_buf_ring_add(br, pool_.get() + std::size_t{i} * kPoolBufSize, kPoolBufSize,
+                            static_cast<unsigned short>(i), io_uring_buf_ring_mask(kPoolBufs),
+                            static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(br, static_cast<int>(kPoolBufs));
+    return true;
+  }
+  /// Returns buffer `bid` to the pool (its bytes were handed over).
+  void give_back(unsigned short bid) noexcept {
+    io_uring_buf_ring_add(pool_ring_, pool_.get() + std::size_t{bid} * kPoolBufSize, kPoolBufSize,
+                          bid, io_uring_buf_ring_mask(kPoolBufs), 0);
+    io_uring_buf_ring_advance(pool_ring_, 1);
+  }
+
   io_uring ring_;
+  io_uring_buf_ring* pool_ring_ = nullptr;
+  std::unique_ptr<char[]> pool_;
+  int pool_state_ = 0;  // 0: not tried, 1: set up, -1: not available
   bool poll_first_ok_;  // the kernel knows IORING_RECVSEND_POLL_FIRST (5.19)
   /// A copy of a message cut short by a planned fault (tests), alive until its op completes.
   struct ShortMessage {
