@@ -9,12 +9,15 @@
 // another one from the loop's next pass (fairness, as Python reads once per readiness); a short
 // one means the kernel's buffer is drained (a stream socket), so on epoll the transport waits
 // for readiness (a poll op) without trying again. A BufferedProtocol is read the same way into
-// the buffer it lends. On io_uring, after a short read, the next receive goes to the kernel at
-// once as a recv op that waits there for data (IORING_RECVSEND_POLL_FIRST) instead of a poll op
-// and then a recv: into the buffer a BufferedProtocol lends, or for a Protocol into the
-// transport's own 1 KiB buffer (kSmallReceive: a request or a chat line fits; a fuller one is
-// followed by ordinary recvs into the shared buffer). Bytes such an op brings while reading is
-// paused are held and delivered by resume_reading().
+// the buffer it lends. On io_uring, after a short read, a Protocol's transport arms one
+// multishot receive (stream_, OpKind::recv_multi) that stays in the kernel: each message lands
+// in a buffer of the engine's pool, is copied to inbox_ inside the engine's wait, and is
+// delivered by on_start() from the ready queue; the op ends at EOF (delivered after inbox_),
+// on an error, when cancelled (pause, close), or when the pool ran dry (armed again). Where the
+// kernel has no multishot receives (before 6.0) the next receive is a recv op with
+// IORING_RECVSEND_POLL_FIRST into the transport's own 1 KiB buffer (kSmallReceive). A
+// BufferedProtocol gets such a recv op into the buffer it lends. Bytes that come while reading
+// is paused are held and delivered by resume_reading().
 //
 // Writing. epoll (and pipes): write() sends at once when nothing is buffered; what the socket
 // does not take is buffered, and a poll op waits for writability; each time it fires the buffer
@@ -959,8 +962,8 @@ class SocketTransport final : public Transport, public IoResource {
   std::size_t pending_updated_ = 0;  // bytes received by a recv op while paused
   std::string inbox_;                // io_uring: what stream_ brought, delivered by on_start()
   bool eof_pending_ = false;         // stream_ ended at EOF while inbox_ waited (paused)
-  /// A Protocol's recv op buffer (io_uring), made at its first short read: 1 KiB per connection
-  /// that has received (idle keep-alive connections: 3.5 KiB each in all, bench/RESULTS.md).
+  /// A Protocol's recv op buffer (io_uring without multishot receives), made at its first
+  /// short read: 1 KiB per connection that has received.
   static constexpr std::size_t kSmallReceive = 1024;
   std::unique_ptr<char[]> small_;
   int conn_lost_ = 0;

@@ -6,6 +6,11 @@
 // IORING_OP_ASYNC_CANCEL; the op stays parked until its own CQE arrives (-ECANCELED, or the
 // result the kernel produced anyway), because until then the kernel may write its buffer.
 //
+// A multishot receive (OpKind::recv_multi) stays armed: each message lands in a buffer of the
+// engine's pool (a provided-buffer ring, registered at the first use), is handed to the op's
+// on_data() and the buffer given back at once; the op completes with its last CQE (no
+// IORING_CQE_F_MORE).
+//
 // Watches (add_reader/add_writer, the signal pipe, the loop's wake-up eventfd) are one-shot
 // POLL_ADDs, re-armed at the next wait after they fired: by then the callbacks they queued have
 // run, so an fd still ready is reported again (level-triggered, as Python's selectors).
