@@ -258,14 +258,9 @@ class SocketTransport final : public Transport, public IoResource {
     bool took_all = false;  // it took all it was offered (sendmsg's iovec cap stopped it)
     if (buffered() == 0) {
       std::size_t offered = 0;
-      const long n = send_now(pieces, offered);
-      if (n < 0 && n != -EAGAIN) {
-        fatal_error(make_os_error(n, "send"), write_error());
-        return;
-      }
-      if (n > 0) skip = static_cast<std::size_t>(n);
+      if (!send_at_once(pieces, skip, offered)) return;
       if (skip == total) return;
-      took_all = n >= 0 && static_cast<std::size_t>(n) == offered;
+      took_all = skip == offered;
     }
     append(pieces, skip);
     if (!writable_.busy()) {
@@ -663,6 +658,19 @@ class SocketTransport final : public Transport, public IoResource {
   }
 
   // -- Writing ---------------------------------------------------------------------------------
+  /// Sends what the socket takes of `pieces` now: adds the bytes it took to `skip` and what one
+  /// send could take to `offered`. False after an error (fatal: the transport is closing).
+  bool send_at_once(std::span<const std::string_view> pieces, std::size_t& skip,
+                    std::size_t& offered) {
+    const long n = send_now(pieces, offered);
+    if (n < 0 && n != -EAGAIN) {
+      fatal_error(make_os_error(n, "send"), write_error());
+      return false;
+    }
+    if (n > 0) skip += static_cast<std::size_t>(n);
+    return true;
+  }
+
   /// One send (or sendmsg) of `pieces`; bytes sent or -errno.
   long send_now(std::span<const std::string_view> pieces, std::size_t& offered) noexcept {
     if (pieces.size() == 1 || medium_ != Medium::socket) {
@@ -710,12 +718,17 @@ class SocketTransport final : public Transport, public IoResource {
       wbuf_.erase(0, wpos_);
       wpos_ = 0;
     }
+    append_to(wbuf_, pieces, skip);
+  }
+  /// Appends `pieces` to `out`, leaving out their first `skip` bytes.
+  static void append_to(std::string& out, std::span<const std::string_view> pieces,
+                        std::size_t skip) {
     for (std::string_view p : pieces) {
       if (skip >= p.size()) {
         skip -= p.size();
         continue;
       }
-      wbuf_.append(p.substr(skip));
+      out.append(p.substr(skip));
       skip = 0;
     }
   }
@@ -769,24 +782,12 @@ class SocketTransport final : public Transport, public IoResource {
     std::size_t skip = 0;
     if (total >= kDirectSend) {
       std::size_t offered = 0;
-      const long n = send_now(pieces, offered);
-      if (n < 0 && n != -EAGAIN) {
-        fatal_error(make_os_error(n, "send"), write_error());
-        return;
-      }
-      if (n > 0) skip = static_cast<std::size_t>(n);
+      if (!send_at_once(pieces, skip, offered)) return;
       if (skip == total) return;
     }
     sending_.clear();
     spos_ = 0;
-    for (std::string_view p : pieces) {
-      if (skip >= p.size()) {
-        skip -= p.size();
-        continue;
-      }
-      sending_.append(p.substr(skip));
-      skip = 0;
-    }
+    append_to(sending_, pieces, skip);
     start_send();
   }
 

@@ -485,7 +485,8 @@ class UringEngine final : public IoEngine {
       return false;
     }
     try {
-      pool_ = std::make_unique<char[]>(kPoolBufs * kPoolBufSize);  // pages touched when used
+      // Not zeroed: a page costs memory once the kernel first fills a buffer in it.
+      pool_ = std::make_unique_for_overwrite<char[]>(kPoolBufs * kPoolBufSize);
     } catch (...) {
       (void)io_uring_unregister_buf_ring(&ring_, kPoolGroup);
       ::munmap(mem, pool_ring_bytes());
