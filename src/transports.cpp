@@ -822,7 +822,6 @@ class SocketTransport final : public Transport, public IoResource {
       // All sent: what was written meanwhile goes next (the buffers trade places, keeping
       // their memory).
       sending_.clear();
-      spos_ = 0;
       sending_.swap(wbuf_);
       spos_ = std::exchange(wpos_, 0);
     }
@@ -915,8 +914,7 @@ class SocketTransport final : public Transport, public IoResource {
   /// Once connection_lost has run and no operation is held by the engine or the queue: closes
   /// the socket and drops the loop's reference (which may destroy this: nothing after it).
   void maybe_release() noexcept {
-    if (!lost_done_ || readable_.busy() || received_.busy() || writable_.busy() || stream_.busy() ||
-        start_.queued() || lost_.queued()) {
+    if (!lost_done_ || receiving() || writable_.busy() || start_.queued() || lost_.queued()) {
       return;
     }
     if (fd_ >= 0) {
