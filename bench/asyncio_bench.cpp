@@ -111,30 +111,45 @@ asyncio::Coro<void> echo_connection(asyncio::StreamReader reader, asyncio::Strea
 }
 
 /// One HTTP/1.1 keep-alive connection: a fixed response per complete request head (a head ends
-/// in "\r\n\r\n"); pipelined heads get their responses in one write.
+/// in "\r\n\r\n"); pipelined heads get their responses in one write. A read that holds whole
+/// heads (the usual case) is scanned where it is; only a head cut off by the end of a read is
+/// kept, and completed by the next.
 asyncio::Coro<void> http_connection(asyncio::StreamReader reader, asyncio::StreamWriter writer) {
-  std::string in;
+  std::string carry;  // the start of a request head that the last read cut off
   std::string out;
   try {
     for (;;) {
       const std::string data = co_await reader.read(kChunk);
       if (data.empty()) break;
-      const std::size_t old = in.size();
-      in += data;
+      std::string_view in = data;
+      std::size_t at = 0;
+      if (!carry.empty()) {
+        // A head's end may straddle two reads: look from 3 bytes before the new ones.
+        at = carry.size() >= 3 ? carry.size() - 3 : 0;
+        carry += data;
+        in = carry;
+      }
+      std::size_t heads = 0;
       std::size_t start = 0;
-      out.clear();
-      // A head's end may straddle two reads: look from 3 bytes before the new ones.
-      for (std::size_t at = old >= 3 ? old - 3 : 0;
-           (at = in.find("\r\n\r\n", at)) != std::string::npos; at += 4) {
-        out += kHttpResponse;
+      for (; (at = in.find("\r\n\r\n", at)) != std::string_view::npos; at += 4) {
+        ++heads;
         start = at + 4;
       }
-      in.erase(0, start);
-      if (in.size() > kMaxHead) break;  // head too large
-      if (!out.empty()) {
-        writer.write(out);
-        co_await writer.drain();
+      if (in.data() == carry.data()) {
+        carry.erase(0, start);
+      } else if (start < in.size()) {
+        carry.assign(in.substr(start));
       }
+      if (carry.size() > kMaxHead) break;  // head too large
+      if (heads == 0) continue;
+      if (heads == 1) {
+        writer.write(kHttpResponse);
+      } else {
+        out.clear();
+        for (std::size_t i = 0; i < heads; ++i) out += kHttpResponse;
+        writer.write(out);
+      }
+      co_await writer.drain();
     }
   } catch (const asyncio::OSError&) {
   }

@@ -70,13 +70,13 @@ class StreamReaderState {
   [[nodiscard]] std::size_t size() const noexcept { return buf_.size() - pos_; }
   /// Removes the first `n` (<= size()) bytes and returns them.
   std::string take(std::size_t n) {
+    std::string out;  // one object for both paths, so that it is constructed in place (NRVO)
     if (n == size() && pos_ == 0) {  // the whole buffer: hand the string over, no copy
-      std::string out = std::move(buf_);
-      buf_ = std::string();
-      return out;
+      out.swap(buf_);
+    } else {
+      out.assign(view().substr(0, n));
+      drop(n);
     }
-    std::string out(view().substr(0, n));
-    drop(n);
     return out;
   }
   /// Forgets the first `n` (<= size()) bytes. The consumed prefix is erased only once it is at
