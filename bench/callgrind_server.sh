@@ -7,10 +7,11 @@
 #
 # SERVER ARGS... is run as `SERVER ARGS... http-server|echo-server PORT` and must print a line
 # with "ready" when it listens (bench/asyncio_bench does; so do the anchors' systems, e.g.
-# /tmp/anchor-bench-build/c-uring/bench). ASYNCIO_BACKEND picks our engine. The load: http,
-# `wrk -t1 -c100 -d8s`; echo, the anchors' loadgen (LOADGEN, default
-# /tmp/anchor-bench-build/loadgen), 100 connections, 64 bytes, 6 s without warm-up. Counting starts after
-# start-up (callgrind_control -z) and ends when the load does (callgrind_control -d).
+# /tmp/anchor-bench-build/c-uring/bench). ASYNCIO_BACKEND picks our engine; TOP, how many
+# functions to list (30). The load: http, `wrk -t1 -c100 -d8s`; echo, the anchors' loadgen
+# (LOADGEN, default /tmp/anchor-bench-build/loadgen), 100 connections, 64 bytes, 6 s without
+# warm-up. Counting starts after start-up (callgrind_control -z) and ends when the load does
+# (callgrind_control -d).
 set -euo pipefail
 workload=$1
 shift
@@ -34,5 +35,5 @@ fi
 callgrind_control -d $pid >/dev/null 2>&1
 sleep 1
 { kill -9 $pid && wait $pid; } 2>/dev/null || true  # quietly: no "Killed" line
-python3 "$here/callgrind_exclusive.py" "$work"/cg.out.1 "$ops"
+python3 "$here/callgrind_exclusive.py" "$work"/cg.out.1 "$ops" "${TOP:-30}"
 rm -rf "$work"
