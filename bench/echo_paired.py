@@ -10,8 +10,8 @@ pinned to CPU 0, 100 connections, 64-byte messages, 1 s warm-up, 3 s measured. T
 turns, REPS times, so that the machine's drift touches them alike.
 
 Per system it prints the median server CPU per round trip (the loadgen's figure), the split into
-user and system time (from /proc, whole run), and the server's voluntary and involuntary
-context switches per round trip; for two systems, the median of the per-turn ratios.
+user and system time, and the server's voluntary and involuntary context switches per round
+trip (both from /proc, read when the warm-up ends and when the load does); for two systems, the median of the per-turn ratios.
 Environment variables pass through (ASYNCIO_BACKEND=epoll selects our epoll engine).
 """
 import json
@@ -50,6 +50,7 @@ def one_turn(cmd):
     # taskset execs the server: its pid is the server's.
     srv = subprocess.Popen(["taskset", "-c", "0"] + cmd + ["echo-server", str(port)],
                            stdout=subprocess.PIPE)
+    load = None
     try:
         srv.stdout.readline()
         time.sleep(0.2)
@@ -60,6 +61,9 @@ def one_turn(cmd):
         out = load.communicate(timeout=60)[0].decode().strip().splitlines()[-1]
         after = proc_stat(srv.pid)
     finally:
+        if load is not None and load.poll() is None:  # it timed out
+            load.kill()
+            load.wait()
         srv.kill()
         srv.wait()
     r = json.loads(out)
