@@ -11,7 +11,8 @@ turns, REPS times, so that the machine's drift touches them alike.
 
 Per system it prints the median server CPU per round trip (the loadgen's figure), the split into
 user and system time, and the server's voluntary and involuntary context switches per round
-trip (both from /proc, read when the warm-up ends and when the load does); for two systems, the median of the per-turn ratios.
+trip (both from /proc, read when the warm-up ends and when the load does); for two systems, the
+median of the per-turn ratios.
 Environment variables pass through (ASYNCIO_BACKEND=epoll selects our epoll engine).
 """
 import json
