@@ -24,6 +24,16 @@
 
 namespace asyncio {
 
+namespace detail {
+/// What a Coro<void> that finished without a frame points at (Coro<void>::finished): the name it
+/// reports in place of its function's. Instances are static, so the Coro needs no storage.
+struct FinishedCoro {
+  const char* function;
+};
+/// A frame that finishes at once, named `function`: a finished Coro<void> scheduled as a task.
+std::coroutine_handle<CoroPromise<void>> finished_frame(const char* function);
+}  // namespace detail
+
 /// The return type of a coroutine function. Lazy, move-only, awaitable exactly once.
 /// Awaiting a consumed (already awaited or scheduled) Coro throws RuntimeError.
 /// Cancellation: a Coro has no cancellation of its own; it runs inside the awaiting task and
@@ -51,10 +61,24 @@ class [[nodiscard]] Coro {
   Coro& operator=(const Coro&) = delete;
   ~Coro() { destroy(); }
 
+  /// Internal: a Coro<void> that has already finished and has no frame, for a coroutine
+  /// function's fast path (StreamWriter::drain() when nothing needs to wait). Awaiting it returns
+  /// at once; scheduling it makes a task that finishes at once; both consume it, as for any Coro.
+  /// `what` (a static object) names it in diagnostics.
+  static Coro finished(const detail::FinishedCoro& what) noexcept
+  requires std::is_void_v<T>
+  {
+    // The object's address with bit 0 set: frames are 16-aligned, so no frame looks like it.
+    const std::uintptr_t tagged = reinterpret_cast<std::uintptr_t>(&what) | 1U;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer to a static FinishedCoro
+    return Coro(handle_type::from_address(reinterpret_cast<void*>(tagged)));
+  }
+
   /// True while the Coro can still be awaited or scheduled.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
   /// The coroutine function's name (for diagnostics).
   [[nodiscard]] const char* name() const noexcept {
+    if (is_finished(h_)) return finished_info(h_)->function;
     return h_ ? h_.promise().function : "<consumed coroutine>";
   }
 
@@ -68,11 +92,17 @@ class [[nodiscard]] Coro {
     Awaiter& operator=(const Awaiter&) = delete;
     Awaiter& operator=(Awaiter&&) = delete;
     ~Awaiter() {
-      if (h_ && h_.address() != detail::tls_destroyed_child) h_.destroy();
+      // (A finished Coro's tagged handle is still here only if await_ready never ran.)
+      if (h_ && h_.address() != detail::tls_destroyed_child && !is_finished(h_)) h_.destroy();
     }
 
-    bool await_ready() const {
+    bool await_ready() {
       if (!h_) throw RuntimeError("cannot reuse already awaited coroutine");
+      if (is_finished(h_)) {  // (only a Coro<void> can be): the outcome is there already
+        h_ = {};
+        slot_.state = detail::SyncSlot<T>::kValue;
+        return true;
+      }
       return false;
     }
     /// Runs the child right here, on the native stack, while it does not suspend: when it
@@ -130,12 +160,45 @@ class [[nodiscard]] Coro {
   Awaiter operator co_await() & noexcept { return Awaiter(std::move(*this)); }
   Awaiter operator co_await() && noexcept { return Awaiter(std::move(*this)); }
 
-  /// Internal: hands the frame to a Task. Empty handle if the Coro was consumed.
-  handle_type release_for_task() noexcept { return std::exchange(h_, {}); }
+  /// Internal: destroys the frame unrun, without the "never awaited" report. Python: close()
+  void close() noexcept {
+    if (is_finished(h_)) {
+      h_ = {};
+    } else if (h_) {
+      std::exchange(h_, {}).destroy();
+    }
+  }
+  /// Internal: hands the frame to a Task. Empty handle if the Coro was consumed. A finished
+  /// Coro gets a frame that finishes at once.
+  handle_type release_for_task() {
+    if constexpr (std::is_void_v<T>) {
+      if (is_finished(h_))
+        return detail::finished_frame(finished_info(std::exchange(h_, {}))->function);
+    }
+    return std::exchange(h_, {});
+  }
 
  private:
+  static bool is_finished(handle_type h) noexcept {
+    if constexpr (std::is_void_v<T>) {
+      return (reinterpret_cast<std::uintptr_t>(h.address()) & 1U) != 0;
+    } else {
+      return false;
+    }
+  }
+  static const detail::FinishedCoro* finished_info(handle_type h) noexcept {
+    const std::uintptr_t address =
+        reinterpret_cast<std::uintptr_t>(h.address()) & ~std::uintptr_t{1};
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer to a static FinishedCoro
+    return reinterpret_cast<const detail::FinishedCoro*>(address);
+  }
+
   void destroy() noexcept {
     if (!h_) return;
+    if (is_finished(h_)) {
+      detail::report_never_awaited(finished_info(std::exchange(h_, {}))->function);
+      return;
+    }
     // Awaiting or scheduling takes the frame: one still here never ran.
     detail::report_never_awaited(h_.promise().function);
     std::exchange(h_, {}).destroy();
@@ -151,6 +214,12 @@ Coro<T> CoroPromise<T>::get_return_object() noexcept {
 }
 inline Coro<void> CoroPromise<void>::get_return_object() noexcept {
   return Coro<void>(std::coroutine_handle<CoroPromise<void>>::from_promise(*this));
+}
+inline std::coroutine_handle<CoroPromise<void>> finished_frame(const char* function) {
+  std::coroutine_handle<CoroPromise<void>> h =
+      []() -> Coro<void> { co_return; }().release_for_task();
+  h.promise().function = function;
+  return h;
 }
 }  // namespace detail
 

@@ -104,7 +104,7 @@ class TaskGroupScope {
 /// Destroys an unused Coro without the "never awaited" warning (Python: coro.close()).
 template <class T>
 void close_coro(Coro<T>& coro) noexcept {
-  if (auto h = coro.release_for_task()) h.destroy();
+  coro.close();
 }
 
 }  // namespace detail

@@ -11,6 +11,7 @@
 // order they started waiting, and timers with equal deadlines fire in scheduling order.
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -285,6 +286,96 @@ TEST(TaskCallbacks, CreateTaskFromADoneCallbackRuns) {
   ASSERT_TRUE(static_cast<bool>(spawned));
   loop->run_until_complete(spawned);
   EXPECT_TRUE(ran);
+}
+
+// ---- a Coro<void> that finished without a frame (Coro::finished, drain()'s fast path) ----------
+
+constexpr asyncio::detail::FinishedCoro kDoneAtOnce{"done_at_once"};
+
+TEST(FinishedCoro, AwaitingItReturnsOnceAndThenRefuses) {
+  run_virtual([]() -> Coro<void> {
+    Coro<void> c = Coro<void>::finished(kDoneAtOnce);
+    EXPECT_TRUE(c.valid());
+    EXPECT_STREQ(c.name(), "done_at_once");
+    co_await c;
+    EXPECT_FALSE(c.valid());
+    bool refused = false;
+    try {
+      co_await c;
+    } catch (const asyncio::RuntimeError&) {
+      refused = true;
+    }
+    EXPECT_TRUE(refused);
+  }());
+}
+
+TEST(FinishedCoro, ScheduledItIsATaskThatFinishesOnItsFirstStep) {
+  run_virtual([]() -> Coro<void> {
+    Task<void> t = asyncio::create_task(Coro<void>::finished(kDoneAtOnce));
+    EXPECT_FALSE(t.done());
+    co_await asyncio::sleep(0);
+    EXPECT_TRUE(t.done());
+    EXPECT_FALSE(t.cancelled());
+    co_await t;
+    co_await asyncio::gather(Coro<void>::finished(kDoneAtOnce), sleep_for(1));
+    co_await asyncio::wait_for(Coro<void>::finished(kDoneAtOnce), 1.0);
+  }());
+}
+
+TEST(FinishedCoro, AGroupThatRefusesItClosesItSilently) {
+  auto loop = new_virtual_loop();
+  loop->set_debug(true);
+  std::vector<std::string> reports;
+  loop->set_exception_handler([&reports](asyncio::EventLoop&, const asyncio::ExceptionContext& c) {
+    reports.push_back(c.message);
+  });
+  loop->run_until_complete([]() -> Coro<void> {
+    std::optional<asyncio::TaskGroup> after;  // a copy kept past the group's end
+    co_await asyncio::task_group([&](asyncio::TaskGroup& g) -> Coro<void> {
+      after = g;
+      co_return;
+    });
+    bool refused = false;
+    try {
+      (void)after->create_task(Coro<void>::finished(kDoneAtOnce));
+    } catch (const asyncio::RuntimeError&) {
+      refused = true;
+    }
+    EXPECT_TRUE(refused);
+  }());
+  EXPECT_TRUE(reports.empty());
+  { Coro<void> unused = Coro<void>::finished(kDoneAtOnce); }  // no loop runs: no report either
+  loop->run_until_complete([]() -> Coro<void> {
+    { Coro<void> unused = Coro<void>::finished(kDoneAtOnce); }
+    co_return;
+  }());
+  EXPECT_EQ(reports, std::vector<std::string>{"coroutine 'done_at_once' was never awaited"});
+}
+
+/// Counts the copies and moves made of it.
+struct CountsCopies {
+  CountsCopies() = default;
+  CountsCopies(const CountsCopies& o) : copies(o.copies + 1), moves(o.moves) {}
+  CountsCopies(CountsCopies&& o) noexcept : copies(o.copies), moves(o.moves + 1) {}
+  CountsCopies& operator=(const CountsCopies&) = delete;
+  CountsCopies& operator=(CountsCopies&&) = delete;
+  ~CountsCopies() = default;
+  int copies = 0;
+  int moves = 0;
+};
+
+Coro<CountsCopies> return_local() {
+  CountsCopies local;
+  co_return local;
+}
+
+TEST(CoroResult, CoReturnOfALocalMovesItIntoThePromiseOnce) {
+  run_virtual([]() -> Coro<void> {
+    const CountsCopies got = co_await return_local();
+    EXPECT_EQ(got.copies, 0);
+    // Into the promise (one move), into the awaiter's slot, out of await_resume.
+    EXPECT_LE(got.moves, 3);
+  }());
 }
 
 }  // namespace

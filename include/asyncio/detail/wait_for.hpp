@@ -97,11 +97,14 @@ class WaitForInline {
   ~WaitForInline() = default;
 
   void start() {
-    (void)inner_.await_ready();  // a consumed coroutine: RuntimeError before any timer is armed
-    cm_.enter();                 // RuntimeError outside a task
+    // A consumed coroutine: RuntimeError before any timer is armed. Ready: a Coro that has
+    // finished without a frame (Coro<void>::finished), with nothing left to run.
+    ready_ = inner_.await_ready();
+    cm_.enter();  // RuntimeError outside a task
   }
   template <class P>
   bool suspend(std::coroutine_handle<P> h) noexcept {
+    if (ready_) return false;
     return inner_.await_suspend(h);  // false: the coroutine finished without suspending
   }
   R finish() {
@@ -128,6 +131,7 @@ class WaitForInline {
  private:
   Cm cm_;  // first, so that the coroutine (inner_) dies inside the block, as in `async with`
   typename Coro<R>::Awaiter inner_;
+  bool ready_ = false;
 };
 
 /// The engine of shield(): parks the awaiting task on the inner future; a cancellation of the
