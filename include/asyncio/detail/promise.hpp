@@ -314,8 +314,13 @@ struct CoroPromise : PromiseBase {
     }
   }
   Coro<T> get_return_object() noexcept;
-  void return_value(T v) {
+  // Two overloads rather than one by value: `co_return local;` moves once, not twice.
+  void return_value(Stored&& v) {
     ::new (static_cast<void*>(std::addressof(value_))) Stored(std::move(v));
+    if constexpr (!std::is_trivially_destructible_v<T>) mark_value();
+  }
+  void return_value(const Stored& v) {
+    ::new (static_cast<void*>(std::addressof(value_))) Stored(v);
     if constexpr (!std::is_trivially_destructible_v<T>) mark_value();
   }
   void unhandled_exception() noexcept {
