@@ -649,6 +649,16 @@ void StreamWriter::writelines_views(std::span<const std::string_view> views) con
 
 Coro<void> StreamWriter::drain() const {
   if (!state_) throw_empty("StreamWriter");
+  // The common case, nothing to wait for and nothing to report, needs no frame. The checks are
+  // drain_writer's, made now rather than when the Coro is awaited: `drain()` is awaited at once
+  // in practice, and a Coro made earlier only misses an error that came in between, which the
+  // next read, write or drain reports (docs/python-mapping.md).
+  const detail::StreamWriterState& s = *state_;
+  if ((!s.reader_ || !s.reader_->exception_) && !s.protocol_->paused_ &&
+      !s.protocol_->connection_lost_ && !s.transport_->is_closing()) {
+    static constexpr detail::FinishedCoro kDrained{"asyncio::StreamWriter::drain"};
+    return Coro<void>::finished(kDrained);
+  }
   return detail::drain_writer(state_);
 }
 

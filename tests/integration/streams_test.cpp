@@ -760,6 +760,42 @@ TEST_P(StreamsTest, DrainReturnsAtOnceBelowTheHighWaterMark) {
   }());
 }
 
+TEST_P(StreamsTest, ADrainWithNothingToWaitForIsStillAnOrdinaryCoroutine) {
+  // With nothing to wait for, drain() returns a Coro that has already finished (it has no
+  // frame). It must behave as any other: awaitable once, then refused; schedulable as a task;
+  // accepted by gather() and wait_for(); reported by name in debug mode when never awaited.
+  run([]() -> Coro<void> {
+    Server server = co_await asyncio::start_server(echo, "127.0.0.1", 0);
+    auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+    writer.write("abc");
+    Coro<void> d = writer.drain();
+    EXPECT_TRUE(d.valid());
+    co_await d;
+    EXPECT_FALSE(d.valid());
+    EXPECT_THAT(what_of(co_await error_of(std::move(d))), HasSubstr("already awaited"));
+    Task<void> t = create_task(writer.drain());
+    EXPECT_FALSE(t.done());  // a task runs from the next pass, as always
+    co_await t;
+    EXPECT_TRUE(t.done() && !t.cancelled());
+    co_await asyncio::gather(writer.drain(), writer.drain());
+    co_await asyncio::wait_for(writer.drain(), 1.0);
+    asyncio::EventLoop& loop = asyncio::get_running_loop();
+    std::vector<std::string> reports;
+    loop.set_exception_handler(
+        [&reports](asyncio::EventLoop&, const asyncio::ExceptionContext& ctx) {
+          reports.push_back(ctx.message);
+        });
+    loop.set_debug(true);
+    { Coro<void> unused = writer.drain(); }
+    loop.set_debug(false);
+    loop.set_exception_handler({});
+    EXPECT_THAT(reports, testing::ElementsAre("coroutine 'drain' was never awaited"));
+    EXPECT_EQ(co_await reader.readexactly(3), "abc");
+    writer.close();
+    co_await close_server(server);
+  }());
+}
+
 TEST_P(StreamsTest, CancelledDrainLeavesTheWriterUsable) {
   run([]() -> Coro<void> {
     auto probe = std::make_shared<Probe>();
