@@ -3,6 +3,7 @@
 // truncation (the timer run's compaction).
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 
 #include <gtest/gtest.h>
 
@@ -135,6 +136,48 @@ TEST(ChunkedFifo, TruncateAtAChunkBoundaryThenPushStartsANewChunk) {
   EXPECT_EQ(q.chunks_in_use(), 3U);
   EXPECT_EQ(q[2 * kPer], 42U);
   EXPECT_EQ(q[2 * kPer - 1], 2 * kPer - 1);
+}
+
+// push_back/front/pop_front go through cached pointers that every other operation keeps up to
+// date: a long random mix of all operations must agree with std::deque at every step.
+TEST(ChunkedFifo, AgreesWithADequeUnderARandomMixOfOperations) {
+  Fifo q;
+  std::deque<std::uint64_t> model;
+  std::uint64_t rng = 12345;
+  auto next = [&rng]() {
+    rng = rng * 6364136223846793005U + 1442695040888963407U;
+    return rng >> 33U;
+  };
+  std::uint64_t value = 0;
+  for (int step = 0; step < 20000; ++step) {
+    const std::uint64_t op = next() % 100;
+    if (op < 55) {
+      const std::uint64_t burst = 1 + next() % (kPer / 2);
+      for (std::uint64_t i = 0; i < burst; ++i) {
+        q.push_back(value);
+        model.push_back(value++);
+      }
+    } else if (op < 97) {
+      const std::uint64_t burst = 1 + next() % kPer;
+      for (std::uint64_t i = 0; i < burst && !model.empty(); ++i) {
+        ASSERT_EQ(q.front(), model.front()) << "step " << step;
+        q.pop_front();
+        model.pop_front();
+      }
+    } else if (op < 99) {
+      const std::size_t keep = model.empty() ? 0 : next() % (model.size() + 1);
+      q.truncate(keep);
+      model.resize(keep);
+    } else {
+      q.clear();
+      model.clear();
+    }
+    ASSERT_EQ(q.size(), model.size()) << "step " << step;
+    if (!model.empty()) {
+      ASSERT_EQ(q.front(), model.front()) << "step " << step;
+      ASSERT_EQ(q[model.size() - 1], model.back()) << "step " << step;
+    }
+  }
 }
 
 }  // namespace

@@ -41,30 +41,30 @@ class ChunkedFifo {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
 
+  // push_back, front and pop_front are the loop's hottest code (two pushes and two pops per
+  // echo round trip): each has a few-instruction inline path through cached pointers (back_,
+  // back_end_, front_chunk_), and an out-of-line one for chunk changes.
   void push_back(const T& v) {
-    const std::size_t k = head_ + size_;
-    if (k / kPerChunk == nchunks_) add_chunk();
-    chunk(k / kPerChunk)[k % kPerChunk] = v;
-    ++size_;
+    if (back_ != back_end_) [[likely]] {
+      *back_++ = v;
+      ++size_;
+      return;
+    }
+    push_back_new_chunk(v);
   }
   [[nodiscard]] T& front() noexcept {
     assert(size_ > 0);
-    return chunk(0)[head_];
+    return front_chunk_[head_];
   }
   [[nodiscard]] const T& front() const noexcept {
     assert(size_ > 0);
-    return chunk(0)[head_];
+    return front_chunk_[head_];
   }
   void pop_front() noexcept {
     assert(size_ > 0);
     --size_;
-    if (++head_ == kPerChunk) {
-      head_ = 0;
-      release_chunk(chunk(0));
-      first_ = (first_ + 1) & mask_;
-      --nchunks_;
-    } else if (size_ == 0) {
-      head_ = 0;  // empty: start over at the front of the chunk already held
+    if (++head_ == kPerChunk || size_ == 0) [[unlikely]] {
+      front_chunk_done();
     }
   }
   /// The entry `i` places behind the front.
@@ -83,6 +83,7 @@ class ChunkedFifo {
     size_ = n;
     const std::size_t used = (head_ + n - 1) / kPerChunk + 1;
     while (nchunks_ > used) release_chunk(chunk(--nchunks_));
+    sync_ends();
   }
   /// Chunks holding entries (or, when empty, kept for the next push).
   [[nodiscard]] std::size_t chunks_in_use() const noexcept { return nchunks_; }
@@ -93,9 +94,42 @@ class ChunkedFifo {
     while (nchunks_ > 1) release_chunk(chunk(--nchunks_));
     head_ = 0;
     size_ = 0;
+    sync_ends();
   }
 
  private:
+  /// push_back() when the last chunk is full (or there is none).
+  [[gnu::noinline]] void push_back_new_chunk(const T& v) {
+    add_chunk();  // may throw before anything changes
+    sync_ends();
+    *back_++ = v;
+    ++size_;
+  }
+  /// pop_front() emptied the queue or left the front chunk.
+  [[gnu::noinline]] void front_chunk_done() noexcept {
+    if (head_ == kPerChunk) {
+      head_ = 0;
+      release_chunk(chunk(0));
+      first_ = (first_ + 1) & mask_;
+      --nchunks_;
+    } else {
+      head_ = 0;  // empty: start over at the front of the chunk already held
+    }
+    sync_ends();
+  }
+  /// Recomputes the cached pointers from head_, size_ and the chunks in use.
+  void sync_ends() noexcept {
+    front_chunk_ = nchunks_ > 0 ? chunk(0) : nullptr;
+    const std::size_t k = head_ + size_;
+    if (k / kPerChunk < nchunks_) {
+      T* c = chunk(k / kPerChunk);
+      back_ = c + k % kPerChunk;
+      back_end_ = c + kPerChunk;
+    } else {
+      back_ = back_end_ = nullptr;
+    }
+  }
+
   static T* new_chunk() { return static_cast<T*>(::operator new(kChunkBytes)); }
   static void free_chunk(T* c) noexcept { ::operator delete(c); }
   /// The i-th chunk in use (0 holds the front).
@@ -135,6 +169,9 @@ class ChunkedFifo {
   struct Spare {
     Spare* next;
   };
+  T* back_ = nullptr;            // where the next push goes (== back_end_: the last chunk is full)
+  T* back_end_ = nullptr;        // the end of back_'s chunk
+  T* front_chunk_ = nullptr;     // chunk(0) (null when no chunk is in use)
   std::unique_ptr<T*[]> table_;  // a ring of chunk pointers; chunk(0) holds the front
   std::size_t mask_ = 0;
   std::size_t first_ = 0;    // where chunk(0) sits in table_
