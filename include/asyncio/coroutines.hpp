@@ -162,11 +162,8 @@ class [[nodiscard]] Coro {
 
   /// Internal: destroys the frame unrun, without the "never awaited" report. Python: close()
   void close() noexcept {
-    if (is_finished(h_)) {
-      h_ = {};
-    } else if (h_) {
-      std::exchange(h_, {}).destroy();
-    }
+    if (h_ && !is_finished(h_)) h_.destroy();
+    h_ = {};
   }
   /// Internal: hands the frame to a Task. Empty handle if the Coro was consumed. A finished
   /// Coro gets a frame that finishes at once.

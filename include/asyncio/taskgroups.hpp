@@ -101,12 +101,6 @@ class TaskGroupScope {
   TaskGroupCore* core_;
 };
 
-/// Destroys an unused Coro without the "never awaited" warning (Python: coro.close()).
-template <class T>
-void close_coro(Coro<T>& coro) noexcept {
-  coro.close();
-}
-
 }  // namespace detail
 
 /// A handle to a running task group, given to task_group()'s body. Copyable; a copy kept after
@@ -125,7 +119,7 @@ class TaskGroup {
   template <class T>
   Task<T> create_task(Coro<T> coro, std::string name = {}) {
     if (const char* why = core_->refusal()) {
-      detail::close_coro(coro);
+      coro.close();  // unrun, without the "never awaited" warning
       throw RuntimeError(why);
     }
     Task<T> task = name.empty() ? core_->loop().create_task(std::move(coro))
