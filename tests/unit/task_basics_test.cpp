@@ -299,13 +299,8 @@ TEST(FinishedCoro, AwaitingItReturnsOnceAndThenRefuses) {
     EXPECT_STREQ(c.name(), "done_at_once");
     co_await c;
     EXPECT_FALSE(c.valid());
-    bool refused = false;
-    try {
-      co_await c;
-    } catch (const asyncio::RuntimeError&) {
-      refused = true;
-    }
-    EXPECT_TRUE(refused);
+    EXPECT_TRUE(
+        asyncio_test::holds<asyncio::RuntimeError>(co_await asyncio_test::error_of(std::move(c))));
   }());
 }
 
@@ -335,13 +330,8 @@ TEST(FinishedCoro, AGroupThatRefusesItClosesItSilently) {
       after = g;
       co_return;
     });
-    bool refused = false;
-    try {
-      (void)after->create_task(Coro<void>::finished(kDoneAtOnce));
-    } catch (const asyncio::RuntimeError&) {
-      refused = true;
-    }
-    EXPECT_TRUE(refused);
+    EXPECT_TRUE(asyncio_test::thrown<asyncio::RuntimeError>(
+        [&] { (void)after->create_task(Coro<void>::finished(kDoneAtOnce)); }));
   }());
   EXPECT_TRUE(reports.empty());
   { Coro<void> unused = Coro<void>::finished(kDoneAtOnce); }  // no loop runs: no report either
