@@ -32,6 +32,39 @@ struct FinishedCoro {
 };
 /// A frame that finishes at once, named `function`: a finished Coro<void> scheduled as a task.
 std::coroutine_handle<CoroPromise<void>> finished_frame(const char* function);
+
+/// An operation that stands in for a Coro<T>'s frame (Coro<T>::deferred): the form of a
+/// coroutine function's common case that is kept in the object it works on and reused, so that
+/// calling and awaiting it allocates no frame and adds no resumption (StreamReader::read).
+/// Awaiting calls ready(); when that says false, suspend(); then result(); scheduling it (a
+/// task) calls frame(). Either way release() ends the use, once: after it the op may be reused
+/// or freed at once. Only one Coro holds an op at a time; the op's owner tells when it is free.
+template <class T>
+class CoroOp {
+ public:
+  CoroOp(const CoroOp&) = delete;
+  CoroOp& operator=(const CoroOp&) = delete;
+  CoroOp(CoroOp&&) = delete;
+  CoroOp& operator=(CoroOp&&) = delete;
+
+  /// True when result() can be called at once. May throw: the await throws it. When it returns
+  /// false, suspend() must not fail (a running task to park is one of the things it checks).
+  virtual bool ready() = 0;
+  /// Parks the running task, to be resumed at `caller`.
+  virtual void suspend(std::coroutine_handle<> caller) noexcept = 0;
+  /// The outcome, after ready() said true or the task was resumed. May throw.
+  virtual T result() = 0;
+  /// Ends this use of the op (awaited, or dropped unawaited).
+  virtual void release() noexcept = 0;
+  /// A coroutine frame that does what the op would, for a task; ends this use too.
+  virtual std::coroutine_handle<CoroPromise<T>> frame() = 0;
+
+  const char* function;  ///< the name it reports in place of a coroutine function's
+
+ protected:
+  explicit CoroOp(const char* fn) noexcept : function(fn) {}
+  ~CoroOp() = default;
+};
 }  // namespace detail
 
 /// The return type of a coroutine function. Lazy, move-only, awaitable exactly once.
@@ -74,11 +107,22 @@ class [[nodiscard]] Coro {
     return Coro(handle_type::from_address(reinterpret_cast<void*>(tagged)));
   }
 
+  /// Internal: a Coro whose work is done by `op` rather than by a frame (see detail::CoroOp).
+  /// Awaiting it runs the op inside the awaiting task; scheduling it makes a frame of it; both
+  /// consume it, as for any Coro.
+  static Coro deferred(detail::CoroOp<T>& op) noexcept {
+    // The op's address with bit 1 set: frames are 16-aligned, so no frame looks like it.
+    const std::uintptr_t tagged = reinterpret_cast<std::uintptr_t>(&op) | kOpTag;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer to the op
+    return Coro(handle_type::from_address(reinterpret_cast<void*>(tagged)));
+  }
+
   /// True while the Coro can still be awaited or scheduled.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
   /// The coroutine function's name (for diagnostics).
   [[nodiscard]] const char* name() const noexcept {
     if (is_finished(h_)) return finished_info(h_)->function;
+    if (is_op(h_)) return op_of(h_)->function;
     return h_ ? h_.promise().function : "<consumed coroutine>";
   }
 
@@ -92,12 +136,18 @@ class [[nodiscard]] Coro {
     Awaiter& operator=(const Awaiter&) = delete;
     Awaiter& operator=(Awaiter&&) = delete;
     ~Awaiter() {
+      if (!h_) return;
+      if (is_op(h_)) {  // awaited or not, its use ends with the await
+        op_of(h_)->release();
+        return;
+      }
       // (A finished Coro's tagged handle is still here only if await_ready never ran.)
-      if (h_ && h_.address() != detail::tls_destroyed_child && !is_finished(h_)) h_.destroy();
+      if (h_.address() != detail::tls_destroyed_child && !is_finished(h_)) h_.destroy();
     }
 
     bool await_ready() {
       if (!h_) throw RuntimeError("cannot reuse already awaited coroutine");
+      if (is_op(h_)) return op_of(h_)->ready();
       if (is_finished(h_)) {  // (only a Coro<void> can be): the outcome is there already
         h_ = {};
         slot_.state = detail::SyncSlot<T>::kValue;
@@ -112,6 +162,10 @@ class [[nodiscard]] Coro {
     /// the child starts through the task step's driver instead, keeping the stack bounded.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) noexcept {
+      if (is_op(h_)) {  // the caller itself waits: it stays the task's innermost frame
+        op_of(h_)->suspend(caller);
+        return true;
+      }
       promise_type& child = h_.promise();
       detail::tls_leaf = &child;
       std::coroutine_handle<>* const next = detail::tls_trampoline;
@@ -147,6 +201,7 @@ class [[nodiscard]] Coro {
           return std::move(slot_.value);
         }
       }
+      if (is_op(h_)) return op_of(h_)->result();
       promise_type& p = h_.promise();
       if (std::exception_ptr* e = p.error_ptr()) std::rethrow_exception(*e);
       if constexpr (!std::is_void_v<T>) return std::move(p.value());
@@ -162,6 +217,10 @@ class [[nodiscard]] Coro {
 
   /// Internal: destroys the frame unrun, without the "never awaited" report. Python: close()
   void close() noexcept {
+    if (is_op(h_)) {
+      op_of(std::exchange(h_, {}))->release();
+      return;
+    }
     if (h_ && !is_finished(h_)) h_.destroy();
     h_ = {};
   }
@@ -172,10 +231,21 @@ class [[nodiscard]] Coro {
       if (is_finished(h_))
         return detail::finished_frame(finished_info(std::exchange(h_, {}))->function);
     }
+    if (is_op(h_)) return op_of(std::exchange(h_, {}))->frame();
     return std::exchange(h_, {});
   }
 
  private:
+  static constexpr std::uintptr_t kOpTag = 2;  // (bit 0: a finished Coro<void>)
+
+  static bool is_op(handle_type h) noexcept {
+    return (reinterpret_cast<std::uintptr_t>(h.address()) & kOpTag) != 0;
+  }
+  static detail::CoroOp<T>* op_of(handle_type h) noexcept {
+    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(h.address()) & ~kOpTag;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer to the op
+    return reinterpret_cast<detail::CoroOp<T>*>(address);
+  }
   static bool is_finished(handle_type h) noexcept {
     if constexpr (std::is_void_v<T>) {
       return (reinterpret_cast<std::uintptr_t>(h.address()) & 1U) != 0;
@@ -192,6 +262,12 @@ class [[nodiscard]] Coro {
 
   void destroy() noexcept {
     if (!h_) return;
+    if (is_op(h_)) {
+      detail::CoroOp<T>* op = op_of(std::exchange(h_, {}));
+      detail::report_never_awaited(op->function);
+      op->release();
+      return;
+    }
     if (is_finished(h_)) {
       detail::report_never_awaited(finished_info(std::exchange(h_, {}))->function);
       return;

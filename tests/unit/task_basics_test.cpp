@@ -10,6 +10,7 @@
 // in order, a new task's first step is queued at create_task, awaiters of one future wake in the
 // order they started waiting, and timers with equal deadlines fire in scheduling order.
 #include <algorithm>
+#include <coroutine>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -340,6 +341,146 @@ TEST(FinishedCoro, AGroupThatRefusesItClosesItSilently) {
     co_return;
   }());
   EXPECT_EQ(reports, std::vector<std::string>{"coroutine 'done_at_once' was never awaited"});
+}
+
+// ---- a Coro<T> run by an operation instead of a frame (Coro::deferred, StreamReader::read) ----
+
+/// A CoroOp<int> for the tests: ready at once or not, failing where told, parking the awaiting
+/// task until wake() when not ready. It records what the Coro asked of it.
+class TestOp final : public asyncio::detail::CoroOp<int> {
+ public:
+  TestOp() noexcept : CoroOp("test_op") {}
+  TestOp(const TestOp&) = delete;
+  TestOp& operator=(const TestOp&) = delete;
+  ~TestOp() = default;
+
+  bool ready() override {
+    log.emplace_back("ready");
+    if (fail_in_ready) throw asyncio::ValueError("refused in ready");
+    if (!at_once) wait_.emplace();
+    return at_once;
+  }
+  void suspend(std::coroutine_handle<> caller) noexcept override {
+    log.emplace_back("suspend");
+    wait_->park_running(caller, "TestOp");
+  }
+  int result() override {
+    log.emplace_back("result");
+    if (wait_) wait_->resume_check();  // CancelledError after a cancelled wait
+    if (fail_in_result) throw asyncio::ValueError("refused in result");
+    return 42;
+  }
+  void release() noexcept override {
+    log.emplace_back("release");
+    wait_.reset();
+  }
+  std::coroutine_handle<asyncio::detail::CoroPromise<int>> frame() override {
+    log.emplace_back("frame");
+    release();
+    return return_int(7).release_for_task();
+  }
+  /// Resumes the parked task.
+  void wake() { wait_->wake_up(); }
+
+  bool at_once = true;
+  bool fail_in_ready = false;
+  bool fail_in_result = false;
+  Log log;
+
+ private:
+  struct Wait final : asyncio::detail::ParkedWaiter {
+    Wait() = default;
+  };
+  std::optional<Wait> wait_;
+};
+
+Coro<int> await_op(TestOp& op) {
+  co_return co_await Coro<int>::deferred(op);
+}
+
+TEST(DeferredCoro, ReadyAtOnceItGivesItsResultWithoutSuspending) {
+  run_virtual([]() -> Coro<void> {
+    TestOp op;
+    Coro<int> c = Coro<int>::deferred(op);
+    EXPECT_STREQ(c.name(), "test_op");
+    EXPECT_EQ(co_await c, 42);
+    EXPECT_FALSE(c.valid());
+    EXPECT_EQ(op.log, (Log{"ready", "result", "release"}));
+    EXPECT_TRUE(
+        asyncio_test::holds<asyncio::RuntimeError>(co_await asyncio_test::error_of(std::move(c))));
+  }());
+}
+
+TEST(DeferredCoro, NotReadyItParksTheTaskAtTheCallersAwait) {
+  run_virtual([]() -> Coro<void> {
+    TestOp op;
+    op.at_once = false;
+    Task<int> t = asyncio::create_task(await_op(op));
+    co_await asyncio::sleep(0);
+    EXPECT_EQ(op.log, (Log{"ready", "suspend"}));
+    EXPECT_FALSE(t.done());
+    op.wake();
+    EXPECT_EQ(co_await t, 42);
+    EXPECT_EQ(op.log, (Log{"ready", "suspend", "result", "release"}));
+  }());
+}
+
+TEST(DeferredCoro, CancelledWhileParkedItIsReleasedOnce) {
+  run_virtual([]() -> Coro<void> {
+    TestOp op;
+    op.at_once = false;
+    Task<int> t = asyncio::create_task(await_op(op));
+    co_await asyncio::sleep(0);
+    t.cancel();
+    EXPECT_TRUE(co_await asyncio_test::ends_cancelled(t));
+    EXPECT_EQ(op.log, (Log{"ready", "suspend", "result", "release"}));
+  }());
+}
+
+TEST(DeferredCoro, WhatReadyOrResultThrowsIsTheAwaitsAndTheOpIsReleased) {
+  run_virtual([]() -> Coro<void> {
+    TestOp op;
+    op.fail_in_ready = true;
+    auto err = co_await asyncio_test::error_of(Coro<int>::deferred(op));
+    EXPECT_EQ(asyncio_test::what_of(err), "refused in ready");
+    EXPECT_EQ(op.log, (Log{"ready", "release"}));
+    op.log.clear();
+    op.fail_in_ready = false;
+    op.fail_in_result = true;
+    err = co_await asyncio_test::error_of(Coro<int>::deferred(op));
+    EXPECT_EQ(asyncio_test::what_of(err), "refused in result");
+    EXPECT_EQ(op.log, (Log{"ready", "result", "release"}));
+  }());
+}
+
+TEST(DeferredCoro, ScheduledItRunsTheFrameTheOpMakes) {
+  run_virtual([]() -> Coro<void> {
+    TestOp op;
+    Task<int> t = asyncio::create_task(Coro<int>::deferred(op));
+    EXPECT_EQ(op.log, (Log{"frame", "release"}));
+    EXPECT_EQ(co_await t, 7);
+    op.log.clear();
+    auto [a, b] = co_await asyncio::gather(Coro<int>::deferred(op), return_int(1));
+    EXPECT_EQ(a, 7);
+    EXPECT_EQ(b, 1);
+    EXPECT_EQ(op.log, (Log{"frame", "release"}));
+  }());
+}
+
+TEST(DeferredCoro, UnawaitedItIsReportedByTheOpsNameClosedItIsNot) {
+  auto loop = new_virtual_loop();
+  loop->set_debug(true);
+  asyncio_test::RecordingHandler handler(*loop);
+  TestOp op;
+  loop->run_until_complete([](TestOp& o) -> Coro<void> {
+    { Coro<int> unused = Coro<int>::deferred(o); }
+    Coro<int> closed = Coro<int>::deferred(o);
+    closed.close();
+    EXPECT_FALSE(closed.valid());
+    co_return;
+  }(op));
+  EXPECT_EQ(op.log, (Log{"release", "release"}));
+  EXPECT_EQ(handler.messages(), std::vector<std::string>{"coroutine 'test_op' was never awaited"});
 }
 
 /// Counts the copies and moves made of it.
