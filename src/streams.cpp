@@ -51,7 +51,94 @@
 namespace asyncio {
 namespace detail {
 
-class ReaderWait;
+class StreamReaderState;
+
+namespace {
+Coro<std::string> read_some(std::shared_ptr<StreamReaderState> s, std::ptrdiff_t n);
+}  // namespace
+
+/// The task waiting for data on a reader (Python: the future in StreamReader._waiter). Lives
+/// in the waiting frame (or in the reader's ReadOp); the reader points at it while it is parked.
+class ReaderWait final : public ParkedWaiter {
+ public:
+  ReaderWait(StreamReaderState& s, const char* func) noexcept : s_(&s), func_(func) {}
+  ReaderWait(const ReaderWait&) = delete;
+  ReaderWait& operator=(const ReaderWait&) = delete;
+  ~ReaderWait() { detach(); }
+
+  inline bool await_ready();
+  inline void await_suspend(std::coroutine_handle<> h);
+  void await_resume() {
+    resume_check();
+    if (error_) std::rethrow_exception(error_);
+  }
+  /// From the reader: data, EOF or an error came.
+  void wake(std::exception_ptr error) {
+    error_ = std::move(error);
+    wake_up();
+  }
+  /// Ready for another wait (ReadOp's, reused): leaves the reader if still parked there.
+  void reset() noexcept {
+    detach();
+    error_ = nullptr;
+    rearm();
+  }
+
+ private:
+  void on_cancel() noexcept override { detach(); }
+  inline void detach() noexcept;
+
+  StreamReaderState* s_;
+  const char* func_;
+  std::exception_ptr error_;
+};
+
+/// StreamReader::read(n) for n > 0 without a coroutine frame (Coro<std::string>::deferred):
+/// each reader has one, which read() uses while no other Coro holds it (a read() made while
+/// an earlier one is still held gets a coroutine frame, read_some). It does what read_some
+/// does for n > 0, and waits in its own ReaderWait, reset for each use. The Coro keeps the
+/// reader alive through keep_, until it is awaited, scheduled (frame(): read_some's frame) or
+/// dropped. A task waiting in it is parked at its caller's await, so the task tree shows the
+/// caller innermost.
+class ReadOp final : public CoroOp<std::string> {
+ public:
+  explicit ReadOp(StreamReaderState& s) noexcept
+      : CoroOp("StreamReader.read"), s_(&s), wait_(s, "read") {}
+  ReadOp(const ReadOp&) = delete;
+  ReadOp& operator=(const ReadOp&) = delete;
+  ~ReadOp() = default;
+
+  [[nodiscard]] bool busy() const noexcept { return keep_ != nullptr; }
+  /// The next read(n); `keep` is the reader's own state.
+  Coro<std::string> start(std::shared_ptr<StreamReaderState> keep, std::size_t n) noexcept {
+    keep_ = std::move(keep);
+    n_ = n;
+    return Coro<std::string>::deferred(*this);
+  }
+
+  inline bool ready() override;
+  void suspend(std::coroutine_handle<> caller) noexcept override {
+    // ready() has checked what parking needs (a running task, LoopBinding::check).
+    wait_.await_suspend(caller);
+  }
+  inline std::string result() override;
+  void release() noexcept override {
+    wait_.reset();  // (a wait cancelled or never resumed leaves the reader here)
+    const std::shared_ptr<StreamReaderState> keep = std::move(keep_);  // may free *this
+  }
+  std::coroutine_handle<CoroPromise<std::string>> frame() override {
+    std::shared_ptr<StreamReaderState> keep = keep_;
+    const std::size_t n = n_;
+    release();
+    return read_some(std::move(keep), static_cast<std::ptrdiff_t>(n)).release_for_task();
+  }
+
+ private:
+  StreamReaderState* s_;
+  std::shared_ptr<StreamReaderState> keep_;  // while a Coro holds the op
+  std::size_t n_ = 0;
+  ReaderWait wait_;
+};
 
 /// The shared state behind StreamReader handles. Python: StreamReader's attributes
 class StreamReaderState {
@@ -153,6 +240,7 @@ class StreamReaderState {
   std::exception_ptr exception_;
   ReaderWait* waiter_ = nullptr;  // the one task waiting for data (Python: _waiter)
   LoopBinding loop_;
+  ReadOp read_op_{*this};
 
  private:
   static constexpr std::size_t kCompactAt = 4096;
@@ -172,50 +260,41 @@ class StreamReaderState {
   std::weak_ptr<BaseTransport> transport_;
 };
 
-/// The task waiting for data on a reader (Python: the future in StreamReader._waiter). Lives
-/// in the waiting frame; the reader points at it while it is parked.
-class ReaderWait final : public ParkedWaiter {
- public:
-  ReaderWait(StreamReaderState& s, const char* func) noexcept : s_(&s), func_(func) {}
-  ReaderWait(const ReaderWait&) = delete;
-  ReaderWait& operator=(const ReaderWait&) = delete;
-  ~ReaderWait() { detach(); }
+namespace {
+[[noreturn]] void throw_second_waiter(const char* func) {
+  throw RuntimeError(std::string(func) +
+                     "() called while another coroutine is already waiting for incoming data");
+}
+}  // namespace
 
-  bool await_ready() {
-    // Two readers waiting at once could not know which gets the next data. Python raises the
-    // same RuntimeError.
-    if (s_->waiter_ != nullptr) {
-      throw RuntimeError(std::string(func_) +
-                         "() called while another coroutine is already waiting for incoming data");
-    }
-    s_->loop_.check("asyncio::StreamReader");
-    s_->resume_before_wait();
-    return false;
-  }
-  void await_suspend(std::coroutine_handle<> h) {
-    s_->waiter_ = this;
-    park_running(h, "StreamReader wait");  // a pending cancellation detaches at once
-  }
-  void await_resume() {
-    resume_check();
-    if (error_) std::rethrow_exception(error_);
-  }
-  /// From the reader: data, EOF or an error came.
-  void wake(std::exception_ptr error) {
-    error_ = std::move(error);
-    wake_up();
-  }
+inline bool ReaderWait::await_ready() {
+  // Two readers waiting at once could not know which gets the next data. Python raises the
+  // same RuntimeError.
+  if (s_->waiter_ != nullptr) [[unlikely]]
+    throw_second_waiter(func_);
+  s_->loop_.check("asyncio::StreamReader");  // RuntimeError outside a task
+  s_->resume_before_wait();
+  return false;
+}
+inline void ReaderWait::await_suspend(std::coroutine_handle<> h) {
+  s_->waiter_ = this;
+  park_running(h, "StreamReader wait");  // a pending cancellation detaches at once
+}
+inline void ReaderWait::detach() noexcept {
+  if (s_->waiter_ == this) s_->waiter_ = nullptr;
+}
 
- private:
-  void on_cancel() noexcept override { detach(); }
-  void detach() noexcept {
-    if (s_->waiter_ == this) s_->waiter_ = nullptr;
-  }
-
-  StreamReaderState* s_;
-  const char* func_;
-  std::exception_ptr error_;
-};
+inline bool ReadOp::ready() {
+  s_->rethrow_if_failed();
+  if (s_->size() != 0 || s_->eof_) return true;
+  return wait_.await_ready();  // checks that a task runs: suspend() cannot fail
+}
+inline std::string ReadOp::result() {
+  wait_.await_resume();  // CancelledError, or the reader's error (nothing if it did not wait)
+  std::string out = s_->take(std::min(n_, s_->size()));
+  s_->maybe_resume_transport();
+  return out;
+}
 
 inline void StreamReaderState::wake(std::exception_ptr error) {
   if (ReaderWait* w = std::exchange(waiter_, nullptr)) w->wake(std::move(error));
@@ -591,6 +670,9 @@ StreamReader::StreamReader(std::size_t limit)
 
 Coro<std::string> StreamReader::read(std::ptrdiff_t n) const {
   if (!state_) throw_empty("StreamReader");
+  if (n > 0 && !state_->read_op_.busy()) {
+    return state_->read_op_.start(state_, static_cast<std::size_t>(n));
+  }
   return detail::read_some(state_, n);
 }
 

@@ -934,6 +934,184 @@ TEST(StreamReader, MovedFromHandleIsInvalidStateError) {
   EXPECT_EQ(b.buffered(), 1U);
 }
 
+// ---- read(n) without a coroutine frame (the reader's ReadOp) -------------------------------
+// read(n > 0) is done by an operation kept in the reader, used by one Coro at a time; a read()
+// made while another Coro holds it gets an ordinary coroutine frame. Both forms must behave
+// the same whichever way they are awaited, scheduled or dropped.
+
+/// Awaits r.read(n) in the task's own frame (create_task(r.read(n)) would schedule a frame).
+Coro<std::string> read_here(StreamReader r, std::ptrdiff_t n) {
+  std::string got = co_await r.read(n);
+  co_return got;
+}
+
+TEST(StreamReaderReadOp, ReadsMadeBeforeAnyIsAwaitedGetTheirBytesInAwaitOrder) {
+  run([]() -> Coro<void> {
+    StreamReader r;
+    Coro<std::string> a = r.read(3);  // the reader's op
+    Coro<std::string> b = r.read(3);  // a frame: the op is held by `a`
+    Coro<std::string> c = r.read(3);
+    r.feed_data("abcdefgh");
+    EXPECT_EQ(co_await std::move(b), "abc");
+    EXPECT_EQ(co_await std::move(a), "def");
+    EXPECT_EQ(co_await std::move(c), "gh");
+    Coro<std::string> d = r.read(3);  // the op again, free since `a` was awaited
+    r.feed_eof();
+    EXPECT_EQ(co_await std::move(d), "");
+  }());
+}
+
+TEST(StreamReaderReadOp, AReadAwaitedTwiceIsRuntimeError) {
+  run([]() -> Coro<void> {
+    StreamReader r;
+    r.feed_data("xy");
+    Coro<std::string> a = r.read(1);
+    EXPECT_EQ(co_await a, "x");
+    EXPECT_FALSE(a.valid());
+    EXPECT_TRUE(holds<RuntimeError>(co_await error_of(std::move(a))));
+    EXPECT_EQ(co_await r.read(5), "y");
+  }());
+}
+
+TEST(StreamReaderReadOp, ACoroOutlivingEveryHandleStillReads) {
+  run([]() -> Coro<void> {
+    std::optional<StreamReader> r(std::in_place);
+    r->feed_data("kept");
+    Coro<std::string> a = r->read(10);
+    r.reset();  // the Coro keeps the reader
+    EXPECT_EQ(co_await std::move(a), "kept");
+  }());
+}
+
+TEST(StreamReaderReadOp, ScheduledAfterItsHandleIsGoneItStillReads) {
+  run([]() -> Coro<void> {
+    std::optional<StreamReader> r(std::in_place);
+    StreamReader keep = *r;
+    Coro<std::string> a = r->read(10);
+    r.reset();
+    Task<std::string> t = create_task(std::move(a));  // the op becomes a frame
+    co_await sleep(0);
+    EXPECT_FALSE(t.done());
+    keep.feed_data("later");
+    EXPECT_EQ(co_await t, "later");
+    // The op is free again.
+    keep.feed_data("more");
+    Coro<std::string> b = keep.read(2);
+    EXPECT_EQ(co_await std::move(b), "mo");
+  }());
+}
+
+TEST(StreamReaderReadOp, GatheredReadsEachGetTheirOwnBytes) {
+  run([]() -> Coro<void> {
+    StreamReader r;
+    feed_soon(r, "abcdef");
+    auto [x, y] = co_await asyncio::gather(r.read(3), r.read(3));
+    EXPECT_EQ(x, "abc");
+    EXPECT_EQ(y, "def");
+  }());
+}
+
+TEST(StreamReaderReadOp, CancelledWhileWaitingInTheCallerLosesNoData) {
+  run([]() -> Coro<void> {
+    StreamReader r;
+    Task<std::string> t = create_task(read_here(r, 10));
+    co_await sleep(0);
+    t.cancel();
+    r.feed_data("hello");
+    EXPECT_TRUE(co_await ends_cancelled(t));
+    EXPECT_EQ(r.buffered(), 5U);
+    EXPECT_EQ(co_await r.read(10), "hello");
+  }());
+}
+
+TEST(StreamReaderReadOp, CancelledAfterItsWakeUpLosesNoData) {
+  run([]() -> Coro<void> {
+    StreamReader r;
+    Task<std::string> t = create_task(read_here(r, 10));
+    co_await sleep(0);
+    r.feed_data("hello");
+    t.cancel();
+    EXPECT_TRUE(co_await ends_cancelled(t));
+    EXPECT_EQ(co_await r.read(3), "hel");
+    EXPECT_EQ(co_await r.read(3), "lo");
+  }());
+}
+
+TEST(StreamReaderReadOp, TimingOutInWaitForLeavesTheStreamUsable) {
+  run([]() -> Coro<void> {
+    StreamReader r;
+    const double t0 = asyncio_test::now();
+    EXPECT_THROW((void)co_await asyncio::wait_for(r.read(4), 1.5), asyncio::TimeoutError);
+    EXPECT_DOUBLE_EQ(asyncio_test::now() - t0, 1.5);
+    feed_soon(r, "data");
+    EXPECT_EQ(co_await asyncio::wait_for(r.read(4), 1.5), "data");
+  }());
+}
+
+TEST(StreamReaderReadOp, ASecondWaiterWhileTheOpWaitsIsRuntimeError) {
+  run([]() -> Coro<void> {
+    StreamReader r;
+    Task<std::string> first = create_task(read_here(r, 5));
+    co_await sleep(0);
+    auto err = co_await error_of(r.read(5));  // a frame: the op is busy
+    EXPECT_TRUE(holds<RuntimeError>(err));
+    EXPECT_THAT(what_of(err),
+                HasSubstr("read() called while another coroutine is already waiting"));
+    r.feed_data("abc");
+    EXPECT_EQ(co_await first, "abc");
+  }());
+}
+
+TEST(StreamReaderReadOp, TheOpRefusesASecondWaiterToo) {
+  run([]() -> Coro<void> {
+    StreamReader r;
+    Task<std::string> first = create_task(r.readexactly(2));  // waits in a frame
+    co_await sleep(0);
+    Coro<std::string> c = r.read(5);  // the op
+    auto err = co_await error_of(std::move(c));
+    EXPECT_THAT(what_of(err),
+                HasSubstr("read() called while another coroutine is already waiting"));
+    r.feed_data("ab");
+    EXPECT_EQ(co_await first, "ab");
+  }());
+}
+
+TEST(StreamReaderReadOp, AnErrorSetWhileWaitingIsThrownThere) {
+  run([]() -> Coro<void> {
+    StreamReader r;
+    fail_soon(r, "boom");
+    auto err = co_await error_of(r.read(5));
+    EXPECT_EQ(what_of(err), "boom");
+    EXPECT_EQ(what_of(co_await error_of(r.read(5))), "boom");  // and at once from then on
+  }());
+}
+
+TEST(StreamReaderReadOp, AnUnawaitedReadIsReportedByNameAndFreesTheReader) {
+  auto loop = asyncio_test::new_virtual_loop();
+  loop->set_debug(true);
+  asyncio_test::RecordingHandler handler(*loop);
+  loop->run_until_complete([]() -> Coro<void> {
+    StreamReader r;
+    { Coro<std::string> unused = r.read(4); }
+    r.feed_data("next");
+    EXPECT_EQ(co_await r.read(4), "next");  // the op is free again
+    co_return;
+  }());
+  ASSERT_EQ(handler.size(), 1U);
+  EXPECT_EQ(handler.at(0).message, "coroutine 'StreamReader.read' was never awaited");
+}
+
+TEST(StreamReaderReadOp, NamesItselfAsPythonDoes) {
+  StreamReader r;
+  Coro<std::string> a = r.read(1);
+  EXPECT_STREQ(a.name(), "StreamReader.read");
+  a.close();  // dropped without a report; the op is free again
+  EXPECT_FALSE(a.valid());
+  Coro<std::string> b = r.read(1);
+  EXPECT_STREQ(b.name(), "StreamReader.read");
+  b.close();
+}
+
 // ---- The buffer (beyond CPython's tests) ---------------------------------------------------
 
 TEST(StreamReader, ManySmallReadsOverABigBufferKeepEveryByte) {

@@ -199,6 +199,9 @@ class ParkedWaiterOn : public Base {
     assert(other.state_ == State::idle && "moving a ParkedWaiter that is waiting");
   }
   ~ParkedWaiterOn() = default;
+  /// Makes a waiter whose wait has ended (its task resumed) or never started ready for another
+  /// wait: for a waiter kept in an object rather than in the awaiting frame.
+  void rearm() noexcept { state_ = State::idle; }
   /// The wait is being cancelled: leave whatever wait list this waiter is on.
   virtual void on_cancel() noexcept {}
   /// Until the wait starts, the word that then holds the task can carry one argument of the
