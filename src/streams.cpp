@@ -127,7 +127,7 @@ class ReadOp final : public CoroOp<std::string> {
     const std::shared_ptr<StreamReaderState> keep = std::move(keep_);  // may free *this
   }
   std::coroutine_handle<CoroPromise<std::string>> frame() override {
-    std::shared_ptr<StreamReaderState> keep = keep_;
+    std::shared_ptr<StreamReaderState> keep = std::move(keep_);  // the frame holds it from here
     const std::size_t n = n_;
     release();
     return read_some(std::move(keep), static_cast<std::ptrdiff_t>(n)).release_for_task();

@@ -101,21 +101,13 @@ class [[nodiscard]] Coro {
   static Coro finished(const detail::FinishedCoro& what) noexcept
   requires std::is_void_v<T>
   {
-    // The object's address with bit 0 set: frames are 16-aligned, so no frame looks like it.
-    const std::uintptr_t tagged = reinterpret_cast<std::uintptr_t>(&what) | 1U;
-    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer to a static FinishedCoro
-    return Coro(handle_type::from_address(reinterpret_cast<void*>(tagged)));
+    return Coro(tagged(&what, kFinishedTag));
   }
 
   /// Internal: a Coro whose work is done by `op` rather than by a frame (see detail::CoroOp).
   /// Awaiting it runs the op inside the awaiting task; scheduling it makes a frame of it; both
   /// consume it, as for any Coro.
-  static Coro deferred(detail::CoroOp<T>& op) noexcept {
-    // The op's address with bit 1 set: frames are 16-aligned, so no frame looks like it.
-    const std::uintptr_t tagged = reinterpret_cast<std::uintptr_t>(&op) | kOpTag;
-    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer to the op
-    return Coro(handle_type::from_address(reinterpret_cast<void*>(tagged)));
-  }
+  static Coro deferred(detail::CoroOp<T>& op) noexcept { return Coro(tagged(&op, kOpTag)); }
 
   /// True while the Coro can still be awaited or scheduled.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
@@ -236,28 +228,36 @@ class [[nodiscard]] Coro {
   }
 
  private:
-  static constexpr std::uintptr_t kOpTag = 2;  // (bit 0: a finished Coro<void>)
+  // A handle that is not a frame's: an object's address with one tag bit set (frames are
+  // 16-aligned, so no frame looks like it).
+  static constexpr std::uintptr_t kFinishedTag = 1;  // a static FinishedCoro (Coro<void> only)
+  static constexpr std::uintptr_t kOpTag = 2;        // a detail::CoroOp<T>
 
-  static bool is_op(handle_type h) noexcept {
-    return (reinterpret_cast<std::uintptr_t>(h.address()) & kOpTag) != 0;
+  static std::uintptr_t bits(handle_type h) noexcept {
+    return reinterpret_cast<std::uintptr_t>(h.address());
   }
+  static handle_type tagged(const void* object, std::uintptr_t tag) noexcept {
+    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(object) | tag;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer to `object`
+    return handle_type::from_address(reinterpret_cast<void*>(address));
+  }
+  static void* untagged(handle_type h, std::uintptr_t tag) noexcept {
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): the object a tagged handle points at
+    return reinterpret_cast<void*>(bits(h) & ~tag);
+  }
+  static bool is_op(handle_type h) noexcept { return (bits(h) & kOpTag) != 0; }
   static detail::CoroOp<T>* op_of(handle_type h) noexcept {
-    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(h.address()) & ~kOpTag;
-    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer to the op
-    return reinterpret_cast<detail::CoroOp<T>*>(address);
+    return static_cast<detail::CoroOp<T>*>(untagged(h, kOpTag));
   }
   static bool is_finished(handle_type h) noexcept {
     if constexpr (std::is_void_v<T>) {
-      return (reinterpret_cast<std::uintptr_t>(h.address()) & 1U) != 0;
+      return (bits(h) & kFinishedTag) != 0;
     } else {
       return false;
     }
   }
   static const detail::FinishedCoro* finished_info(handle_type h) noexcept {
-    const std::uintptr_t address =
-        reinterpret_cast<std::uintptr_t>(h.address()) & ~std::uintptr_t{1};
-    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer to a static FinishedCoro
-    return reinterpret_cast<const detail::FinishedCoro*>(address);
+    return static_cast<const detail::FinishedCoro*>(untagged(h, kFinishedTag));
   }
 
   void destroy() noexcept {
