@@ -382,12 +382,13 @@ class StreamProtocol final : public Protocol, public std::enable_shared_from_thi
     SignalWait::wake_all(drain_waiters_, nullptr);
   }
 
+  // (What every round trip reads first: data_received(), drain().)
   std::shared_ptr<StreamReaderState> reader_;
-  std::shared_ptr<const ClientConnected> cb_;  // server side only, until connection_made()
-  std::function<void()> on_lost_;              // a child's pipe: tells the Process
-  bool server_side_ = false;                   // made by start_server (start_tls's side)
   bool paused_ = false;
   bool connection_lost_ = false;
+  bool server_side_ = false;                   // made by start_server (start_tls's side)
+  std::shared_ptr<const ClientConnected> cb_;  // server side only, until connection_made()
+  std::function<void()> on_lost_;              // a child's pipe: tells the Process
   WaitList drain_waiters_;
   bool closed_ = false;
   std::exception_ptr closed_error_;

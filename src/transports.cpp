@@ -131,10 +131,11 @@ class SocketTransport final : public Transport, public IoResource {
         io_(&io_of(loop)),
         fd_(fd),
         medium_(medium),
+        uring_(io_of(loop).backend() == Backend::io_uring),
+        ring_send_(ring_send(io_of(loop), medium)),
         readable_(OpKind::poll_in, fd, *this, &SocketTransport::on_readable, ready_queue_of(loop)),
-        writable_(ring_send(io_of(loop), medium) ? OpKind::send : OpKind::poll_out, fd, *this,
-                  ring_send(io_of(loop), medium) ? &SocketTransport::on_sent
-                                                 : &SocketTransport::on_writable,
+        writable_(ring_send_ ? OpKind::send : OpKind::poll_out, fd, *this,
+                  ring_send_ ? &SocketTransport::on_sent : &SocketTransport::on_writable,
                   ready_queue_of(loop)),
         received_(medium == Medium::socket ? OpKind::recv : OpKind::read, fd, *this,
                   &SocketTransport::on_received, ready_queue_of(loop)),
@@ -249,7 +250,7 @@ class SocketTransport final : public Transport, public IoResource {
       return;
     }
     if (dead_) return;  // the loop is gone
-    if (writable_.kind() == OpKind::send) {
+    if (ring_send_) {
       write_through_ring(pieces, total);
       maybe_pause_protocol();
       return;
@@ -350,7 +351,8 @@ class SocketTransport final : public Transport, public IoResource {
   friend class OwnedCall<SocketTransport>;
 
   [[nodiscard]] std::size_t buffered() const noexcept {
-    return wbuf_.size() - wpos_ + sending_.size() - spos_;
+    // (sending_ is io_uring's alone: epoll's writes leave its cache line alone.)
+    return wbuf_.size() - wpos_ + (ring_send_ ? sending_.size() - spos_ : 0);
   }
   /// io_uring sockets send through the ring (a send op); epoll and pipes wait for writability.
   static bool ring_send(const LoopIo& io, Medium medium) noexcept {
@@ -475,7 +477,7 @@ class SocketTransport final : public Transport, public IoResource {
       }
     } else if (r < 0 && r != -ECANCELED) {
       fatal_error(make_os_error(r, "poll"), read_error());
-    } else if (reading_active() && !received_.busy()) {
+    } else if (reading_active() && !(uring_ && received_.busy())) {  // (only io_uring receives)
       read_some();
     }
     maybe_release();
@@ -937,6 +939,8 @@ class SocketTransport final : public Transport, public IoResource {
   LoopIo* io_;
   int fd_;
   Medium medium_;
+  bool uring_;      // the loop runs io_uring (the recv ops are io_uring's alone)
+  bool ring_send_;  // writes go through writable_, a send op (ring_send())
   bool made_ = false;
   bool closing_ = false;
   bool paused_ = false;
@@ -949,14 +953,13 @@ class SocketTransport final : public Transport, public IoResource {
   BufferedProtocol* bproto_ = nullptr;
   std::string wbuf_;  // bytes waiting (epoll: for writability; io_uring: behind the send op)
   std::size_t wpos_ = 0;
-  std::string sending_;  // io_uring: the bytes the send op holds, from spos_
+  OwnedOp<SocketTransport> readable_;  // (the ops' destructors do nothing: any order is fine)
+  std::string sending_;                // io_uring: the bytes the send op holds, from spos_
   std::size_t spos_ = 0;
-  // (Before the ops: they are destroyed first.)
   std::shared_ptr<SocketTransport> self_;  // the loop's reference (see the header)
   std::shared_ptr<BaseProtocol> protocol_;
   std::shared_ptr<BaseProtocol> retained_;  // an old protocol whose buffer the kernel holds
   std::shared_ptr<ServerState> server_;
-  OwnedOp<SocketTransport> readable_;
   OwnedOp<SocketTransport> writable_;
   OwnedOp<SocketTransport> received_;
   SocketAddress local_;
