@@ -7,12 +7,16 @@
 //   asyncio_bench echo-server PORT  listen on 127.0.0.1:PORT, write back every byte read
 //   asyncio_bench http-server PORT  listen on 127.0.0.1:PORT, answer each request head with a
 //                                   fixed 13-byte "Hello, World!" (HTTP/1.1 keep-alive)
+//   asyncio_bench echo-protocol-server PORT  echo-server one layer down (not in the contract):
+//                                   create_server and a Protocol whose data_received writes the
+//                                   bytes back, no task and no streams, to tell the costs apart
 //
 // The compute workloads print one JSON line: {"wall_s": ..., "check": ...}; the time covers the
 // workload only. The servers print {"ready": true, "port": PORT} once listening, then nothing,
 // and run until SIGTERM (its default action ends them). They are written with the streams API
 // as a user writes them (start_server, a task per connection: read, write, drain), on the
 // engine that Backend::automatic picks, so ASYNCIO_BACKEND=epoll|io_uring selects it.
+// echo-protocol-server answers the same load, and is the figure of the layers below streams.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -21,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -156,20 +161,43 @@ asyncio::Coro<void> http_connection(asyncio::StreamReader reader, asyncio::Strea
   writer.close();
 }
 
-/// Serves until a signal ends the process (start_server, one task per connection).
-asyncio::Coro<void> serve_main(int port, bool http) {
-  asyncio::Server server =
-      co_await asyncio::start_server(http ? http_connection : echo_connection, "127.0.0.1",
-                                     static_cast<std::uint16_t>(port), {.backlog = 1024});
+/// echo-protocol-server's protocol: each chunk received is written back at once.
+class EchoProtocol final : public asyncio::Protocol {
+ public:
+  void connection_made(asyncio::Transport& transport) override { transport_ = &transport; }
+  void data_received(std::string_view data) override { transport_->write(data); }
+
+ private:
+  asyncio::Transport* transport_ = nullptr;  // valid until connection_lost()
+};
+
+enum class ServerKind { echo, http, echo_protocol };
+
+/// Listens on 127.0.0.1:`port`: start_server with a task per connection, or create_server
+/// with EchoProtocol.
+asyncio::Coro<asyncio::Server> listen(int port, ServerKind kind) {
+  const auto p = static_cast<std::uint16_t>(port);
+  if (kind == ServerKind::echo_protocol) {
+    co_return co_await asyncio::create_server([] { return std::make_shared<EchoProtocol>(); },
+                                              "127.0.0.1", p, {.backlog = 1024});
+  }
+  co_return co_await asyncio::start_server(
+      kind == ServerKind::http ? http_connection : echo_connection, "127.0.0.1", p,
+      {.backlog = 1024});
+}
+
+/// Serves until a signal ends the process.
+asyncio::Coro<void> serve_main(int port, ServerKind kind) {
+  asyncio::Server server = co_await listen(port, kind);
   std::printf("{\"ready\": true, \"port\": %d}\n", server.port());
   std::fflush(stdout);
   co_await server.serve_forever();
 }
 
 /// Listens, says so on stdout, and serves until a signal ends the process.
-int serve(int port, bool http) {
+int serve(int port, ServerKind kind) {
   try {
-    asyncio::run(serve_main(port, http));
+    asyncio::run(serve_main(port, kind));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "asyncio_bench: %s\n", e.what());
     return 1;
@@ -197,8 +225,13 @@ int main(int argc, char** argv) {
     return measure([](long n, long /*unused*/) { return chain(n); }, arg(argc, argv, 2, 10000000),
                    0);
   }
-  if ((workload == "echo-server" || workload == "http-server") && argc > 2) {
-    return serve(static_cast<int>(arg(argc, argv, 2, 0)), workload == "http-server");
+  if ((workload == "echo-server" || workload == "http-server" ||
+       workload == "echo-protocol-server") &&
+      argc > 2) {
+    const ServerKind kind = workload == "http-server"   ? ServerKind::http
+                            : workload == "echo-server" ? ServerKind::echo
+                                                        : ServerKind::echo_protocol;
+    return serve(static_cast<int>(arg(argc, argv, 2, 0)), kind);
   }
   std::fprintf(stderr, "asyncio_bench: workload '%s' is not implemented\n", workload.c_str());
   return 3;

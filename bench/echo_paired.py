@@ -4,9 +4,11 @@
   bench/echo_paired.py REPS NAME=CMD [NAME=CMD ...]
 
 Each CMD is run as `CMD echo-server PORT` and must print one line when it listens (our
-`asyncio_bench` and the anchors' servers do). As run-anchors.sh's echo-c100 "1-CPU" column: the
+`asyncio_bench` and the anchors' servers do); a CMD whose last word ends in "-server" names its
+own workload (`asyncio_bench echo-protocol-server`). As run-anchors.sh's echo-c100 "1-CPU" column: the
 server and the anchors' load generator (LOADGEN, default /tmp/anchor-bench-build/loadgen) both
-pinned to CPU 0, 100 connections, 64-byte messages, 1 s warm-up, 3 s measured. The systems take
+pinned to CPU 0, 100 connections, 64-byte messages, 1 s warm-up, 3 s measured (WARM and SECS
+change them: shorter turns, more of them, follow a drifting machine more closely). The systems take
 turns, REPS times, so that the machine's drift touches them alike.
 
 Per system it prints the median server CPU per round trip (the loadgen's figure), the split into
@@ -46,18 +48,23 @@ def proc_stat(pid):
             switches["nonvoluntary_ctxt_switches"])
 
 
+WARM = os.environ.get("WARM", "1")
+SECS = os.environ.get("SECS", "3")
+
+
 def one_turn(cmd):
     port = free_port()
+    workload = [] if cmd[-1].endswith("-server") else ["echo-server"]
     # taskset execs the server: its pid is the server's.
-    srv = subprocess.Popen(["taskset", "-c", "0"] + cmd + ["echo-server", str(port)],
+    srv = subprocess.Popen(["taskset", "-c", "0"] + cmd + workload + [str(port)],
                            stdout=subprocess.PIPE)
     load = None
     try:
         srv.stdout.readline()
         time.sleep(0.2)
         load = subprocess.Popen(["taskset", "-c", "0", LOADGEN, "127.0.0.1", str(port), "100",
-                                 "64", "1", "3", str(srv.pid)], stdout=subprocess.PIPE)
-        time.sleep(1.0)  # the warm-up
+                                 "64", WARM, SECS, str(srv.pid)], stdout=subprocess.PIPE)
+        time.sleep(float(WARM))  # the warm-up
         before = proc_stat(srv.pid)
         out = load.communicate(timeout=60)[0].decode().strip().splitlines()[-1]
         after = proc_stat(srv.pid)
