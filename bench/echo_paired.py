@@ -5,11 +5,12 @@
 
 Each CMD is run as `CMD echo-server PORT` and must print one line when it listens (our
 `asyncio_bench` and the anchors' servers do); a CMD whose last word ends in "-server" names its
-own workload (`asyncio_bench echo-protocol-server`). As run-anchors.sh's echo-c100 "1-CPU" column: the
-server and the anchors' load generator (LOADGEN, default /tmp/anchor-bench-build/loadgen) both
-pinned to CPU 0, 100 connections, 64-byte messages, 1 s warm-up, 3 s measured (WARM and SECS
-change them: shorter turns, more of them, follow a drifting machine more closely). The systems take
-turns, REPS times, so that the machine's drift touches them alike.
+own workload (`asyncio_bench echo-protocol-server`). As run-anchors.sh's echo-c100 "1-CPU"
+column: the server and the anchors' load generator (LOADGEN, default
+/tmp/anchor-bench-build/loadgen) both pinned to CPU 0, 100 connections, 64-byte messages, 1 s
+warm-up, 3 s measured (WARM and SECS change them: shorter turns, more of them, follow a drifting
+machine more closely). The systems take turns, REPS times, so that the machine's drift touches
+them alike.
 
 Per system it prints the median server CPU per round trip (the loadgen's figure), the split into
 user and system time, and the server's voluntary and involuntary context switches per round
