@@ -213,6 +213,13 @@ class StreamReaderState {
     wake(std::move(exc));
   }
   void set_transport(std::weak_ptr<BaseTransport> t) noexcept { transport_ = std::move(t); }
+  /// take(n), then a paused transport resumes if the buffer is back under the limit: what each
+  /// read ends with (Python: the slice, then _maybe_resume_transport).
+  std::string consume(std::size_t n) {
+    std::string out = take(n);
+    maybe_resume_transport();
+    return out;
+  }
   /// Python: StreamReader._maybe_resume_transport
   void maybe_resume_transport() {
     if (paused_ && size() <= limit_) {
@@ -291,9 +298,7 @@ inline bool ReadOp::ready() {
 }
 inline std::string ReadOp::result() {
   wait_.await_resume();  // CancelledError, or the reader's error (nothing if it did not wait)
-  std::string out = s_->take(std::min(n_, s_->size()));
-  s_->maybe_resume_transport();
-  return out;
+  return s_->consume(std::min(n_, s_->size()));
 }
 
 inline void StreamReaderState::wake(std::exception_ptr error) {
@@ -447,9 +452,7 @@ Coro<std::string> read_some(std::shared_ptr<StreamReaderState> s, std::ptrdiff_t
     co_return all;
   }
   if (s->size() == 0 && !s->eof_) co_await ReaderWait(*s, "read");
-  std::string out = s->take(std::min(static_cast<std::size_t>(n), s->size()));
-  s->maybe_resume_transport();
-  co_return out;
+  co_return s->consume(std::min(static_cast<std::size_t>(n), s->size()));
 }
 
 Coro<std::string> read_exactly(std::shared_ptr<StreamReaderState> s, std::size_t n) {
@@ -459,9 +462,7 @@ Coro<std::string> read_exactly(std::shared_ptr<StreamReaderState> s, std::size_t
     if (s->eof_) throw IncompleteReadError(s->take(s->size()), n);
     co_await ReaderWait(*s, "readexactly");
   }
-  std::string out = s->take(n);
-  s->maybe_resume_transport();
-  co_return out;
+  co_return s->consume(n);
 }
 
 /// Python: StreamReader.readuntil. The caller holds the state (and awaits this at once).
@@ -490,9 +491,7 @@ Coro<std::string> read_until(StreamReaderState& s, std::string_view sep, const c
   if (isep > s.limit_) {
     throw LimitOverrunError("Separator is found, but chunk is longer than limit", isep);
   }
-  std::string out = s.take(isep + sep.size());
-  s.maybe_resume_transport();
-  co_return out;
+  co_return s.consume(isep + sep.size());
 }
 
 Coro<std::string> read_until_owned(std::shared_ptr<StreamReaderState> s, std::string sep) {

@@ -132,7 +132,7 @@ class SocketTransport final : public Transport, public IoResource {
         fd_(fd),
         medium_(medium),
         uring_(io_of(loop).backend() == Backend::io_uring),
-        ring_send_(ring_send(io_of(loop), medium)),
+        ring_send_(uring_ && medium == Medium::socket),
         readable_(OpKind::poll_in, fd, *this, &SocketTransport::on_readable, ready_queue_of(loop)),
         writable_(ring_send_ ? OpKind::send : OpKind::poll_out, fd, *this,
                   ring_send_ ? &SocketTransport::on_sent : &SocketTransport::on_writable,
@@ -353,10 +353,6 @@ class SocketTransport final : public Transport, public IoResource {
   [[nodiscard]] std::size_t buffered() const noexcept {
     // (sending_ is io_uring's alone: epoll's writes leave its cache line alone.)
     return wbuf_.size() - wpos_ + (ring_send_ ? sending_.size() - spos_ : 0);
-  }
-  /// io_uring sockets send through the ring (a send op); epoll and pipes wait for writability.
-  static bool ring_send(const LoopIo& io, Medium medium) noexcept {
-    return medium == Medium::socket && io.backend() == Backend::io_uring;
   }
   [[nodiscard]] bool reading_active() const noexcept {
     return !paused_ && !closing_ && !eof_received_;
@@ -940,7 +936,8 @@ class SocketTransport final : public Transport, public IoResource {
   int fd_;
   Medium medium_;
   bool uring_;      // the loop runs io_uring (the recv ops are io_uring's alone)
-  bool ring_send_;  // writes go through writable_, a send op (ring_send())
+  bool ring_send_;  // io_uring sockets send through writable_, a send op; epoll and pipes
+                    // wait for writability
   bool made_ = false;
   bool closing_ = false;
   bool paused_ = false;
