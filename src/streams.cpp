@@ -72,7 +72,9 @@ class ReaderWait final : public ParkedWaiter {
     resume_check();
     if (error_) std::rethrow_exception(error_);
   }
-  /// From the reader: data, EOF or an error came.
+  /// From the reader: data or EOF came.
+  void wake() { wake_up(); }
+  /// From the reader: its error came.
   void wake(std::exception_ptr error) {
     error_ = std::move(error);
     wake_up();
@@ -80,7 +82,7 @@ class ReaderWait final : public ParkedWaiter {
   /// Ready for another wait (ReadOp's, reused): leaves the reader if still parked there.
   void reset() noexcept {
     detach();
-    error_ = nullptr;
+    if (error_) error_ = nullptr;  // (rarely set: no exception_ptr assignment then)
     rearm();
   }
 
@@ -121,7 +123,7 @@ class ReadOp final : public CoroOp<std::string> {
     // ready() has checked what parking needs (a running task, LoopBinding::check).
     wait_.await_suspend(caller);
   }
-  inline std::string result() override;
+  inline std::string finish() override;
   void release() noexcept override {
     wait_.reset();  // (a wait cancelled or never resumed leaves the reader here)
     const std::shared_ptr<StreamReaderState> keep = std::move(keep_);  // may free *this
@@ -166,9 +168,7 @@ class StreamReaderState {
     if (n == size() && pos_ == 0 && buf_.capacity() > kKeepAtMost) {
       return std::exchange(buf_, std::string());
     }
-    std::string out(view().data(), n);
-    drop(n);
-    return out;
+    return copy_out(n);
   }
   /// Forgets the first `n` (<= size()) bytes. The consumed prefix is erased only once it is at
   /// least half of the string (and not tiny), so a run of small reads costs no memmove each.
@@ -186,6 +186,12 @@ class StreamReaderState {
     buf_.clear();
     pos_ = 0;
   }
+  /// take() by copying: a function of its own so that the copy is made in the caller's string.
+  std::string copy_out(std::size_t n) {
+    std::string out(buf_.data() + pos_, n);
+    drop(n);
+    return out;
+  }
 
   // ---- Feeding (the protocol, or by hand) ----------------------------------------------------
   /// Python: StreamReader.feed_data
@@ -194,7 +200,7 @@ class StreamReaderState {
     if (data.empty()) return;
     if (pos_ == buf_.size()) clear();
     buf_.append(data);
-    wake(nullptr);
+    wake();
     if (!paused_ && size() > 2 * limit_) {
       if (Transport* t = transport()) {
         t->pause_reading();
@@ -205,7 +211,7 @@ class StreamReaderState {
   /// Python: StreamReader.feed_eof
   void feed_eof() {
     eof_ = true;
-    wake(nullptr);
+    wake();
   }
   /// Python: StreamReader.set_exception
   void set_exception(std::exception_ptr exc) {
@@ -259,7 +265,8 @@ class StreamReaderState {
     const std::shared_ptr<BaseTransport> t = transport_.lock();
     return static_cast<Transport*>(t.get());
   }
-  /// Wakes the waiting read, if any, with an error or not. Python: _wakeup_waiter
+  /// Wakes the waiting read, if any, normally or with an error. Python: _wakeup_waiter
+  inline void wake();
   inline void wake(std::exception_ptr error);
 
   std::string buf_;
@@ -296,11 +303,21 @@ inline bool ReadOp::ready() {
   if (s_->size() != 0 || s_->eof_) return true;
   return wait_.await_ready();  // checks that a task runs: suspend() cannot fail
 }
-inline std::string ReadOp::result() {
+inline std::string ReadOp::finish() {
+  struct Release {
+    explicit Release(ReadOp* o) noexcept : op(o) {}
+    Release(const Release&) = delete;
+    Release& operator=(const Release&) = delete;
+    ~Release() { op->release(); }  // after the result is made: it may free the reader
+    ReadOp* op;
+  } const end(this);
   wait_.await_resume();  // CancelledError, or the reader's error (nothing if it did not wait)
   return s_->consume(std::min(n_, s_->size()));
 }
 
+inline void StreamReaderState::wake() {
+  if (ReaderWait* w = std::exchange(waiter_, nullptr)) w->wake();
+}
 inline void StreamReaderState::wake(std::exception_ptr error) {
   if (ReaderWait* w = std::exchange(waiter_, nullptr)) w->wake(std::move(error));
 }

@@ -233,6 +233,14 @@ class SocketTransport final : public Transport, public IoResource {
 
   // -- Writing ---------------------------------------------------------------------------------
   void write(std::string_view data) override {
+    // The common case first, as writelines() would take it: a socket that is open for writing,
+    // with nothing buffered, takes all of `data` in one send.
+    if (medium_ == Medium::socket && !ring_send_ && !eof_ && conn_lost_ == 0 && !dead_ &&
+        wpos_ == wbuf_.size() && !data.empty()) {
+      const long n = sys::send(fd_, data.data(), data.size());
+      if (n != static_cast<long>(data.size())) after_short_send(data, n);
+      return;
+    }
     const std::string_view one[] = {data};
     writelines(std::span<const std::string_view>(one));
   }
@@ -259,10 +267,23 @@ class SocketTransport final : public Transport, public IoResource {
     bool took_all = false;  // it took all it was offered (sendmsg's iovec cap stopped it)
     if (buffered() == 0) {
       std::size_t offered = 0;
-      if (!send_at_once(pieces, skip, offered)) return;
+      if (!count_sent(send_now(pieces, offered), skip)) return;
       if (skip == total) return;
       took_all = skip == offered;
     }
+    buffer_rest(pieces, skip, took_all);
+  }
+  /// write()'s common case when the send took less than all (or failed): as writelines().
+  [[gnu::noinline]] void after_short_send(std::string_view data, long n) {
+    std::size_t skip = 0;
+    if (!count_sent(n, skip)) return;
+    const std::string_view one[] = {data};
+    buffer_rest(std::span<const std::string_view>(one), skip, false);
+  }
+  /// Buffers what the socket did not take of `pieces` (all but the first `skip` bytes) and
+  /// has it sent on: on the next pass if the socket took all it was offered, else once it is
+  /// writable.
+  void buffer_rest(std::span<const std::string_view> pieces, std::size_t skip, bool took_all) {
     append(pieces, skip);
     if (!writable_.busy()) {
       // The socket has room (it took everything offered): send the rest on the next pass. An
@@ -487,7 +508,7 @@ class SocketTransport final : public Transport, public IoResource {
     std::span<std::byte> lent;
     if (bproto_ != nullptr) {
       if (!get_buffer(lent)) return;
-      if (io_->backend() == Backend::io_uring) {
+      if (uring_) {
         return start_receive(lent.data(), lent.size(), drained);
       }
     }
@@ -524,7 +545,7 @@ class SocketTransport final : public Transport, public IoResource {
     if (!reading_active()) return;
     if (k == cap) {
       start_.queue();  // maybe more: read again on the next pass, after the others
-    } else if (medium_ == Medium::socket && io_->backend() == Backend::io_uring) {
+    } else if (uring_ && medium_ == Medium::socket) {
       // A short read drained the socket. io_uring: the next receive goes to the kernel now and
       // waits there (one submission and one completion per message, not a poll and then a
       // receive).
@@ -656,11 +677,9 @@ class SocketTransport final : public Transport, public IoResource {
   }
 
   // -- Writing ---------------------------------------------------------------------------------
-  /// Sends what the socket takes of `pieces` now: adds the bytes it took to `skip` and what one
-  /// send could take to `offered`. False after an error (fatal: the transport is closing).
-  bool send_at_once(std::span<const std::string_view> pieces, std::size_t& skip,
-                    std::size_t& offered) {
-    const long n = send_now(pieces, offered);
+  /// After a send that returned `n` (bytes, or -errno): adds the bytes it took to `skip`. False
+  /// after an error (fatal: the transport is closing).
+  bool count_sent(long n, std::size_t& skip) {
     if (n < 0 && n != -EAGAIN) {
       fatal_error(make_os_error(n, "send"), write_error());
       return false;
@@ -780,7 +799,7 @@ class SocketTransport final : public Transport, public IoResource {
     std::size_t skip = 0;
     if (total >= kDirectSend) {
       std::size_t offered = 0;
-      if (!send_at_once(pieces, skip, offered)) return;
+      if (!count_sent(send_now(pieces, offered), skip)) return;
       if (skip == total) return;
     }
     sending_.clear();

@@ -36,9 +36,11 @@ std::coroutine_handle<CoroPromise<void>> finished_frame(const char* function);
 /// An operation that stands in for a Coro<T>'s frame (Coro<T>::deferred): the form of a
 /// coroutine function's common case that is kept in the object it works on and reused, so that
 /// calling and awaiting it allocates no frame and adds no resumption (StreamReader::read).
-/// Awaiting calls ready(); when that says false, suspend(); then result(); scheduling it (a
-/// task) calls frame(). Either way release() ends the use, once: after it the op may be reused
-/// or freed at once. Only one Coro holds an op at a time; the op's owner tells when it is free.
+/// Awaiting calls ready(); when that says false, suspend(); then finish(), which gives the
+/// outcome and ends the use. Scheduling it (a task) calls frame(), which ends it too; a Coro
+/// dropped before it finishes (or whose ready() threw) calls release(). Each use ends once:
+/// after that the op may be reused or freed at once. Only one Coro holds an op at a time; the
+/// op's owner tells when it is free.
 template <class T>
 class CoroOp {
  public:
@@ -47,14 +49,15 @@ class CoroOp {
   CoroOp(CoroOp&&) = delete;
   CoroOp& operator=(CoroOp&&) = delete;
 
-  /// True when result() can be called at once. May throw: the await throws it. When it returns
+  /// True when finish() can be called at once. May throw: the await throws it. When it returns
   /// false, suspend() must not fail (a running task to park is one of the things it checks).
   virtual bool ready() = 0;
   /// Parks the running task, to be resumed at `caller`.
   virtual void suspend(std::coroutine_handle<> caller) noexcept = 0;
-  /// The outcome, after ready() said true or the task was resumed. May throw.
-  virtual T result() = 0;
-  /// Ends this use of the op (awaited, or dropped unawaited).
+  /// The outcome, after ready() said true or the task was resumed; ends this use of the op,
+  /// also when it throws.
+  virtual T finish() = 0;
+  /// Ends this use of the op when finish() will not (dropped unawaited, or mid-await).
   virtual void release() noexcept = 0;
   /// A coroutine frame that does what the op would, for a task; ends this use too.
   virtual std::coroutine_handle<CoroPromise<T>> frame() = 0;
@@ -193,7 +196,7 @@ class [[nodiscard]] Coro {
           return std::move(slot_.value);
         }
       }
-      if (is_op(h_)) return op_of(h_)->result();
+      if (is_op(h_)) return op_of(std::exchange(h_, {}))->finish();
       promise_type& p = h_.promise();
       if (std::exception_ptr* e = p.error_ptr()) std::rethrow_exception(*e);
       if constexpr (!std::is_void_v<T>) return std::move(p.value());

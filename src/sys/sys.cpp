@@ -20,9 +20,9 @@ namespace asyncio::sys {
 // ---- Counting and fault injection -------------------------------------------------------------
 
 namespace detail_fault {
-thread_local std::uint64_t counts[static_cast<int>(Call::count_)] = {};
-thread_local int planned = 0;
-thread_local bool injected_eagain = false;
+constinit thread_local std::uint64_t counts[static_cast<int>(Call::count_)] = {};
+constinit thread_local int planned = 0;
+constinit thread_local bool injected_eagain = false;
 namespace {
 constexpr std::size_t kMaxFaults = 32;
 struct Planned {

@@ -75,10 +75,10 @@ void inject_fault(const Fault& f) noexcept;
 void clear_faults() noexcept;
 
 namespace detail_fault {
-extern thread_local std::uint64_t counts[static_cast<int>(Call::count_)];
-extern thread_local int planned;  // faults planned on this thread
+extern constinit thread_local std::uint64_t counts[static_cast<int>(Call::count_)];
+extern constinit thread_local int planned;  // faults planned on this thread
 /// Set when an injected EAGAIN was returned (the fd may well be ready: see take_injected_eagain).
-extern thread_local bool injected_eagain;
+extern constinit thread_local bool injected_eagain;
 /// Counts a call of `c`; with faults planned, returns the errno to fail with (0: none) and may
 /// lower `*len` (a short transfer).
 int take(Call c, std::size_t* len) noexcept;

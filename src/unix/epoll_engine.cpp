@@ -45,54 +45,19 @@ class EpollEngine final : public IoEngine {
 
   void submit(IoOp& op) override {
     const int fd = op.fd();
-    if (fd < 0) {
-      complete(op, -EBADF);
-      return;
-    }
-    FdState& st = state(fd);
-    const int dir = reads(op.kind()) ? 0 : 1;
-    const bool poll = is_poll(op.kind());
-    bool tried = false;
-    if (poll) {
-      // The owner has just seen EAGAIN, or a short read of a stream socket (a transport: the
-      // receive buffer was drained). But once the peer has hung up no edge will come again:
-      // a wait for readability after that is over at once (the owner reads the EOF).
-      if (dir == 0 && st.hup && st.registered) {
-        complete(op, 1);
+    // The common case first, as the general path below would take it: a transport waits for
+    // readability again on its own registered socket, which nothing else watches (its last
+    // read came up short; every echo or request/response round trip does this).
+    if (op.kind() == OpKind::poll_in && op.owned_fd() && static_cast<unsigned>(fd) < fds_.size()) {
+      FdState& st = fds_[static_cast<std::size_t>(fd)];
+      if (st.registered && !st.hup && st.watch == 0) {
+        st.ready[0] = false;
+        append(st, 0, op);
+        if (sys::take_injected_eagain()) (void)try_ctl(EPOLL_CTL_MOD, fd, st.events);
         return;
       }
-      st.ready[dir] = false;
-    } else if (st.head[dir] == nullptr && st.ready[dir]) {
-      tried = true;
-      if (try_now(op, st, dir)) return;
     }
-    if (st.head[0] == nullptr && st.head[1] == nullptr && !(op.owned_fd() && st.registered)) {
-      // Nothing is parked on this fd: it may name another file since it was registered (not
-      // so for an fd the library owns: it forgets the fd before closing it).
-      const int err = revalidate(fd, st, dir == 1);
-      if (err < 0) {
-        complete(op, err);
-        return;
-      }
-      if (err > 0 && !tried && !poll && try_now(op, st, dir)) return;
-    }
-    if (dir == 1 && !st.out_armed && st.registered && st.watch == 0) {
-      // The first write to park on this fd: from now on the registration asks for EPOLLOUT too
-      // (the MOD reports the current state). Until then, room freed in the send buffer did not
-      // wake the loop for nothing.
-      st.out_armed = true;
-      if (const int err = try_ctl(EPOLL_CTL_MOD, fd, wanted(st)); err < 0) {
-        complete(op, err);
-        return;
-      }
-      st.events = wanted(st);
-      st.ready[1] = false;
-    }
-    append(st, dir, op);
-    if (st.watch != 0) reregister(fd, st);
-    // A planned EAGAIN (tests) was a lie: the fd may be ready, and no new edge would come.
-    // Re-arming the registration makes the kernel report its readiness again.
-    if (sys::take_injected_eagain() && st.registered) (void)try_ctl(EPOLL_CTL_MOD, fd, st.events);
+    submit_general(op);
   }
 
   void cancel(IoOp& op) noexcept override {
@@ -201,6 +166,60 @@ class EpollEngine final : public IoEngine {
     std::uint32_t events = 0;  // what the registration asks for
     sys::FileId id;            // the file registered
   };
+
+  /// submit() for all but its common case (out of line: the common case then saves no
+  /// registers).
+  [[gnu::noinline]] void submit_general(IoOp& op) {
+    const int fd = op.fd();
+    if (fd < 0) {
+      complete(op, -EBADF);
+      return;
+    }
+    FdState& st = state(fd);
+    const int dir = reads(op.kind()) ? 0 : 1;
+    const bool poll = is_poll(op.kind());
+    bool tried = false;
+    if (poll) {
+      // The owner has just seen EAGAIN, or a short read of a stream socket (a transport: the
+      // receive buffer was drained). But once the peer has hung up no edge will come again:
+      // a wait for readability after that is over at once (the owner reads the EOF).
+      if (dir == 0 && st.hup && st.registered) {
+        complete(op, 1);
+        return;
+      }
+      st.ready[dir] = false;
+    } else if (st.head[dir] == nullptr && st.ready[dir]) {
+      tried = true;
+      if (try_now(op, st, dir)) return;
+    }
+    if (st.head[0] == nullptr && st.head[1] == nullptr && !(op.owned_fd() && st.registered)) {
+      // Nothing is parked on this fd: it may name another file since it was registered (not
+      // so for an fd the library owns: it forgets the fd before closing it).
+      const int err = revalidate(fd, st, dir == 1);
+      if (err < 0) {
+        complete(op, err);
+        return;
+      }
+      if (err > 0 && !tried && !poll && try_now(op, st, dir)) return;
+    }
+    if (dir == 1 && !st.out_armed && st.registered && st.watch == 0) {
+      // The first write to park on this fd: from now on the registration asks for EPOLLOUT too
+      // (the MOD reports the current state). Until then, room freed in the send buffer did not
+      // wake the loop for nothing.
+      st.out_armed = true;
+      if (const int err = try_ctl(EPOLL_CTL_MOD, fd, wanted(st)); err < 0) {
+        complete(op, err);
+        return;
+      }
+      st.events = wanted(st);
+      st.ready[1] = false;
+    }
+    append(st, dir, op);
+    if (st.watch != 0) reregister(fd, st);
+    // A planned EAGAIN (tests) was a lie: the fd may be ready, and no new edge would come.
+    // Re-arming the registration makes the kernel report its readiness again.
+    if (sys::take_injected_eagain() && st.registered) (void)try_ctl(EPOLL_CTL_MOD, fd, st.events);
+  }
 
   static bool is_poll(OpKind k) noexcept { return k == OpKind::poll_in || k == OpKind::poll_out; }
 

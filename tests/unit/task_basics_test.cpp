@@ -364,10 +364,16 @@ class TestOp final : public asyncio::detail::CoroOp<int> {
     log.emplace_back("suspend");
     wait_->park_running(caller, "TestOp");
   }
-  int result() override {
-    log.emplace_back("result");
-    if (wait_) wait_->resume_check();  // CancelledError after a cancelled wait
-    if (fail_in_result) throw asyncio::ValueError("refused in result");
+  int finish() override {
+    log.emplace_back("finish");
+    try {
+      if (wait_) wait_->resume_check();  // CancelledError after a cancelled wait
+      if (fail_in_finish) throw asyncio::ValueError("refused in finish");
+    } catch (...) {
+      release();  // finish() ends the use, also when it throws
+      throw;
+    }
+    release();
     return 42;
   }
   void release() noexcept override {
@@ -384,7 +390,7 @@ class TestOp final : public asyncio::detail::CoroOp<int> {
 
   bool at_once = true;
   bool fail_in_ready = false;
-  bool fail_in_result = false;
+  bool fail_in_finish = false;
   Log log;
 
  private:
@@ -405,7 +411,7 @@ TEST(DeferredCoro, ReadyAtOnceItGivesItsResultWithoutSuspending) {
     EXPECT_STREQ(c.name(), "test_op");
     EXPECT_EQ(co_await c, 42);
     EXPECT_FALSE(c.valid());
-    EXPECT_EQ(op.log, (Log{"ready", "result", "release"}));
+    EXPECT_EQ(op.log, (Log{"ready", "finish", "release"}));
     EXPECT_TRUE(
         asyncio_test::holds<asyncio::RuntimeError>(co_await asyncio_test::error_of(std::move(c))));
   }());
@@ -421,7 +427,7 @@ TEST(DeferredCoro, NotReadyItParksTheTaskAtTheCallersAwait) {
     EXPECT_FALSE(t.done());
     op.wake();
     EXPECT_EQ(co_await t, 42);
-    EXPECT_EQ(op.log, (Log{"ready", "suspend", "result", "release"}));
+    EXPECT_EQ(op.log, (Log{"ready", "suspend", "finish", "release"}));
   }());
 }
 
@@ -433,11 +439,11 @@ TEST(DeferredCoro, CancelledWhileParkedItIsReleasedOnce) {
     co_await asyncio::sleep(0);
     t.cancel();
     EXPECT_TRUE(co_await asyncio_test::ends_cancelled(t));
-    EXPECT_EQ(op.log, (Log{"ready", "suspend", "result", "release"}));
+    EXPECT_EQ(op.log, (Log{"ready", "suspend", "finish", "release"}));
   }());
 }
 
-TEST(DeferredCoro, WhatReadyOrResultThrowsIsTheAwaitsAndTheOpIsReleased) {
+TEST(DeferredCoro, WhatReadyOrFinishThrowsIsTheAwaitsAndTheOpIsReleased) {
   run_virtual([]() -> Coro<void> {
     TestOp op;
     op.fail_in_ready = true;
@@ -446,10 +452,10 @@ TEST(DeferredCoro, WhatReadyOrResultThrowsIsTheAwaitsAndTheOpIsReleased) {
     EXPECT_EQ(op.log, (Log{"ready", "release"}));
     op.log.clear();
     op.fail_in_ready = false;
-    op.fail_in_result = true;
+    op.fail_in_finish = true;
     err = co_await asyncio_test::error_of(Coro<int>::deferred(op));
-    EXPECT_EQ(asyncio_test::what_of(err), "refused in result");
-    EXPECT_EQ(op.log, (Log{"ready", "result", "release"}));
+    EXPECT_EQ(asyncio_test::what_of(err), "refused in finish");
+    EXPECT_EQ(op.log, (Log{"ready", "finish", "release"}));
   }());
 }
 
