@@ -45,7 +45,7 @@ class EpollEngine final : public IoEngine {
 
   void submit(IoOp& op) override {
     const int fd = op.fd();
-    // The common case first, as the general path below would take it: a transport waits for
+    // The common case first, as submit_general() would take it: a transport waits for
     // readability again on its own registered socket, which nothing else watches (its last
     // read came up short; every echo or request/response round trip does this).
     if (op.kind() == OpKind::poll_in && op.owned_fd() && static_cast<unsigned>(fd) < fds_.size()) {
