@@ -9,7 +9,7 @@ own workload (`asyncio_bench echo-protocol-server`). As run-anchors.sh's echo-c1
 column: the server and the anchors' load generator (LOADGEN, default
 /tmp/anchor-bench-build/loadgen) both pinned to CPU 0, 100 connections, 64-byte messages, 1 s
 warm-up, 3 s measured (WARM and SECS change them: shorter turns, more of them, follow a drifting
-machine more closely). The systems take turns, REPS times, so that the machine's drift touches
+machine more closely; CONNS changes the number of connections). The systems take turns, REPS times, so that the machine's drift touches
 them alike.
 
 Per system it prints the median server CPU per round trip (the loadgen's figure), the split into
@@ -51,6 +51,7 @@ def proc_stat(pid):
 
 WARM = os.environ.get("WARM", "1")
 SECS = os.environ.get("SECS", "3")
+CONNS = os.environ.get("CONNS", "100")
 
 
 def one_turn(cmd):
@@ -63,7 +64,7 @@ def one_turn(cmd):
     try:
         srv.stdout.readline()
         time.sleep(0.2)
-        load = subprocess.Popen(["taskset", "-c", "0", LOADGEN, "127.0.0.1", str(port), "100",
+        load = subprocess.Popen(["taskset", "-c", "0", LOADGEN, "127.0.0.1", str(port), CONNS,
                                  "64", WARM, SECS, str(srv.pid)], stdout=subprocess.PIPE)
         time.sleep(float(WARM))  # the warm-up
         before = proc_stat(srv.pid)
