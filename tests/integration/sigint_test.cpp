@@ -21,9 +21,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -36,6 +34,8 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "asyncio_test.hpp"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration): POSIX leaves it undeclared
 
@@ -51,18 +51,6 @@ using ::testing::ElementsAre;
 
 /// Generous: an ASan build on a busy 2-core machine starts in well under a second.
 constexpr auto kBound = 20s;
-
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kThreadSanitizer = true;
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
 
 /// sigint_child with `args`, its output read through pipes. The destructor kills it (SIGKILL)
 /// and reaps it if it is still there.
@@ -107,8 +95,9 @@ class Child {
 
   /// Sends `sig`; under TSan only once the child's thread sleeps (the file's comment says why).
   void send(int sig) const {
-    if (kThreadSanitizer) {
-      ASSERT_TRUE(wait_until_asleep(kBound)) << "the child never went to sleep";
+    if (asyncio_test::kThreadSanitizer) {
+      const auto asleep = [&] { return asyncio_test::thread_state(pid_) == 'S'; };  // in its loop
+      ASSERT_TRUE(asyncio_test::wait_until(asleep, kBound)) << "the child never went to sleep";
     }
     ASSERT_EQ(::kill(pid_, sig), 0) << std::strerror(errno);
   }
@@ -178,26 +167,6 @@ class Child {
       pid_ = -1;
       ADD_FAILURE() << "posix_spawn " << argv[0] << ": " << std::strerror(rc);
     }
-  }
-
-  /// The state letter of the child's main thread in /proc ('S': asleep), or '?'.
-  [[nodiscard]] char state() const {
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
-    std::stringstream text;
-    text << in.rdbuf();
-    const std::string stat = text.str();
-    const std::size_t paren = stat.rfind(')');  // the name, in parentheses, may hold anything
-    return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
-  }
-
-  /// Waits (up to `bound`) until the child's thread sleeps: the loop waits for events.
-  [[nodiscard]] bool wait_until_asleep(Clock::duration bound) const {
-    const Clock::time_point deadline = Clock::now() + bound;
-    while (state() != 'S') {
-      if (Clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(1ms);
-    }
-    return true;
   }
 
   [[nodiscard]] bool has_line(std::string_view line) const {

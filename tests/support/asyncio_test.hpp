@@ -12,6 +12,8 @@
 //   FdGuard, Pipe, SocketPair RAII fds for readiness tests (non-blocking, close-on-exec)
 //   LogLines                  a thread-safe list of strings, to check the order things happened
 //   wait_until(pred, limit)   real-time polling for work on other threads, always bounded
+//   kThreadSanitizer          whether this build runs under TSan
+//   thread_state(pid)         the /proc state letter of process pid's main thread ('S': asleep)
 //   SetOnDestroy              sets a flag when destroyed (a frame or a callback was destroyed)
 //   Tracker                   appends "~name" to a log when destroyed (which frames died, in order)
 //   ends_cancelled(task)      awaits a task; true when it ended with CancelledError
@@ -28,9 +30,11 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -40,6 +44,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <asyncio.hpp>
@@ -320,6 +325,31 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit = 5s) {
     std::this_thread::sleep_for(1ms);
   }
   return true;
+}
+
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+
+/// The state letter of process `pid`'s main thread in /proc ('S': asleep, 'R': running), or
+/// '?'. Under TSan a test that signals a loop first waits for 'S': TSan holds a signal that
+/// lands while the thread runs ordinary code until the thread's next intercepted libc call,
+/// and a loop asleep in io_uring_enter (not intercepted) would not make one until it wakes.
+inline char thread_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string stat = text.str();
+  const std::size_t paren = stat.rfind(')');  // the name, in parentheses, may hold anything
+  return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
 }
 
 /// Sets *flag when destroyed: shows that a coroutine frame (or a callback) was destroyed.
