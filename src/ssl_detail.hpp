@@ -33,6 +33,10 @@ std::optional<TlsSettings> client_tls(const ConnectionOptions& options, std::str
 /// A server's (nullopt without `.ssl`). ValueError for `.ssl = true` (a server needs a context
 /// with its certificate), a client context, or time-outs without ssl.
 std::optional<TlsSettings> server_tls(const ServerOptions& options);
+/// The same checks for a server side given by its parts (connect_accepted_socket's options).
+std::optional<TlsSettings> server_tls(const ssl::ContextRef& ssl,
+                                      std::optional<double> handshake_timeout,
+                                      std::optional<double> shutdown_timeout);
 
 /// The settings of start_tls() (ValueError as Python's checks).
 TlsSettings start_tls_settings(const ssl::SSLContext& ctx, const StartTlsOptions& options);

@@ -848,25 +848,26 @@ std::optional<TlsSettings> client_tls(const ConnectionOptions& options, std::str
   return s;
 }
 
-std::optional<TlsSettings> server_tls(const ServerOptions& options) {
-  if (!options.ssl) {
-    if (options.ssl_handshake_timeout) {
-      throw ValueError("ssl_handshake_timeout is only meaningful with ssl");
-    }
-    if (options.ssl_shutdown_timeout) {
-      throw ValueError("ssl_shutdown_timeout is only meaningful with ssl");
-    }
+std::optional<TlsSettings> server_tls(const ssl::ContextRef& ssl,
+                                      std::optional<double> handshake_timeout,
+                                      std::optional<double> shutdown_timeout) {
+  if (!ssl) {
+    if (handshake_timeout) throw ValueError("ssl_handshake_timeout is only meaningful with ssl");
+    if (shutdown_timeout) throw ValueError("ssl_shutdown_timeout is only meaningful with ssl");
     return std::nullopt;
   }
-  if (options.ssl.context() == nullptr)
-    throw ValueError("Server side SSL needs a valid SSLContext");
-  TlsSettings s{*options.ssl.context(), true, {}, 60.0, 30.0};
+  if (ssl.context() == nullptr) throw ValueError("Server side SSL needs a valid SSLContext");
+  TlsSettings s{*ssl.context(), true, {}, 60.0, 30.0};
   if (!s.context.server_side()) {
     throw ValueError("a server needs a server context (PROTOCOL_TLS_SERVER)");
   }
-  s.handshake_timeout = check_timeout(options.ssl_handshake_timeout, 60.0, "ssl_handshake_timeout");
-  s.shutdown_timeout = check_timeout(options.ssl_shutdown_timeout, 30.0, "ssl_shutdown_timeout");
+  s.handshake_timeout = check_timeout(handshake_timeout, 60.0, "ssl_handshake_timeout");
+  s.shutdown_timeout = check_timeout(shutdown_timeout, 30.0, "ssl_shutdown_timeout");
   return s;
+}
+
+std::optional<TlsSettings> server_tls(const ServerOptions& options) {
+  return server_tls(options.ssl, options.ssl_handshake_timeout, options.ssl_shutdown_timeout);
 }
 
 TlsSettings start_tls_settings(const ssl::SSLContext& ctx, const StartTlsOptions& options) {
@@ -957,9 +958,16 @@ std::optional<TlsSettings> client_tls(const ConnectionOptions& options, std::str
   if (options.server_hostname) throw ValueError("server_hostname is only meaningful with ssl");
   return std::nullopt;
 }
-std::optional<TlsSettings> server_tls(const ServerOptions& options) {
-  if (options.ssl) unavailable();
+std::optional<TlsSettings> server_tls(const ssl::ContextRef& ssl,
+                                      std::optional<double> handshake_timeout,
+                                      std::optional<double> shutdown_timeout) {
+  if (ssl) unavailable();
+  if (handshake_timeout) throw ValueError("ssl_handshake_timeout is only meaningful with ssl");
+  if (shutdown_timeout) throw ValueError("ssl_shutdown_timeout is only meaningful with ssl");
   return std::nullopt;
+}
+std::optional<TlsSettings> server_tls(const ServerOptions& options) {
+  return server_tls(options.ssl, options.ssl_handshake_timeout, options.ssl_shutdown_timeout);
 }
 std::shared_ptr<BufferedProtocol> make_tls_protocol(EventLoop&, std::shared_ptr<BaseProtocol>,
                                                     TlsSettings, std::optional<Future<void>>,

@@ -1508,15 +1508,37 @@ Coro<Connection<BaseProtocol>> create_unix_connection(ProtocolFactory factory, s
   co_return Connection<BaseProtocol>{std::move(t), std::move(protocol)};
 }
 
-Connection<BaseProtocol> connect_accepted_socket(const ProtocolFactory& factory, int fd) {
+namespace {
+/// connect_accepted_socket's first check: `fd` is a stream socket.
+void check_stream_socket(int fd) {
   const int type = sys::get_option(fd, SOL_SOCKET, SO_TYPE);
   if (type < 0) raise_os_error(-type, "connect_accepted_socket");
   if (type != SOCK_STREAM)
     throw ValueError("A Stream Socket was expected, got " + std::to_string(type));
+}
+void make_nonblocking(int fd) {
   if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, "connect_accepted_socket");
+}
+}  // namespace
+
+Connection<BaseProtocol> connect_accepted_socket(const ProtocolFactory& factory, int fd) {
+  check_stream_socket(fd);
+  make_nonblocking(fd);
   std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
   auto t = SocketTransport::make(get_running_loop(), fd, protocol, nullptr);
   return {std::move(t), std::move(protocol)};
+}
+
+Coro<Connection<BaseProtocol>> connect_accepted_socket(ProtocolFactory factory, int fd,
+                                                       AcceptedSocketOptions options) {
+  // Python's order: the socket's type, then the TLS options; the fd is changed only after.
+  check_stream_socket(fd);
+  std::optional<TlsSettings> tls =
+      server_tls(options.ssl, options.ssl_handshake_timeout, options.ssl_shutdown_timeout);
+  if (!tls) co_return connect_accepted_socket(factory, fd);
+  make_nonblocking(fd);
+  std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
+  co_return co_await connect_tls(fd, std::move(protocol), std::move(*tls));
 }
 
 Connection<BaseProtocol> connect_pipe(const ProtocolFactory& factory, int fd, bool write_end) {

@@ -238,6 +238,20 @@ struct ServerOptions {
 };
 static_assert(std::is_trivially_copyable_v<ServerOptions>);  // see ConnectionOptions
 
+/// Options of connect_accepted_socket()'s awaited form. Python: connect_accepted_socket's
+/// keyword arguments
+struct AcceptedSocketOptions {
+  /// Serve TLS on the socket, as the server side (Python's choice for an accepted socket), with
+  /// this context: a PROTOCOL_TLS_SERVER one holding the certificate, which must outlive the
+  /// call. The call returns once the handshake is done. Python: ssl=
+  ssl::ContextRef ssl{};
+  /// As ConnectionOptions'. Python: ssl_handshake_timeout=
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
+  /// As ConnectionOptions'. Python: ssl_shutdown_timeout=
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
+};
+static_assert(std::is_trivially_copyable_v<AcceptedSocketOptions>);  // see ConnectionOptions
+
 /// Options of create_datagram_endpoint(). Addresses are numeric (SocketAddress::ip(host, port),
 /// or SocketAddress::unix_path(path) for a Unix datagram socket): resolve names with
 /// getaddrinfo() first. Python: create_datagram_endpoint's keyword arguments
@@ -337,6 +351,8 @@ Coro<Connection<BaseProtocol>> create_connection(ProtocolFactory factory, std::s
 Coro<Connection<BaseProtocol>> create_unix_connection(ProtocolFactory factory, std::string path,
                                                       ConnectionOptions options);
 Connection<BaseProtocol> connect_accepted_socket(const ProtocolFactory& factory, int fd);
+Coro<Connection<BaseProtocol>> connect_accepted_socket(ProtocolFactory factory, int fd,
+                                                       AcceptedSocketOptions options);
 Connection<BaseProtocol> connect_pipe(const ProtocolFactory& factory, int fd, bool write_end);
 /// The protocol type a factory `F` makes.
 template <class F>
@@ -367,12 +383,26 @@ Coro<Connection<P>> create_unix_connection(F factory, std::string path,
       ProtocolFactory(std::move(factory)), std::move(path), options));
 }
 
-/// Wraps a connected stream socket `fd` (taken over: the transport closes it) in a transport.
+/// Wraps a connected stream socket `fd` (taken over: the transport closes it) in a transport,
+/// at once. ValueError for a socket that is not a stream socket (the fd stays the caller's).
 /// Python: loop.connect_accepted_socket(factory, sock)
 template <class F, class P = detail::protocol_of<F>>
 Connection<P> connect_accepted_socket(F factory, int fd) {
   return detail::downcast<P>(
       detail::connect_accepted_socket(ProtocolFactory(std::move(factory)), fd));
+}
+
+/// The awaited form, with options: with `.ssl`, the socket is served as the TLS server side and
+/// the call returns once the handshake is done; the protocol gets connection_made() then. A
+/// failed handshake is the call's SSLError (or ConnectionAbortedError at the time-out), with
+/// the socket closed. Without `.ssl`, as the form above. ValueError (the fd still the caller's)
+/// for `.ssl = true` or a client context (a server needs its certificate), TLS time-outs
+/// without `.ssl`, or a socket that is not a stream socket.
+/// Python: await loop.connect_accepted_socket(factory, sock, ssl=ctx)
+template <class F, class P = detail::protocol_of<F>>
+Coro<Connection<P>> connect_accepted_socket(F factory, int fd, AcceptedSocketOptions options) {
+  co_return detail::downcast<P>(
+      co_await detail::connect_accepted_socket(ProtocolFactory(std::move(factory)), fd, options));
 }
 
 /// Wraps the read end of a pipe `fd` (taken over: the transport closes it; a FIFO, a socket or

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
@@ -1063,6 +1064,145 @@ Coro<void> loop_start_tls_body() {
 }
 TEST_P(TlsTest, LoopStartTlsReturnsANewTransport) {
   run(loop_start_tls_body());
+}
+
+// ---- connect_accepted_socket with `.ssl` ------------------------------------------------------
+
+/// A server-side protocol that echoes, and notes whether the handshake was done when
+/// connection_made() came.
+struct AcceptedEcho final : asyncio::Protocol {
+  asyncio::Transport* t = nullptr;
+  int made = 0;
+  bool handshake_done_at_made = false;
+  asyncio::Event lost;
+  void connection_made(asyncio::Transport& tr) override {
+    t = &tr;
+    ++made;
+    handshake_done_at_made = tr.get_extra_info("cipher").has_value();
+  }
+  void data_received(std::string_view d) override { t->write(d); }
+  void connection_lost(std::exception_ptr) override { lost.set(); }
+};
+
+std::shared_ptr<AcceptedEcho> make_accepted_echo() {
+  return std::make_shared<AcceptedEcho>();
+}
+
+/// A TLS client of 127.0.0.1:`port`: sends `line`, returns the line that comes back.
+Coro<std::string> tls_line_client(std::uint16_t port, const ssl::SSLContext& cctx,
+                                  std::string line) {
+  auto [r, w] =
+      co_await asyncio::open_connection("127.0.0.1", port, ConnectionOptions{.ssl = cctx});
+  w.write(line);
+  std::string back = co_await r.readline();
+  w.close();
+  co_await w.wait_closed();
+  co_return back;
+}
+
+// test_events::test_ssl_connect_accepted_socket: a socket accepted by hand is served as the TLS
+// server side; the call returns after the handshake, and the protocol hears of the connection
+// then.
+Coro<void> accepted_tls_body() {
+  const ssl::SSLContext sctx = server_context();
+  const ssl::SSLContext cctx = client_context();
+  const asyncio_test::Listener listener;
+  asyncio::Task<std::string> client =
+      asyncio::create_task(tls_line_client(listener.port, cctx, "accepted by hand\n"));
+  auto [fd, peer] = co_await asyncio::sock_accept(listener.fd.get());
+  EXPECT_EQ(peer.family(), AF_INET);
+  auto [t, p] = co_await asyncio::connect_accepted_socket(
+      make_accepted_echo, fd, asyncio::AcceptedSocketOptions{.ssl = sctx});
+  EXPECT_EQ(p->made, 1);
+  EXPECT_TRUE(p->handshake_done_at_made);
+  EXPECT_EQ(p->t, t.get());
+  EXPECT_TRUE(t->get_extra_info("cipher").has_value());
+  EXPECT_EQ(co_await client, "accepted by hand\n");
+  co_await p->lost.wait();  // the client closed: so does the server side
+  EXPECT_TRUE(t->is_closing());
+}
+TEST_P(TlsTest, ConnectAcceptedSocketServesTls) {
+  run(accepted_tls_body());
+}
+
+/// Reads `fd` until the peer's close: end of file, or a reset (whatever the peer may have sent
+/// first, a TLS alert, is skipped).
+Coro<void> read_until_closed(int fd) {
+  try {
+    while (!(co_await asyncio::sock_recv(fd, 4096)).empty()) {
+    }
+  } catch (const asyncio::ConnectionResetError&) {
+  }
+}
+
+/// Whether the peer of `fd` closes it within 10 s.
+Coro<bool> closed_by_peer(int fd) {
+  try {
+    co_await asyncio::wait_for(read_until_closed(fd), 10.0);
+  } catch (const asyncio::TimeoutError&) {
+    co_return false;
+  }
+  co_return true;
+}
+
+// test_events::test_connect_accepted_socket_ssl_timeout_for_plain_socket and the other checks:
+// each ValueError leaves the fd the caller's. A peer that does not speak TLS fails the call
+// with an SSLError and the socket is closed; a silent one, at the handshake time-out.
+Coro<void> accepted_tls_errors_body() {
+  const ssl::SSLContext sctx = server_context();
+  const ssl::SSLContext cctx = client_context();
+  using asyncio::AcceptedSocketOptions;
+  asyncio_test::SocketPair pair;
+  const int fd = pair.a.get();
+  EXPECT_EQ(co_await value_error(asyncio::connect_accepted_socket(
+                make_accepted_echo, fd, AcceptedSocketOptions{.ssl_handshake_timeout = 1.0})),
+            "ssl_handshake_timeout is only meaningful with ssl");
+  EXPECT_EQ(co_await value_error(asyncio::connect_accepted_socket(
+                make_accepted_echo, fd, AcceptedSocketOptions{.ssl_shutdown_timeout = 1.0})),
+            "ssl_shutdown_timeout is only meaningful with ssl");
+  EXPECT_EQ(co_await value_error(asyncio::connect_accepted_socket(
+                make_accepted_echo, fd, AcceptedSocketOptions{.ssl = true})),
+            "Server side SSL needs a valid SSLContext");
+  EXPECT_EQ(co_await value_error(asyncio::connect_accepted_socket(
+                make_accepted_echo, fd, AcceptedSocketOptions{.ssl = cctx})),
+            "a server needs a server context (PROTOCOL_TLS_SERVER)");
+  EXPECT_EQ(co_await value_error(asyncio::connect_accepted_socket(
+                make_accepted_echo, fd,
+                AcceptedSocketOptions{.ssl = sctx, .ssl_handshake_timeout = 0.0})),
+            "ssl_handshake_timeout should be a positive number, got 0.000000");
+  {
+    const asyncio_test::FdGuard udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(co_await value_error(asyncio::connect_accepted_socket(
+                  make_accepted_echo, udp.get(), AcceptedSocketOptions{.ssl = sctx})),
+              "A Stream Socket was expected, got 2");
+    // The socket's type is checked first, as in Python.
+    EXPECT_EQ(
+        co_await value_error(asyncio::connect_accepted_socket(
+            make_accepted_echo, udp.get(), AcceptedSocketOptions{.ssl_shutdown_timeout = 1.0})),
+        "A Stream Socket was expected, got 2");
+    EXPECT_GE(::fcntl(udp.get(), F_GETFD), 0);
+  }
+  EXPECT_GE(::fcntl(fd, F_GETFD), 0);  // still open: every refusal came before taking it over
+
+  // Plaintext where a ClientHello should be.
+  co_await asyncio::sock_sendall(pair.b.get(), "GET / HTTP/1.0\r\n\r\n");
+  std::exception_ptr e = co_await asyncio_test::error_of(asyncio::connect_accepted_socket(
+      make_accepted_echo, pair.a.release(), AcceptedSocketOptions{.ssl = sctx}));
+  EXPECT_TRUE(holds<ssl::SSLError>(e)) << what_of(e);
+  EXPECT_TRUE(co_await closed_by_peer(pair.b.get()));
+
+  // A peer that says nothing: the handshake time-out.
+  asyncio_test::SocketPair silent;
+  const double t0 = asyncio::get_running_loop().time();
+  e = co_await asyncio_test::error_of(asyncio::connect_accepted_socket(
+      make_accepted_echo, silent.a.release(),
+      AcceptedSocketOptions{.ssl = sctx, .ssl_handshake_timeout = 0.3}));
+  EXPECT_TRUE(holds<asyncio::ConnectionAbortedError>(e)) << what_of(e);
+  EXPECT_GE(asyncio::get_running_loop().time() - t0, 0.25);
+  EXPECT_TRUE(co_await closed_by_peer(silent.b.get()));
+}
+TEST_P(TlsTest, ConnectAcceptedSocketTlsChecksAndFailures) {
+  run(accepted_tls_errors_body());
 }
 
 // Server::close_clients()/abort_clients() reach TLS connections; wait_closed() returns.

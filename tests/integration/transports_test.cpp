@@ -2877,6 +2877,29 @@ TEST_P(Transports, ConnectAcceptedSocketRefusesADatagramSocket) {
   run(accepted_not_stream());
 }
 
+// The awaited form without `.ssl` is the same plain transport (Python's coroutine
+// loop.connect_accepted_socket); its refusals leave the fd the caller's, as the other form's.
+Coro<void> accepted_awaited_plain() {
+  asyncio_test::SocketPair pair;
+  auto conn = co_await asyncio::connect_accepted_socket(make<Rec>(), pair.a.release(),
+                                                        asyncio::AcceptedSocketOptions{});
+  EXPECT_EQ(conn.protocol->made, 1);
+  co_await asyncio::sock_sendall(pair.b.get(), "plain");
+  CO_WAIT([&] { return conn.protocol->data == "plain"; });
+  FdGuard udp = new_socket(AF_INET, SOCK_DGRAM);
+  std::exception_ptr e = co_await error_of(
+      asyncio::connect_accepted_socket(make<Rec>(), udp.get(), asyncio::AcceptedSocketOptions{}));
+  EXPECT_TRUE(holds<asyncio::ValueError>(e)) << what_of(e);
+  EXPECT_GE(::fcntl(udp.get(), F_GETFD), 0);
+  conn.transport->close();
+  const bool eof = co_await reads_eof(pair.b.get());
+  EXPECT_TRUE(eof);
+}
+
+TEST_P(Transports, ConnectAcceptedSocketAwaitedWithoutTls) {
+  run(accepted_awaited_plain());
+}
+
 // =================================================================================================
 // Faults through the syscall seam (src/sys/sys.hpp)
 // =================================================================================================
