@@ -25,6 +25,17 @@
 #include "asyncio/transports.hpp"
 #include "ssl_detail.hpp"
 
+namespace asyncio::detail {
+namespace {
+/// Python's check for a connection or server without `ssl`: TLS time-outs make no sense then.
+void check_no_tls_timeouts(std::optional<double> handshake_timeout,
+                           std::optional<double> shutdown_timeout) {
+  if (handshake_timeout) throw ValueError("ssl_handshake_timeout is only meaningful with ssl");
+  if (shutdown_timeout) throw ValueError("ssl_shutdown_timeout is only meaningful with ssl");
+}
+}  // namespace
+}  // namespace asyncio::detail
+
 #if ASYNCIO_HAS_OPENSSL
 
 #include <arpa/inet.h>
@@ -821,12 +832,7 @@ ssl::SSLContext context_of(const ssl::ContextRef& ref) {
 std::optional<TlsSettings> client_tls(const ConnectionOptions& options, std::string_view host) {
   if (!options.ssl) {
     if (options.server_hostname) throw ValueError("server_hostname is only meaningful with ssl");
-    if (options.ssl_handshake_timeout) {
-      throw ValueError("ssl_handshake_timeout is only meaningful with ssl");
-    }
-    if (options.ssl_shutdown_timeout) {
-      throw ValueError("ssl_shutdown_timeout is only meaningful with ssl");
-    }
+    check_no_tls_timeouts(options.ssl_handshake_timeout, options.ssl_shutdown_timeout);
     return std::nullopt;
   }
   TlsSettings s{context_of(options.ssl), false, {}, 60.0, 30.0};
@@ -852,8 +858,7 @@ std::optional<TlsSettings> server_tls(const ssl::ContextRef& ssl,
                                       std::optional<double> handshake_timeout,
                                       std::optional<double> shutdown_timeout) {
   if (!ssl) {
-    if (handshake_timeout) throw ValueError("ssl_handshake_timeout is only meaningful with ssl");
-    if (shutdown_timeout) throw ValueError("ssl_shutdown_timeout is only meaningful with ssl");
+    check_no_tls_timeouts(handshake_timeout, shutdown_timeout);
     return std::nullopt;
   }
   if (ssl.context() == nullptr) throw ValueError("Server side SSL needs a valid SSLContext");
@@ -962,8 +967,7 @@ std::optional<TlsSettings> server_tls(const ssl::ContextRef& ssl,
                                       std::optional<double> handshake_timeout,
                                       std::optional<double> shutdown_timeout) {
   if (ssl) unavailable();
-  if (handshake_timeout) throw ValueError("ssl_handshake_timeout is only meaningful with ssl");
-  if (shutdown_timeout) throw ValueError("ssl_shutdown_timeout is only meaningful with ssl");
+  check_no_tls_timeouts(handshake_timeout, shutdown_timeout);
   return std::nullopt;
 }
 std::optional<TlsSettings> server_tls(const ServerOptions& options) {

@@ -1535,10 +1535,11 @@ Coro<Connection<BaseProtocol>> connect_accepted_socket(ProtocolFactory factory, 
   check_stream_socket(fd);
   std::optional<TlsSettings> tls =
       server_tls(options.ssl, options.ssl_handshake_timeout, options.ssl_shutdown_timeout);
-  if (!tls) co_return connect_accepted_socket(factory, fd);
   make_nonblocking(fd);
   std::shared_ptr<BaseProtocol> protocol = make_protocol(factory);
-  co_return co_await connect_tls(fd, std::move(protocol), std::move(*tls));
+  if (tls) co_return co_await connect_tls(fd, std::move(protocol), std::move(*tls));
+  auto t = SocketTransport::make(get_running_loop(), fd, protocol, nullptr);
+  co_return Connection<BaseProtocol>{std::move(t), std::move(protocol)};
 }
 
 Connection<BaseProtocol> connect_pipe(const ProtocolFactory& factory, int fd, bool write_end) {
