@@ -454,11 +454,13 @@ void EventLoop::default_exception_handler(const ExceptionContext& context) noexc
 
 void EventLoop::add_fd_handle(int fd, bool write, detail::Ref<detail::HandleState> h) {
   core_.check_open();
+  core_.io().check_no_transport(fd);
   core_.io().set_fd_handle(fd, write, std::move(h));
 }
 
 bool EventLoop::remove_fd_handle(int fd, bool write) {
   if (core_.closed()) return false;
+  core_.io().check_no_transport(fd);
   return core_.io().clear_fd_handle(fd, write);
 }
 

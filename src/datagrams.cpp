@@ -84,7 +84,7 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
   DatagramSocketTransport(const DatagramSocketTransport&) = delete;
   DatagramSocketTransport& operator=(const DatagramSocketTransport&) = delete;
   ~DatagramSocketTransport() override {
-    if (fd_ >= 0) sys::close(fd_);  // creation failed before the transport got going
+    if (fd_ >= 0) close_fd();  // creation failed before the transport got going
   }
 
   /// Wraps the datagram socket `fd` (taken over), calls connection_made and starts reading on
@@ -104,6 +104,7 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
     t->address_ = connected ? std::optional<SocketAddress>(t->peer_) : address;
     t->self_ = t;
     t->io_->resources.push_back(static_cast<IoResource*>(t.get()));
+    t->io_->claim_fd(fd, t.get(), "datagram transport");
     t->made_ = true;
     try {
       t->protocol_->connection_made(*t);
@@ -197,8 +198,7 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
     }
     if (fd_ >= 0) {
       io_->engine->forget(fd_);
-      sys::close(fd_);
-      fd_ = -1;
+      close_fd();
     }
     conn_lost_ = std::max(conn_lost_, 1);
     buffer_.clear();
@@ -460,6 +460,13 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
     maybe_release();
   }
 
+  /// Closes the fd, which no transport of this loop uses any more.
+  void close_fd() noexcept {
+    io_->release_fd(fd_, this);
+    sys::close(fd_);
+    fd_ = -1;
+  }
+
   /// Once connection_lost has run and nothing is held by the engine or the queue: closes the
   /// socket and drops the loop's reference (which may destroy this: nothing after it).
   void maybe_release() noexcept {
@@ -468,8 +475,7 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
     }
     if (fd_ >= 0) {
       io_->engine->forget(fd_);
-      sys::close(fd_);
-      fd_ = -1;
+      close_fd();
     }
     if (linked()) IntrusiveList::unlink(static_cast<IoResource*>(this));
     protocol_.reset();
@@ -544,6 +550,7 @@ Coro<DatagramEndpoint<DatagramProtocol>> create_datagram_endpoint(
   sys::Fd fd;
   bool connected = false;
   if (options.sock >= 0) {
+    io_of(loop).check_no_transport(options.sock);
     if (const int r = sys::set_nonblocking(options.sock); r < 0) {
       raise_os_error(-r, "create_datagram_endpoint");
     }
@@ -592,6 +599,7 @@ Coro<DatagramEndpoint<DatagramProtocol>> create_datagram_endpoint(
 // ---- Coroutine-style datagram sockets ----------------------------------------------------------
 
 Coro<Datagram> sock_recvfrom(int fd, std::size_t n) {
+  detail::io_of(get_running_loop()).check_no_transport(fd);
   if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, "sock_recvfrom");
   Datagram d;
   d.data.resize(n);
@@ -611,6 +619,7 @@ Coro<Datagram> sock_recvfrom(int fd, std::size_t n) {
 }
 
 Coro<std::size_t> sock_sendto(int fd, std::string_view data, SocketAddress address) {
+  detail::io_of(get_running_loop()).check_no_transport(fd);
   if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, "sock_sendto");
   for (;;) {
     const long r = address.size() > 0

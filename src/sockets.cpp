@@ -57,10 +57,16 @@ namespace {
 void make_nonblocking(int fd, const char* what) {
   if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, what);
 }
+/// RuntimeError when a transport uses `fd` (Python checks when the call would wait; here
+/// always: such a call would race the transport for its bytes either way).
+void check_no_transport(int fd) {
+  detail::io_of(get_running_loop()).check_no_transport(fd);
+}
 
 }  // namespace
 
 Coro<std::string> sock_recv(int fd, std::size_t n) {
+  check_no_transport(fd);
   std::string data(n, '\0');
   if (n == 0) co_return data;
   const long r = co_await detail::io_receive(detail::OpKind::recv, fd, data.data(), n);
@@ -70,6 +76,7 @@ Coro<std::string> sock_recv(int fd, std::size_t n) {
 }
 
 Coro<std::size_t> sock_recv_into(int fd, std::span<std::byte> buf) {
+  check_no_transport(fd);
   if (buf.empty()) co_return 0;
   const long r = co_await detail::io_receive(detail::OpKind::recv, fd, buf.data(), buf.size());
   if (r < 0) raise_os_error(static_cast<int>(-r), "recv");
@@ -77,6 +84,7 @@ Coro<std::size_t> sock_recv_into(int fd, std::span<std::byte> buf) {
 }
 
 Coro<void> sock_sendall(int fd, std::string_view data) {
+  check_no_transport(fd);
   std::size_t sent = 0;
   while (sent < data.size()) {
     const long r = co_await detail::io_transmit(detail::OpKind::send, fd, data.data() + sent,
@@ -87,6 +95,7 @@ Coro<void> sock_sendall(int fd, std::string_view data) {
 }
 
 Coro<void> sock_connect(int fd, SocketAddress address) {
+  check_no_transport(fd);
   make_nonblocking(fd, "sock_connect");
   const std::string what = "connect to " + address.to_string();
   int r = sys::connect(fd, address.data(), address.size());
@@ -106,6 +115,7 @@ Coro<void> sock_connect(int fd, SocketAddress address) {
 }
 
 Coro<AcceptedSocket> sock_accept(int fd) {
+  check_no_transport(fd);
   make_nonblocking(fd, "sock_accept");
   for (;;) {
     AcceptedSocket accepted;

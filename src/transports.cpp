@@ -149,7 +149,7 @@ class SocketTransport final : public Transport, public IoResource {
   SocketTransport& operator=(const SocketTransport&) = delete;
   ~SocketTransport() override {
     // Only a transport that never got going (creation failed) still has its fd here.
-    if (fd_ >= 0) sys::close(fd_);
+    if (fd_ >= 0) close_fd();
   }
 
   /// Wraps the connected socket (or pipe end) `fd` (taken over), calls connection_made and
@@ -170,6 +170,7 @@ class SocketTransport final : public Transport, public IoResource {
     }
     t->self_ = t;
     t->io_->resources.push_back(static_cast<IoResource*>(t.get()));
+    if (medium == Medium::socket) t->io_->claim_fd(fd, t.get(), "socket transport");
     if (server) {
       t->server_ = std::move(server);
       t->server_->attach(*t);
@@ -333,8 +334,7 @@ class SocketTransport final : public Transport, public IoResource {
     }
     if (fd_ >= 0) {
       io_->engine->forget(fd_);
-      sys::close(fd_);
-      fd_ = -1;
+      close_fd();
     }
     if (server_) {
       server_->detach(*this, false);
@@ -928,6 +928,13 @@ class SocketTransport final : public Transport, public IoResource {
     maybe_release();
   }
 
+  /// Closes the fd, which no transport of this loop uses any more.
+  void close_fd() noexcept {
+    io_->release_fd(fd_, this);
+    sys::close(fd_);
+    fd_ = -1;
+  }
+
   /// Once connection_lost has run and no operation is held by the engine or the queue: closes
   /// the socket and drops the loop's reference (which may destroy this: nothing after it).
   void maybe_release() noexcept {
@@ -936,8 +943,7 @@ class SocketTransport final : public Transport, public IoResource {
     }
     if (fd_ >= 0) {
       io_->engine->forget(fd_);
-      sys::close(fd_);
-      fd_ = -1;
+      close_fd();
     }
     if (linked()) IntrusiveList::unlink(static_cast<IoResource*>(this));
     retained_.reset();
@@ -1516,7 +1522,10 @@ void check_stream_socket(int fd) {
   if (type != SOCK_STREAM)
     throw ValueError("A Stream Socket was expected, got " + std::to_string(type));
 }
+/// connect_accepted_socket's last check (Python's _make_socket_transport: no transport uses
+/// `fd`), then the socket is made non-blocking.
 void make_nonblocking(int fd) {
+  io_of(get_running_loop()).check_no_transport(fd);
   if (const int r = sys::set_nonblocking(fd); r < 0) raise_os_error(-r, "connect_accepted_socket");
 }
 }  // namespace

@@ -12,6 +12,8 @@
 #include <string>
 #include <utility>
 
+#include "asyncio/exceptions.hpp"
+#include "asyncio/transports.hpp"
 #include "sys/sys.hpp"
 
 namespace asyncio::detail {
@@ -344,6 +346,29 @@ bool LoopIo::clear_signal_handle(int sig) {
   unsubscribe_signal(sig, it->second.slot);
   signals_.erase(it);
   return true;
+}
+
+void LoopIo::claim_fd(int fd, const BaseTransport* t, const char* what) {
+  const auto index = static_cast<std::size_t>(fd);
+  if (index >= fd_users_.size()) fd_users_.resize(index + 1);
+  fd_users_[index] = {t, what};
+}
+
+void LoopIo::release_fd(int fd, const BaseTransport* t) noexcept {
+  const auto index = static_cast<std::size_t>(fd);
+  if (fd >= 0 && index < fd_users_.size() && fd_users_[index].transport == t) {
+    fd_users_[index] = {};
+  }
+}
+
+void LoopIo::check_no_transport(int fd) const {
+  const auto index = static_cast<std::size_t>(fd);
+  if (fd < 0 || index >= fd_users_.size()) return;
+  const FdUser& u = fd_users_[index];
+  if (u.transport != nullptr && !u.transport->is_closing()) {
+    throw RuntimeError("File descriptor " + std::to_string(fd) + " is used by transport <" +
+                       u.what + " fd=" + std::to_string(fd) + ">");
+  }
 }
 
 char* LoopIo::read_buffer() {

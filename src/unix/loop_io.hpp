@@ -16,6 +16,10 @@
 #include "sys/sys.hpp"
 #include "unix/io_engine.hpp"
 
+namespace asyncio {
+class BaseTransport;
+}  // namespace asyncio
+
 namespace asyncio::detail {
 
 /// The part of a loop that other threads reach: the queue of call_soon_threadsafe entries and
@@ -114,6 +118,19 @@ struct LoopIo {
   void set_signal_handle(int sig, Ref<HandleState> h);
   bool clear_signal_handle(int sig);
 
+  // -- Which transport uses a socket (Python: BaseSelectorEventLoop._transports) ------------
+  /// Records that transport `t` (`what`: how errors name it) uses socket `fd`, from its
+  /// creation until it closes the fd. Socket and datagram transports do, as Python's selector
+  /// transports do; pipe transports do not.
+  void claim_fd(int fd, const BaseTransport* t, const char* what);
+  /// `t` is done with `fd` (before closing it): forgets it, unless a later transport has the
+  /// number now.
+  void release_fd(int fd, const BaseTransport* t) noexcept;
+  /// RuntimeError when a transport that is not closing uses `fd`: such an fd is the
+  /// transport's alone (add_reader and the others, the sock_* functions, a second transport).
+  /// Python: _ensure_fd_no_transport
+  void check_no_transport(int fd) const;
+
   /// The loop's receive buffer, shared by every transport whose protocol takes data as views
   /// (Protocol::data_received): a recv lands here and is handed on before the next one.
   /// Allocated on first use.
@@ -134,6 +151,11 @@ struct LoopIo {
   void drain_signals(ReadyQueue& ready);
 
   std::vector<FdWatch> fds_;
+  struct FdUser {
+    const BaseTransport* transport = nullptr;
+    const char* what = nullptr;
+  };
+  std::vector<FdUser> fd_users_;  // by fd: the transport using it (claim_fd)
   std::vector<IoEvent> events_;
   bool closed_ = false;
   int sigpipe_[2] = {-1, -1};

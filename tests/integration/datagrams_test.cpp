@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -42,9 +43,11 @@ using asyncio::DatagramSocket;
 using asyncio::DatagramTransport;
 using asyncio::RunOptions;
 using asyncio::SocketAddress;
+using asyncio_test::error_of;
 using asyncio_test::holds;
 using asyncio_test::io_uring_refused;
 using asyncio_test::param_name;
+using asyncio_test::what_of;
 
 constexpr double kBound = 60.0;
 
@@ -535,6 +538,47 @@ Coro<void> existing_sock_body() {
 }
 TEST_P(DatagramsTest, ExistingSocketIsTakenOver) {
   run(existing_sock_body());
+}
+
+// test_add_reader_or_writer_transport_fd, for a datagram transport: the socket it took over is
+// its alone (sock_sendto, sock_recvfrom, a second endpoint: RuntimeError, the socket left
+// open) until it closes; a socket that gets the number afterwards is not mistaken for it.
+Coro<void> fd_used_by_transport_body() {
+  DatagramSocket mine = DatagramSocket::bind(SocketAddress::ip("127.0.0.1", 0));
+  const SocketAddress where = mine.local_address();
+  const int fd = mine.release();
+  DatagramOptions o;
+  o.sock = fd;
+  auto p = std::make_shared<Recorder>();
+  auto e = co_await asyncio::create_datagram_endpoint(give(p), o);
+  std::exception_ptr err = co_await error_of(asyncio::sock_sendto(fd, "x", where));
+  EXPECT_TRUE(holds<asyncio::RuntimeError>(err)) << what_of(err);
+  err = co_await error_of(asyncio::sock_recvfrom(fd, 10));
+  EXPECT_TRUE(holds<asyncio::RuntimeError>(err)) << what_of(err);
+  err = co_await error_of(asyncio::create_datagram_endpoint(give(std::make_shared<Recorder>()), o));
+  EXPECT_TRUE(holds<asyncio::RuntimeError>(err)) << what_of(err);
+  EXPECT_NE(what_of(err).find("File descriptor " + std::to_string(fd) +
+                              " is used by transport <datagram transport"),
+            std::string::npos)
+      << what_of(err);
+  EXPECT_GE(::fcntl(fd, F_GETFD), 0);  // still open, still the transport's
+  DatagramSocket other = DatagramSocket::connect(where);
+  (void)co_await other.send("still");
+  EXPECT_TRUE(co_await received(*p, 1));
+  EXPECT_EQ(p->data.at(0), "still");
+  e.transport->close();
+  co_await p->done.wait();
+  EXPECT_EQ(::fcntl(fd, F_GETFD), -1);
+  // The number is free: a plain socket that gets it again may be watched.
+  DatagramSocket again = DatagramSocket::bind(SocketAddress::ip("127.0.0.1", 0));
+  bool writable = false;
+  asyncio::get_running_loop().add_writer(again.fd(), [&writable] { writable = true; });
+  for (int i = 0; i < 100 && !writable; ++i) co_await asyncio::sleep(0);
+  EXPECT_TRUE(writable);
+  EXPECT_TRUE(asyncio::get_running_loop().remove_writer(again.fd()));
+}
+TEST_P(DatagramsTest, ASocketUsedByATransportIsRefusedUntilItCloses) {
+  run(fd_used_by_transport_body());
 }
 
 // A transport open when the loop closes has its socket closed (TearDown: no fd left).

@@ -14,6 +14,7 @@
 // condition with a bounded real-time limit. Ports are 0, addresses loopback.
 #include <algorithm>
 #include <any>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -2898,6 +2899,68 @@ Coro<void> accepted_awaited_plain() {
 
 TEST_P(Transports, ConnectAcceptedSocketAwaitedWithoutTls) {
   run(accepted_awaited_plain());
+}
+
+// test_add_reader_or_writer_transport_fd: an fd that a transport uses is the transport's alone.
+// Watching it, the sock_* functions on it and a second transport over it are RuntimeErrors
+// (Python: _ensure_fd_no_transport), which leave the transport working; once it is closing,
+// they are allowed again.
+Coro<void> fd_used_by_a_transport() {
+  asyncio_test::SocketPair pair;
+  const int fd = pair.a.release();
+  auto conn = asyncio::connect_accepted_socket(make<Rec>(), fd);
+  asyncio::EventLoop& loop = asyncio::get_running_loop();
+  int refused = 0;
+  const auto expect_refused = [&refused, fd](auto&& call) {
+    try {
+      call();
+      ADD_FAILURE() << "not refused";
+    } catch (const asyncio::RuntimeError& e) {
+      ++refused;
+      EXPECT_NE(std::string(e.what()).find("File descriptor " + std::to_string(fd) +
+                                           " is used by transport"),
+                std::string::npos)
+          << e.what();
+    }
+  };
+  expect_refused([&] { loop.add_reader(fd, [] {}); });
+  expect_refused([&] { (void)loop.remove_reader(fd); });
+  expect_refused([&] { loop.add_writer(fd, [] {}); });
+  expect_refused([&] { (void)loop.remove_writer(fd); });
+  expect_refused([&] { (void)asyncio::connect_accepted_socket(make<Rec>(), fd); });
+  EXPECT_EQ(refused, 5);
+  for (auto* what : {"sock_recv", "sock_sendall", "sock_recv_into", "sock_accept",
+                     "connect_accepted_socket (awaited)"}) {
+    const std::string name = what;
+    std::exception_ptr e;
+    std::array<std::byte, 4> buf{};
+    if (name == "sock_recv") e = co_await error_of(asyncio::sock_recv(fd, 10));
+    if (name == "sock_sendall") e = co_await error_of(asyncio::sock_sendall(fd, "x"));
+    if (name == "sock_recv_into") e = co_await error_of(asyncio::sock_recv_into(fd, buf));
+    if (name == "sock_accept") e = co_await error_of(asyncio::sock_accept(fd));
+    if (name == "connect_accepted_socket (awaited)") {
+      e = co_await error_of(
+          asyncio::connect_accepted_socket(make<Rec>(), fd, asyncio::AcceptedSocketOptions{}));
+    }
+    EXPECT_TRUE(holds<asyncio::RuntimeError>(e)) << name << ": " << what_of(e);
+    EXPECT_NE(what_of(e).find("is used by transport"), std::string::npos) << name;
+  }
+  // Nothing was taken from the transport: both directions still work.
+  co_await asyncio::sock_sendall(pair.b.get(), "still mine");
+  CO_WAIT([&] { return conn.protocol->data == "still mine"; });
+  conn.transport->write("and back");
+  const std::string got = co_await recv_exactly(pair.b.get(), 8);
+  EXPECT_EQ(got, "and back");
+  EXPECT_EQ(conn.protocol->made, 1);
+  // Closing: no longer checked (Python skips a closing transport), then the fd is gone.
+  conn.transport->close();
+  EXPECT_FALSE(loop.remove_reader(fd));
+  CO_WAIT([&] { return conn.protocol->lost == 1; });
+  EXPECT_EQ(::fcntl(fd, F_GETFD), -1);
+}
+
+TEST_P(Transports, AnFdUsedByATransportRefusesWatchesSocketCallsAndASecondTransport) {
+  run(fd_used_by_a_transport());
 }
 
 // =================================================================================================
