@@ -1287,8 +1287,13 @@ Coro<std::vector<AddrInfo>> resolve(std::string host, std::uint16_t port, int fa
   co_return infos;
 }
 
-/// One connection attempt: a connected socket, or the attempt's OSError.
+/// One connection attempt: a connected socket, or the attempt's OSError. A local address of
+/// another family than `address`'s fails the attempt (Python: "no matching local address").
 Coro<int> connect_one(SocketAddress address, std::optional<SocketAddress> local) {
+  if (local && local->family() != address.family()) {
+    throw OSError(0, std::string("no matching local address with family=") +
+                         (address.family() == AF_INET6 ? "AF_INET6" : "AF_INET") + " found");
+  }
   sys::Fd fd = new_socket(address.family(), "socket");
   if (local) {
     (void)sys::set_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
@@ -1456,7 +1461,6 @@ Coro<int> connect_addresses(std::vector<AddrInfo> infos, ConnectionOptions optio
     if (options.interleave && *options.interleave > 0)
       order = interleave(infos, *options.interleave);
     for (const SocketAddress& a : order) {
-      if (local && local->family() != a.family()) continue;
       try {
         fd = co_await connect_one(a, local);
         break;

@@ -1907,6 +1907,40 @@ Coro<void> eyeballs_after_refused() {
   co_await server.wait_closed();
 }
 
+// test_create_connection_multiple_errors_local_addr: with local_addr, each address fails in
+// its own way (the local address is taken; no local address of the family) and the call
+// fails with "Multiple exceptions" naming both, every socket closed; one after the other and
+// with happy eyeballs alike.
+Coro<void> local_addr_fails_for_every_address(std::optional<double> delay) {
+  asyncio_test::Listener target;
+  asyncio_test::Listener holder;  // holds the local address asked for
+  asyncio::ConnectionOptions o;
+  o.local_addr = SocketAddress::ip("127.0.0.1", holder.port);
+  o.happy_eyeballs_delay = delay;
+  o.interleave = 0;  // in the order given
+  std::vector<asyncio::AddrInfo> infos{info_of(SocketAddress::ip("127.0.0.1", target.port)),
+                                       info_of(SocketAddress::ip("::1", target.port))};
+  // (Both attempts fail before connecting: nothing to bound.)
+  std::exception_ptr e = co_await error_of(asyncio::detail::connect_addresses(std::move(infos), o));
+  EXPECT_TRUE(holds<asyncio::OSError>(e)) << what_of(e);
+  const std::string what = what_of(e);
+  EXPECT_EQ(what.rfind("Multiple exceptions: ", 0), 0U) << what;
+  EXPECT_NE(what.find("error while attempting to bind on address 127.0.0.1:" +
+                      std::to_string(holder.port)),
+            std::string::npos)
+      << what;
+  EXPECT_NE(what.find("no matching local address with family=AF_INET6 found"), std::string::npos)
+      << what;
+  EXPECT_FALSE(asyncio_test::has_pending_connection(target.fd.get()));
+}
+
+TEST_P(Transports, LocalAddrFailingForEveryAddressJoinsTheErrors) {
+  const std::size_t before = open_fds();
+  run(local_addr_fails_for_every_address(std::nullopt));
+  run(local_addr_fails_for_every_address(0.05));
+  EXPECT_EQ(open_fds(), before);
+}
+
 TEST_P(Transports, HappyEyeballsStartsTheNextAttemptWhenOneFails) {
   const std::size_t before = open_fds();
   run(eyeballs_after_refused());
