@@ -1007,6 +1007,45 @@ TEST_P(StreamsTest, AResetConnectionFailsReadsAndWaitClosed) {
   }());
 }
 
+Coro<void> reset_unix_impl(StreamReader r, StreamWriter w, ProbePtr p) {
+  // Reading paused: what the client sends stays unread in the socket, so closing it resets the
+  // client's end (a Unix socket closed with unread data gives its peer ECONNRESET).
+  w.transport().pause_reading();
+  p->connected.set();
+  co_await p->go.wait();
+  w.transport().abort();
+  (void)r;
+}
+
+// test_open_unix_connection_error: a Unix-socket connection lost with an error fails the read
+// that waits and every read, drain and wait_closed after it.
+TEST_P(StreamsTest, AnErrorOnAUnixConnectionFailsReadsAndWaitClosed) {
+  const std::string path = dir_.file("reset.sock");
+  run([](std::string p) -> Coro<void> {
+    auto probe = std::make_shared<Probe>();
+    // (The callback is made outside the co_await: g++ 12 would destroy a temporary there twice.)
+    ClientConnected cb = [probe](StreamReader r, StreamWriter w) {
+      return reset_unix_impl(std::move(r), std::move(w), probe);
+    };
+    Server server = co_await asyncio::start_unix_server(std::move(cb), p);
+    auto [reader, writer] = co_await asyncio::open_unix_connection(p);
+    co_await probe->connected.wait();
+    writer.write("left unread");
+    co_await writer.drain();
+    Task<std::string> pending = create_task(reader.read(100));
+    co_await sleep(0.01);
+    EXPECT_FALSE(pending.done());
+    probe->go.set();
+    auto err = co_await error_of(result_of(pending));
+    EXPECT_TRUE(holds<asyncio::ConnectionResetError>(err)) << what_of(err);
+    EXPECT_TRUE(holds<asyncio::ConnectionResetError>(reader.exception()));
+    EXPECT_TRUE(holds<asyncio::ConnectionResetError>(co_await error_of(reader.read())));
+    EXPECT_TRUE(holds<asyncio::ConnectionResetError>(co_await error_of(writer.drain())));
+    EXPECT_TRUE(holds<asyncio::ConnectionResetError>(co_await error_of(writer.wait_closed())));
+    co_await close_server(server);
+  }(path));
+}
+
 TEST_P(StreamsTest, DroppingEveryClientWriterHandleClosesTheConnection) {
   run([]() -> Coro<void> {
     auto probe = std::make_shared<Probe>();
@@ -1292,6 +1331,59 @@ TEST_P(StreamsTest, OpenConnectionToNobodyIsConnectionRefusedError) {
     auto err = co_await error_of(asyncio::open_connection("127.0.0.1", port));
     EXPECT_TRUE(holds<asyncio::ConnectionRefusedError>(err)) << what_of(err);
   }());
+}
+
+// test_start_unix_server_1: a Unix-socket stream server made with start_serving = false
+// accepts nothing until start_serving(), then serves through serve_forever(); a handler that
+// cancels the task serving forever ends it with CancelledError, the server closed.
+struct ServeForeverProbe {
+  std::optional<Task<void>> main;
+  Event started;
+  std::string line;
+};
+using ServeForeverProbePtr = std::shared_ptr<ServeForeverProbe>;
+
+Coro<void> cancel_main_impl(StreamReader r, StreamWriter w, ServeForeverProbePtr p) {
+  p->line = co_await r.readline();
+  p->main->cancel();
+  w.write("1");
+  w.close();
+  co_await w.wait_closed();
+}
+
+Coro<void> serve_until_cancelled(Server& server, ServeForeverProbePtr p) {
+  EXPECT_FALSE(server.is_serving());
+  co_await server.start_serving();
+  EXPECT_TRUE(server.is_serving());
+  p->started.set();
+  co_await server.serve_forever();
+}
+
+TEST_P(StreamsTest, UnixServerStartServingThenServeForeverUntilCancelled) {
+  const std::string path = dir_.file("forever.sock");
+  run([](std::string p) -> Coro<void> {
+    auto probe = std::make_shared<ServeForeverProbe>();
+    ClientConnected cb = [probe](StreamReader r, StreamWriter w) {
+      return cancel_main_impl(std::move(r), std::move(w), probe);
+    };
+    asyncio::ServerOptions later;
+    later.start_serving = false;
+    Server server = co_await asyncio::start_unix_server(std::move(cb), p, later);
+    EXPECT_FALSE(server.is_serving());
+    probe->main = create_task(serve_until_cancelled(server, probe));
+    co_await probe->started.wait();
+    auto [reader, writer] = co_await asyncio::open_unix_connection(p);
+    const std::string hello = std::string(5 * 1024, '1') + "\n";
+    writer.write(hello);
+    EXPECT_EQ(co_await reader.readexactly(1), "1");
+    EXPECT_TRUE(co_await asyncio_test::ends_cancelled(*probe->main));
+    EXPECT_EQ(probe->line, hello);
+    EXPECT_FALSE(server.is_serving());
+    EXPECT_TRUE(server.sockets().empty());
+    EXPECT_EQ(co_await reader.read(), "");  // the handler closed its end
+    co_await asyncio::wait_for(server.wait_closed(), 5.0);
+    probe->main.reset();  // its frame holds the probe
+  }(path));
 }
 
 // test_open_unix_connection_error

@@ -2202,6 +2202,40 @@ TEST_P(Transports, WaitClosedWaitsForTheClientsToGo) {
   run(wait_closed_waits_for_clients());
 }
 
+// test_wait_closed_race (a 3.12.0 regression): close() and the end of the last connection run in
+// one loop iteration, close() first, while wait_closed() waits. Both the waiting call and a
+// later one return.
+Coro<void> wait_closed_close_and_last_client_together() {
+  std::vector<std::shared_ptr<Echo>> accepted;
+  Server server = co_await asyncio::create_server(erased(&accepted), "127.0.0.1", 0);
+  FdGuard client = asyncio_test::connect_to(server.port());
+  CO_WAIT([&] { return accepted.size() == 1; });
+  Task<void> waiter = asyncio::create_task(server.wait_closed());
+  co_await asyncio::sleep(0);
+  EXPECT_FALSE(waiter.done());
+  asyncio::EventLoop& loop = asyncio::get_running_loop();
+  std::vector<std::string> order;
+  Transport* tr = accepted[0]->tr;
+  loop.call_soon([&] {
+    // Queued now, so it runs first in the next iteration; abort() queues connection_lost
+    // behind it (Python: call_soon(_call_connection_lost)).
+    loop.call_soon([&] {
+      order.emplace_back(accepted[0]->lost == 0 ? "close, connection still open" : "close late");
+      server.close();
+    });
+    tr->abort();
+  });
+  co_await asyncio::wait_for(waiter, 5.0);
+  EXPECT_EQ(order, (std::vector<std::string>{"close, connection still open"}));
+  EXPECT_EQ(accepted[0]->lost, 1);
+  co_await asyncio::wait_for(server.wait_closed(), 1.0);
+  EXPECT_FALSE(server.is_serving());
+}
+
+TEST_P(Transports, WaitClosedWhenCloseAndTheLastConnectionEndInOneIteration) {
+  run(wait_closed_close_and_last_client_together());
+}
+
 Coro<void> wait_closed_at_once() {
   std::vector<std::shared_ptr<Echo>> accepted;
   Server server = co_await asyncio::create_server(erased(&accepted), "127.0.0.1", 0);
