@@ -8,6 +8,8 @@
 #include <new>
 #include <vector>
 
+#include <pthread.h>
+
 #include "sys/sys.hpp"
 
 namespace asyncio::detail {
@@ -34,9 +36,28 @@ struct Orphans {
   char* arena_end = nullptr;
 };
 
+Orphans* make_orphans();
+
 Orphans& orphans() {
-  static auto* o = new Orphans;  // never destroyed: threads may exit after static destructors
+  static Orphans* o = make_orphans();  // never destroyed: threads may exit after static destructors
   return *o;
+}
+
+// fork(): the lock is held across it, so that a child forked while another thread held it does
+// not inherit it locked (the child's first slab would wait for ever).
+extern "C" void asyncio_frames_before_fork() {
+  orphans().mu.lock();
+}
+extern "C" void asyncio_frames_after_fork() {
+  orphans().mu.unlock();
+}
+
+Orphans* make_orphans() {
+  auto* o = new Orphans;
+  // (pthread_atfork fails only for want of memory: the pool then works without the protection.)
+  (void)::pthread_atfork(asyncio_frames_before_fork, asyncio_frames_after_fork,
+                         asyncio_frames_after_fork);
+  return o;
 }
 
 /// At thread exit, the thread's cached blocks join the orphans for other threads to adopt.

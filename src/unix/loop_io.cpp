@@ -10,8 +10,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <utility>
 
+#include <pthread.h>
+
+#include "asyncio/detail/loop_core.hpp"
+#include "asyncio/detail/task_state.hpp"
 #include "asyncio/exceptions.hpp"
 #include "asyncio/transports.hpp"
 #include "sys/sys.hpp"
@@ -83,6 +88,51 @@ void unsubscribe_signal(int sig, std::size_t slot) noexcept {
     if (g_signal_fds[s][i].load(std::memory_order_relaxed) != 0) return;
   }
   (void)sys::set_signal_action(sig, SIG_DFL, 0);
+}
+
+// ---- fork() without exec (docs/design/threads.md) -------------------------------------------
+// A child fork()ed from a process with loops gets copies of them, none running. Python resets
+// the running loop and the signal wake-up fd in the child (events.py, on_fork); here, in the
+// forking thread (the child's only one):
+//   * no loop runs and no task is current, so the child may asyncio::run() a loop of its own,
+//     even when it was forked from inside a task;
+//   * the signals that loops watched get their default disposition back and no watchers: the
+//     handler would otherwise write to the parent's loops' pipes, which the child shares, and
+//     the parent would run its callback for a signal sent to the child (and the child would
+//     survive a SIGTERM);
+//   * the generation counter moves on, so that the copies of the parent's loops leave the
+//     signal table alone (a new loop of the child's may have taken their slots).
+// The signal table's lock is held across fork(), so that the child never inherits it locked.
+
+unsigned g_fork_generation = 0;  // read on the loop's thread; written in a child before it runs
+
+extern "C" void asyncio_before_fork() {
+  g_signal_mu.lock();
+}
+extern "C" void asyncio_after_fork_in_parent() {
+  g_signal_mu.unlock();
+}
+extern "C" void asyncio_after_fork_in_child() {
+  tls_running_loop = nullptr;
+  tls_current_task = nullptr;
+  ++g_fork_generation;
+  for (std::size_t s = 1; s < NSIG; ++s) {
+    bool watched = false;
+    for (std::size_t i = 0; i < kSignalLoops; ++i) {
+      if (g_signal_fds[s][i].exchange(0, std::memory_order_relaxed) != 0) watched = true;
+      g_signal_pending[s][i].store(false, std::memory_order_relaxed);
+    }
+    if (watched) (void)sys::set_signal_action(static_cast<int>(s), SIG_DFL, 0);
+  }
+  g_signal_mu.unlock();
+}
+
+/// Registers the handlers above, once per process (before the first loop is made).
+void register_fork_handlers() {
+  static const int registered = ::pthread_atfork(asyncio_before_fork, asyncio_after_fork_in_parent,
+                                                 asyncio_after_fork_in_child);
+  if (registered != 0)
+    throw std::system_error(registered, std::generic_category(), "pthread_atfork");
 }
 
 }  // namespace
@@ -174,7 +224,8 @@ Backend backend_from_environment() {
 /// (docs/design/io.md, "Which engine automatic picks"; bench/RESULTS.md).
 constexpr Backend kPreferred = Backend::io_uring;
 
-LoopIo::LoopIo(Backend backend, bool debug) {
+LoopIo::LoopIo(Backend backend, bool debug) : fork_generation_(g_fork_generation) {
+  register_fork_handlers();
   const bool chosen = backend != Backend::automatic;
   if (!chosen) backend = backend_from_environment();
   const bool explicit_choice = chosen || backend != Backend::automatic;
@@ -343,7 +394,8 @@ bool LoopIo::clear_signal_handle(int sig) {
   auto it = signals_.find(sig);
   if (it == signals_.end()) return false;
   it->second.handle->cancel();
-  unsubscribe_signal(sig, it->second.slot);
+  // A copy of a loop of the parent's, in a fork()ed child: the child reset the table.
+  if (fork_generation_ == g_fork_generation) unsubscribe_signal(sig, it->second.slot);
   signals_.erase(it);
   return true;
 }

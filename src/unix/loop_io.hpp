@@ -170,6 +170,7 @@ struct LoopIo {
   };
   std::map<int, Stash> stashes_;
   std::unique_ptr<char[]> read_buffer_;
+  unsigned fork_generation_;      // the process's fork generation when made (loop_io.cpp)
   bool waited_last_ = false;      // the previous poll() waited on the engine
   bool skip_zero_waits_ = false;  // epoll: see poll()
 };
