@@ -102,9 +102,9 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
     t->connected_ = connected;
     if (connected) t->peer_ = socket_address(fd, true);
     t->address_ = connected ? std::optional<SocketAddress>(t->peer_) : address;
+    t->io_->claim_fd(fd, t.get(), "datagram transport");  // (may throw: before self_, as there)
     t->self_ = t;
     t->io_->resources.push_back(static_cast<IoResource*>(t.get()));
-    t->io_->claim_fd(fd, t.get(), "datagram transport");
     t->made_ = true;
     try {
       t->protocol_->connection_made(*t);

@@ -168,9 +168,11 @@ class SocketTransport final : public Transport, public IoResource {
       t->local_ = socket_address(fd, false);
       t->peer_ = socket_address(fd, true);
     }
+    // (Before the transport holds itself: claiming may throw, and ~SocketTransport then
+    // closes the fd.)
+    if (medium == Medium::socket) t->io_->claim_fd(fd, t.get(), "socket transport");
     t->self_ = t;
     t->io_->resources.push_back(static_cast<IoResource*>(t.get()));
-    if (medium == Medium::socket) t->io_->claim_fd(fd, t.get(), "socket transport");
     if (server) {
       t->server_ = std::move(server);
       t->server_->attach(*t);
