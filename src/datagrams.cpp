@@ -276,12 +276,7 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
         SocketAddress& from = b.from[i];
         from.set_size(b.msgs[i].msg_hdr.msg_namelen);
         if (from.size() == 0 && peer_.size() > 0) from = peer_;
-        if (!deliver(std::string_view(b.data.get() + i * kSlot, b.msgs[i].msg_len), from)) {
-          gathering_ = false;
-          out_.clear();
-          out_data_.clear();
-          return;
-        }
+        deliver(std::string_view(b.data.get() + i * kSlot, b.msgs[i].msg_len), from);
       }
       flush_gathered();
       if (n < static_cast<long>(kBatch)) {
@@ -307,22 +302,22 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
       }
       from.set_size(len);
       if (from.size() == 0 && peer_.size() > 0) from = peer_;
-      if (!deliver(std::string_view(buf, static_cast<std::size_t>(n)), from)) return;
+      deliver(std::string_view(buf, static_cast<std::size_t>(n)), from);
     }
     if (!closing_) start_.queue();  // more may wait: read on the next pass
   }
 
-  /// datagram_received(); false when it threw (the transport is then closed).
-  bool deliver(std::string_view data, const SocketAddress& from) {
+  /// datagram_received(). What it throws is reported and the endpoint reads on, as in Python
+  /// (where it leaves the reader callback, and the loop reports it): one datagram that its
+  /// protocol fails on does not end a server.
+  void deliver(std::string_view data, const SocketAddress& from) {
     try {
       protocol_->datagram_received(data, from);
     } catch (const KeyboardInterrupt&) {
       throw;
     } catch (...) {
-      fatal_error(std::current_exception(), "Fatal read error on datagram transport");
-      return false;
+      report(std::current_exception(), "Exception in protocol.datagram_received()");
     }
-    return true;
   }
 
   /// Sends what sendto() gathered during a batch: sendmmsg() in chunks of kBatch; a datagram
@@ -400,8 +395,8 @@ class DatagramSocketTransport final : public DatagramTransport, public IoResourc
       protocol_->error_received(std::move(exc));
     } catch (const KeyboardInterrupt&) {
       throw;
-    } catch (...) {
-      fatal_error(std::current_exception(), "Fatal error: protocol.error_received() failed");
+    } catch (...) {  // reported, the endpoint goes on (as deliver())
+      report(std::current_exception(), "Exception in protocol.error_received()");
     }
   }
 

@@ -17,6 +17,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -770,6 +771,164 @@ struct EchoAndBadSend final : asyncio::DatagramProtocol {
   void error_received(std::exception_ptr exc) override { errors.push_back(exc); }
   void connection_lost(std::exception_ptr) override { done.set(); }
 };
+
+// The write buffer of a datagram transport (Python's test_sendto_tryagain, _buffer, _ready,
+// _ready_tryagain, _ready_error_received, _ready_closing, _no_data), driven by the fault seam:
+// a sendto() that meets EAGAIN keeps the datagram, later ones queue behind it without a system
+// call, and they leave in order once the socket is writable; an EAGAIN while flushing keeps
+// them; an error while flushing goes to error_received() and drops that datagram only; close()
+// sends what is queued before connection_lost(); an empty datagram sends nothing.
+Coro<void> write_buffer_body() {
+  using asyncio::sys::Call;
+  using asyncio::sys::call_count;
+  auto peer = std::make_shared<Recorder>();
+  auto pe = co_await asyncio::create_datagram_endpoint(give(peer),
+                                                       local(SocketAddress::ip("127.0.0.1", 0)));
+  const SocketAddress to = pe.transport->sockname();
+  auto p = std::make_shared<Recorder>();
+  auto e =
+      co_await asyncio::create_datagram_endpoint(give(p), local(SocketAddress::ip("127.0.0.1", 0)));
+  DatagramTransport& t = *e.transport;
+
+  const std::uint64_t before = call_count(Call::sendto);
+  t.sendto("", to);  // nothing at all
+  EXPECT_EQ(call_count(Call::sendto), before);
+
+  // EAGAIN: kept; the next ones queue behind it (no system call). Then the first flush meets
+  // EAGAIN again, the second an error for "one"; "two" and "three" leave, in order.
+  asyncio::sys::inject_fault({.call = Call::sendto, .nth = 1, .error = EAGAIN});
+  asyncio::sys::inject_fault({.call = Call::sendto, .nth = 2, .error = EAGAIN});
+  asyncio::sys::inject_fault({.call = Call::sendto, .nth = 3, .error = ECONNREFUSED});
+  t.sendto("one", to);
+  EXPECT_EQ(t.get_write_buffer_size(), 3U);
+  EXPECT_EQ(call_count(Call::sendto), before + 1);
+  t.sendto("two", to);
+  t.sendto("three", to);
+  EXPECT_EQ(t.get_write_buffer_size(), 11U);
+  EXPECT_EQ(call_count(Call::sendto), before + 1);
+  EXPECT_TRUE(co_await received(*peer, 2));
+  asyncio::sys::clear_faults();
+  EXPECT_EQ(peer->data, (std::vector<std::string>{"two", "three"}));
+  EXPECT_EQ(t.get_write_buffer_size(), 0U);
+  EXPECT_EQ(call_count(Call::sendto), before + 5);  // one, one (EAGAIN), one (error), two, three
+  EXPECT_EQ(p->errors.size(), 1U);
+  if (!p->errors.empty()) {
+    EXPECT_TRUE(holds<asyncio::ConnectionRefusedError>(p->errors.front()))
+        << what_of(p->errors.front());
+  }
+  EXPECT_FALSE(t.is_closing());  // an error while flushing leaves the endpoint open
+
+  // close() with a datagram queued: it leaves first, then connection_lost(null).
+  asyncio::sys::inject_fault({.call = Call::sendto, .nth = 1, .error = EAGAIN});
+  t.sendto("last", to);
+  EXPECT_EQ(t.get_write_buffer_size(), 4U);
+  t.close();
+  co_await p->done.wait();
+  asyncio::sys::clear_faults();
+  EXPECT_FALSE(p->lost_with);
+  EXPECT_TRUE(co_await received(*peer, 3));
+  EXPECT_EQ(peer->data.back(), "last");
+  pe.transport->close();
+  co_await peer->done.wait();
+}
+TEST_P(DatagramsTest, WriteBufferKeepsOrderThroughEagainAndErrors) {
+  run(write_buffer_body());
+}
+
+// A datagram_received() that throws: the loop's exception handler gets the exception and the
+// endpoint reads on (Python: the exception leaves the reader callback and is reported; the
+// transport stays open), so one bad datagram does not end a server.
+struct ThrowsOnBad final : asyncio::DatagramProtocol {
+  std::vector<std::string> data;
+  asyncio::Event done;
+  void datagram_received(std::string_view d, const SocketAddress&) override {
+    if (d == "bad") throw std::runtime_error("cannot parse it");
+    data.emplace_back(d);
+  }
+  void connection_lost(std::exception_ptr) override { done.set(); }
+};
+
+Coro<void> throwing_datagram_received_body() {
+  asyncio::EventLoop& loop = asyncio::get_running_loop();
+  std::vector<std::string> reported;
+  loop.set_exception_handler([&reported](asyncio::EventLoop&, const asyncio::ExceptionContext& c) {
+    reported.push_back(c.message + ": " + what_of(c.exception));
+  });
+  auto p = std::make_shared<ThrowsOnBad>();
+  auto e =
+      co_await asyncio::create_datagram_endpoint(give(p), local(SocketAddress::ip("127.0.0.1", 0)));
+  DatagramSocket client = DatagramSocket::connect(e.transport->sockname());
+  (void)co_await client.send("bad");
+  (void)co_await client.send("good");
+  for (int i = 0; i < 2000 && p->data.empty(); ++i) co_await asyncio::sleep(0.005);
+  EXPECT_EQ(p->data, std::vector<std::string>{"good"});
+  EXPECT_EQ(reported.size(), 1U);
+  if (!reported.empty()) {
+    EXPECT_NE(reported.front().find("datagram_received"), std::string::npos) << reported.front();
+    EXPECT_NE(reported.front().find("cannot parse it"), std::string::npos) << reported.front();
+  }
+  EXPECT_FALSE(e.transport->is_closing());
+  e.transport->close();
+  co_await p->done.wait();
+  loop.set_exception_handler({});
+}
+TEST_P(DatagramsTest, AThrowingDatagramReceivedIsReportedAndTheEndpointReadsOn) {
+  run(throwing_datagram_received_body());
+}
+
+// test_sendto_ready_error_received_connection: on a connected endpoint, an error while
+// flushing also goes to error_received(), and the endpoint goes on.
+Coro<void> connected_write_buffer_body() {
+  using asyncio::sys::Call;
+  auto peer = std::make_shared<Recorder>();
+  auto pe = co_await asyncio::create_datagram_endpoint(give(peer),
+                                                       local(SocketAddress::ip("127.0.0.1", 0)));
+  auto p = std::make_shared<Recorder>();
+  auto e = co_await asyncio::create_datagram_endpoint(give(p), remote(pe.transport->sockname()));
+  asyncio::sys::inject_fault({.call = Call::send, .nth = 1, .error = EAGAIN});
+  asyncio::sys::inject_fault({.call = Call::send, .nth = 2, .error = ECONNREFUSED});
+  e.transport->sendto("refused");
+  e.transport->sendto("delivered");
+  EXPECT_EQ(e.transport->get_write_buffer_size(), 16U);
+  EXPECT_TRUE(co_await received(*peer, 1));
+  EXPECT_TRUE(co_await received(*p, 1));
+  asyncio::sys::clear_faults();
+  EXPECT_EQ(peer->data, std::vector<std::string>{"delivered"});
+  EXPECT_EQ(p->errors.size(), 1U);
+  if (!p->errors.empty()) {
+    EXPECT_TRUE(holds<asyncio::ConnectionRefusedError>(p->errors.front()))
+        << what_of(p->errors.front());
+  }
+  EXPECT_FALSE(e.transport->is_closing());
+  e.transport->close();
+  pe.transport->close();
+  co_await p->done.wait();
+  co_await peer->done.wait();
+}
+TEST_P(DatagramsTest, ConnectedWriteBufferReportsAnErrorAndGoesOn) {
+  run(connected_write_buffer_body());
+}
+
+// test_sendto_blocking: sock_sendto() that meets EAGAIN waits until the socket is writable and
+// sends; the peer gets the datagram once.
+Coro<void> sock_sendto_blocking_body() {
+  using asyncio::sys::Call;
+  DatagramSocket peer = DatagramSocket::bind(SocketAddress::ip("127.0.0.1", 0));
+  DatagramSocket mine = DatagramSocket::bind(SocketAddress::ip("127.0.0.1", 0));
+  const std::uint64_t before = asyncio::sys::call_count(Call::sendto);
+  asyncio::sys::inject_fault({.call = Call::sendto, .nth = 1, .error = EAGAIN});
+  const std::size_t n =
+      co_await asyncio::sock_sendto(mine.fd(), "blocked once", peer.local_address());
+  asyncio::sys::clear_faults();
+  EXPECT_EQ(n, 12U);
+  EXPECT_EQ(asyncio::sys::call_count(Call::sendto) - before, 2U);
+  auto [data, from] = co_await asyncio::wait_for(peer.recvfrom(), 5.0);
+  EXPECT_EQ(data, "blocked once");
+  EXPECT_EQ(from, mine.local_address());
+}
+TEST_P(DatagramsTest, SockSendtoWaitsWhenTheSocketIsNotWritable) {
+  run(sock_sendto_blocking_body());
+}
 
 // A datagram to an unroutable address: the kernel's ENETUNREACH from sendto() (made here with
 // the fault seam: whether 192.0.2.1 has a route depends on the machine) reaches error_received()
