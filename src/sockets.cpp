@@ -107,7 +107,9 @@ Coro<void> sock_connect(int fd, SocketAddress address) {
     r = sys::connect(fd, address.data(), address.size());
   }
   if (r == 0) co_return;
-  if (r != -EINPROGRESS) raise_os_error(-r, what);
+  // EALREADY: an earlier connect of this socket (cancelled while it waited) is still in
+  // progress; wait for it, as Python does (EALREADY is a BlockingIOError there).
+  if (r != -EINPROGRESS && r != -EALREADY) raise_os_error(-r, what);
   const long w = co_await detail::io_wait_ready(fd, true);
   if (w < 0) raise_os_error(static_cast<int>(-w), what);
   const int err = sys::socket_error(fd);

@@ -509,6 +509,37 @@ TEST_P(IoCancelTest, AcceptCancelledThenListenerClosedLeaksNoFd) {
   EXPECT_EQ(open_fds(), before);
 }
 
+// test_cancel_sock_accept: an accept timed out by wait_for lets go of the listener: once it is
+// closed, a connect to its address is refused (an io_uring request still holding the file
+// would keep it listening).
+Coro<bool> accept_timed_out_then_closed() {
+  Listener l;
+  const std::uint16_t port = l.port;
+  bool timed_out = false;
+  try {
+    (void)co_await asyncio::wait_for(asyncio::sock_accept(l.fd.get()), 0.1);
+  } catch (const asyncio::TimeoutError&) {
+    timed_out = true;
+  }
+  EXPECT_TRUE(timed_out);
+  EXPECT_EQ(loop_io().engine->in_flight(), 0U);
+  l.fd.reset();
+  FdGuard s = tcp_socket();
+  bool refused = false;
+  try {
+    co_await asyncio::sock_connect(s.get(), asyncio::SocketAddress::ip("127.0.0.1", port));
+  } catch (const asyncio::ConnectionRefusedError&) {
+    refused = true;
+  }
+  co_return refused;
+}
+
+TEST_P(IoCancelTest, AcceptTimedOutThenListenerClosedRefusesConnections) {
+  const std::size_t before = open_fds();
+  EXPECT_TRUE(run(accept_timed_out_then_closed()));
+  EXPECT_EQ(open_fds(), before);
+}
+
 // ---- connect --------------------------------------------------------------------------------
 
 Coro<int> cancel_connect(std::uint16_t stuck_port, std::uint16_t good_port) {
@@ -534,6 +565,38 @@ TEST_P(IoCancelTest, ConnectCancelledWhileInProgress) {
     FdGuard filler = connect_to(stuck.port);
     Listener good;
     EXPECT_EQ(run(cancel_connect(stuck.port, good.port)), 1);
+  }
+  EXPECT_EQ(open_fds(), before);
+}
+
+// test_sock_client_connect_racing: a connect cancelled while the SYN is unanswered leaves the
+// socket usable; sock_connect() on the same socket then waits for that connection (Linux says
+// EALREADY, which Python reads as "in progress" too) and returns once it is established.
+Coro<std::uint16_t> connect_again_after_cancel(int stuck_fd, std::uint16_t stuck_port) {
+  FdGuard s = tcp_socket();
+  const auto to = asyncio::SocketAddress::ip("127.0.0.1", stuck_port);
+  Task<void> t = asyncio::create_task(asyncio::sock_connect(s.get(), to));
+  co_await asyncio::sleep(0.05);  // real time: the SYN was dropped, the connect waits
+  EXPECT_FALSE(t.done()) << "the connect was expected to hang (full accept queue)";
+  t.cancel();
+  EXPECT_TRUE(co_await ends_cancelled(t));
+  // Room in the accept queue: the SYN's retransmission (about 1 s later) is answered.
+  const int taken = ::accept4(stuck_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  EXPECT_GE(taken, 0);
+  FdGuard filler_peer(taken);
+  co_await asyncio::wait_for(asyncio::sock_connect(s.get(), to), 15.0);
+  sockaddr_in peer{};
+  socklen_t len = sizeof peer;
+  EXPECT_EQ(::getpeername(s.get(), reinterpret_cast<sockaddr*>(&peer), &len), 0);  // NOLINT
+  co_return ntohs(peer.sin_port);
+}
+
+TEST_P(IoCancelTest, ConnectCancelledWhileInProgressCanBeAwaitedAgainOnTheSameSocket) {
+  const std::size_t before = open_fds();
+  {
+    Listener stuck(0);  // accept queue of one: full after the first connection
+    FdGuard filler = connect_to(stuck.port);
+    EXPECT_EQ(run(connect_again_after_cancel(stuck.fd.get(), stuck.port)), stuck.port);
   }
   EXPECT_EQ(open_fds(), before);
 }
