@@ -135,6 +135,9 @@ class TlsProtocol final : public BufferedProtocol,
   void do_shutdown();
   void shutdown_complete(const std::exception_ptr& exc);
   void call_eof_received();
+  /// Aborts the connection; `exc` (unless an earlier error is pending) reaches connection_lost.
+  void force_close(const std::exception_ptr& exc);
+  /// force_close(), and an error other than an OSError goes to the exception handler.
   void fatal_error(const std::exception_ptr& exc, const char* message);
   void wake_waiter(std::exception_ptr exc);
   void control_app_writing();
@@ -740,8 +743,9 @@ void TlsProtocol::start_shutdown() {
     auto self = weak.lock();
     if (!self || self->shutdown_done_ || self->plain_ == nullptr) return;
     if (self->state_ == State::flushing || self->state_ == State::shutdown) {
-      self->fatal_error(std::make_exception_ptr(TimeoutError("SSL shutdown timed out")),
-                        "SSL shutdown timed out");
+      // Python's _check_shutdown_timeout: the connection is force-closed, the error goes to
+      // connection_lost() and nothing to the exception handler.
+      self->force_close(std::make_exception_ptr(TimeoutError("SSL shutdown timed out")));
     }
   });
   run();
@@ -802,11 +806,15 @@ void TlsProtocol::resume_app_reading() {
   });
 }
 
-void TlsProtocol::fatal_error(const std::exception_ptr& exc, const char* message) {
+void TlsProtocol::force_close(const std::exception_ptr& exc) {
   if (plain_ != nullptr) {
     if (!pending_error_) pending_error_ = exc;
     plain_->abort();
   }
+}
+
+void TlsProtocol::fatal_error(const std::exception_ptr& exc, const char* message) {
+  force_close(exc);
   try {
     std::rethrow_exception(exc);
   } catch (const OSError&) {  // Python: logged only in debug mode
@@ -899,6 +907,11 @@ Coro<std::shared_ptr<Transport>> start_tls_on(std::shared_ptr<Transport> transpo
   if (!transport || !protocol) throw ValueError("start_tls() needs a transport and a protocol");
   if (is_tls_transport(*transport)) {
     throw RuntimeError("start_tls() over a TLS transport is not supported");
+  }
+  // Python: TypeError for a transport that is not _start_tls_compatible (a pipe's, or one of
+  // the application's own): only a socket transport takes TLS.
+  if (!transport->get_extra_info("socket").has_value()) {
+    throw RuntimeError("the transport is not supported by start_tls(): not a socket transport");
   }
   EventLoop& loop = get_running_loop();
   Future<void> waiter = loop.create_future<void>();

@@ -1066,6 +1066,75 @@ TEST_P(TlsTest, LoopStartTlsReturnsANewTransport) {
   run(loop_start_tls_body());
 }
 
+// start_tls on a transport that is not a socket's (Python: TypeError "... is not supported by
+// start_tls()", for a transport that is not _start_tls_compatible): RuntimeError, the pipe's
+// transport untouched.
+Coro<void> start_tls_on_a_pipe_body() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    ADD_FAILURE() << "pipe2";
+    co_return;
+  }
+  asyncio_test::FdGuard w(fds[1]);
+  auto [t, p] = asyncio::connect_read_pipe([] { return std::make_shared<Collector>(); }, fds[0]);
+  const ssl::SSLContext cctx = client_context();
+  std::exception_ptr e = co_await asyncio_test::error_of(
+      asyncio::start_tls(t, p, cctx, {.server_hostname = "localhost"}));
+  EXPECT_TRUE(holds<asyncio::RuntimeError>(e)) << what_of(e);
+  EXPECT_NE(what_of(e).find("not supported by start_tls()"), std::string::npos) << what_of(e);
+  EXPECT_EQ(p->made, 1);
+  EXPECT_EQ(::write(w.get(), "still a pipe", 12), 12);
+  for (int i = 0; i < 2000 && p->data.size() < 12; ++i) co_await asyncio::sleep(0.005);
+  EXPECT_EQ(p->data, "still a pipe");
+  t->close();
+  co_await p->lost.wait();
+}
+TEST_P(TlsTest, StartTlsRefusesATransportThatIsNotASocketsOne) {
+  run(start_tls_on_a_pipe_body());
+}
+
+// The shutdown time-out (Python's _check_shutdown_timeout): a peer that never answers our
+// close_notify (it reads nothing) gets the connection force-closed after ssl_shutdown_timeout:
+// wait_closed() raises TimeoutError, and nothing reaches the exception handler.
+Coro<void> shutdown_timeout_body() {
+  asyncio::EventLoop& loop = asyncio::get_running_loop();
+  std::vector<std::string> reported;
+  loop.set_exception_handler([&reported](asyncio::EventLoop&, const asyncio::ExceptionContext& c) {
+    reported.push_back(c.message);
+  });
+  const ssl::SSLContext sctx = server_context();
+  const ssl::SSLContext cctx = client_context();
+  asyncio::Event paused;
+  asyncio::Event release;
+  asyncio::Server server = co_await asyncio::start_server(
+      [&paused, &release](StreamReader r, StreamWriter w) -> Coro<void> {
+        w.transport().pause_reading();  // our close_notify stays unread: no answer
+        paused.set();
+        co_await release.wait();
+        (void)r;
+      },
+      "127.0.0.1", 0, ServerOptions{.ssl = sctx});
+  auto [r, w] = co_await asyncio::open_connection(
+      "127.0.0.1", server.port(),
+      ConnectionOptions{.ssl = cctx, .server_hostname = "localhost", .ssl_shutdown_timeout = 0.3});
+  co_await paused.wait();
+  const double t0 = loop.time();
+  w.close();
+  std::exception_ptr e = co_await asyncio_test::error_of(w.wait_closed());
+  EXPECT_TRUE(holds<asyncio::TimeoutError>(e)) << what_of(e);
+  EXPECT_NE(what_of(e).find("SSL shutdown timed out"), std::string::npos) << what_of(e);
+  EXPECT_GE(loop.time() - t0, 0.25);
+  EXPECT_TRUE(reported.empty()) << (reported.empty() ? "" : reported.front());
+  release.set();
+  server.close();
+  server.close_clients();
+  co_await server.wait_closed();
+  loop.set_exception_handler({});
+}
+TEST_P(TlsTest, ShutdownTimeoutForceClosesWithoutReporting) {
+  run(shutdown_timeout_body());
+}
+
 // ---- connect_accepted_socket with `.ssl` ------------------------------------------------------
 
 /// A server-side protocol that echoes, and notes whether the handshake was done when
