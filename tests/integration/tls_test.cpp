@@ -1135,6 +1135,151 @@ TEST_P(TlsTest, ShutdownTimeoutForceClosesWithoutReporting) {
   run(shutdown_timeout_body());
 }
 
+/// A plain Protocol that records what it is told (for set_protocol and the handshake tests).
+struct Recorded final : asyncio::Protocol {
+  std::string data;
+  int made = 0;
+  int lost = 0;
+  asyncio::Event got;
+  void connection_made(asyncio::Transport&) override { ++made; }
+  void data_received(std::string_view d) override {
+    data.append(d);
+    got.set();
+  }
+  void connection_lost(std::exception_ptr) override { ++lost; }
+};
+
+// set_protocol() on a TLS transport (test_set_new_app_protocol, and test_start_tls_client_buf_
+// proto_1's switch): get_protocol() names the new protocol and the next decrypted bytes go to
+// it; the old one, a BufferedProtocol with a one-byte buffer, got every byte before.
+Coro<void> tls_set_protocol_body() {
+  const ssl::SSLContext sctx = server_context();
+  const ssl::SSLContext cctx = client_context();
+  asyncio::Server server =
+      co_await asyncio::start_server(echo_handler, "127.0.0.1", 0, ServerOptions{.ssl = sctx});
+  auto first = std::make_shared<Collector>();
+  first->buf.resize(1);
+  auto make_first = [first] { return first; };  // (outside the co_await: g++ 12)
+  auto [t, p] = co_await asyncio::create_connection(
+      std::move(make_first), "127.0.0.1", server.port(),
+      ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
+  t->write("byte by byte");
+  for (int i = 0; i < 2000 && first->data.size() < 12; ++i) co_await asyncio::sleep(0.005);
+  EXPECT_EQ(first->data, "byte by byte");
+  auto second = std::make_shared<Recorded>();
+  t->set_protocol(second);
+  EXPECT_EQ(t->get_protocol(), second);
+  t->write("to the new one");
+  for (int i = 0; i < 2000 && second->data.size() < 14; ++i) co_await asyncio::sleep(0.005);
+  EXPECT_EQ(second->data, "to the new one");
+  EXPECT_EQ(first->data, "byte by byte");  // nothing more for the old one
+  t->close();
+  for (int i = 0; i < 2000 && second->lost == 0; ++i) co_await asyncio::sleep(0.005);
+  EXPECT_EQ(second->lost, 1);
+  EXPECT_FALSE(first->lost.is_set());
+  server.close();
+  co_await server.wait_closed();
+}
+TEST_P(TlsTest, SetProtocolOnATlsTransportSendsTheNextDataToTheNewProtocol) {
+  run(tls_set_protocol_body());
+}
+
+// test_start_tls_slow_client_cancel: start_tls cancelled while the peer never answers the
+// handshake: CancelledError, and the connection is closed (the peer reads its end; TearDown
+// counts the fds).
+Coro<void> start_tls_cancelled_body() {
+  asyncio::Event peer_saw_eof;
+  asyncio::Server server = co_await asyncio::start_server(
+      [&peer_saw_eof](StreamReader r, StreamWriter w) -> Coro<void> {
+        for (int i = 0; i < 100; ++i) {  // reads the ClientHello, answers nothing
+          if ((co_await r.read(65536)).empty()) break;
+        }
+        peer_saw_eof.set();
+        w.close();
+      },
+      "127.0.0.1", 0);
+  auto [plain, p] = co_await asyncio::create_connection(
+      [] { return std::make_shared<Collector>(); }, "127.0.0.1", server.port());
+  const ssl::SSLContext cctx = client_context();
+  asyncio::Task<std::shared_ptr<asyncio::Transport>> t =
+      asyncio::create_task(asyncio::start_tls(plain, p, cctx, {.server_hostname = "localhost"}));
+  co_await asyncio::sleep(0.1);
+  EXPECT_FALSE(t.done());
+  t.cancel();
+  EXPECT_TRUE(co_await asyncio_test::ends_cancelled(t));
+  EXPECT_TRUE(plain->is_closing());
+  co_await asyncio::wait_for(peer_saw_eof.wait(), 5.0);
+  server.close();
+  co_await server.wait_closed();
+}
+TEST_P(TlsTest, StartTlsCancelledMidHandshakeClosesTheConnection) {
+  run(start_tls_cancelled_body());
+}
+
+// test_ssl_handshake_connection_lost: the server closes during the client's handshake:
+// create_connection raises ConnectionResetError, and the application's protocol hears
+// nothing (neither connection_made nor connection_lost).
+Coro<void> handshake_connection_lost_body() {
+  asyncio::Server server = co_await asyncio::start_server(
+      [](StreamReader r, StreamWriter w) -> Coro<void> {
+        (void)co_await r.read(65536);  // the ClientHello
+        w.transport().abort();
+      },
+      "127.0.0.1", 0);
+  const ssl::SSLContext cctx = client_context();
+  auto app = std::make_shared<Recorded>();
+  auto make_app = [app] { return app; };  // (outside the co_await: g++ 12)
+  std::exception_ptr e = co_await asyncio_test::error_of(
+      asyncio::create_connection(std::move(make_app), "127.0.0.1", server.port(),
+                                 ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"}));
+  EXPECT_TRUE(holds<asyncio::ConnectionResetError>(e)) << what_of(e);
+  co_await asyncio::sleep(0.05);
+  EXPECT_EQ(app->made, 0);
+  EXPECT_EQ(app->lost, 0);
+  server.close();
+  co_await server.wait_closed();
+}
+TEST_P(TlsTest, ConnectionLostDuringTheHandshakeIsAConnectionResetError) {
+  run(handshake_connection_lost_body());
+}
+
+// test_flush_before_shutdown: close() right after writing megabytes, while most of them still
+// wait in the transports' buffers: the peer, reading only later, gets every byte, then the end.
+Coro<void> flush_before_shutdown_body() {
+  const ssl::SSLContext sctx = server_context();
+  const ssl::SSLContext cctx = client_context();
+  std::string got;
+  asyncio::Event done;
+  asyncio::Server server = co_await asyncio::start_server(
+      [&got, &done](StreamReader r, StreamWriter w) -> Coro<void> {
+        co_await asyncio::sleep(0.2);  // reads nothing at first: the client's buffers fill
+        for (int i = 0; i < 100000; ++i) {
+          std::string part = co_await r.read(1 << 20);
+          if (part.empty()) break;
+          got += part;
+        }
+        done.set();
+        w.close();
+      },
+      "127.0.0.1", 0, ServerOptions{.ssl = sctx});
+  auto [r, w] = co_await asyncio::open_connection(
+      "127.0.0.1", server.port(), ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
+  std::string sent(std::size_t{6} << 20, '\0');
+  for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>('a' + (i * 7) % 26);
+  w.write(sent);
+  EXPECT_GT(w.transport().get_write_buffer_size(), 0U);  // not all of it left at once
+  w.close();
+  co_await asyncio::wait_for(done.wait(), 30.0);
+  EXPECT_EQ(got.size(), sent.size());
+  EXPECT_TRUE(got == sent);
+  co_await asyncio::wait_for(w.wait_closed(), 10.0);
+  server.close();
+  co_await server.wait_closed();
+}
+TEST_P(TlsTest, CloseSendsEverythingWrittenBeforeTheEnd) {
+  run(flush_before_shutdown_body());
+}
+
 // ---- connect_accepted_socket with `.ssl` ------------------------------------------------------
 
 /// A server-side protocol that echoes, and notes whether the handshake was done when

@@ -448,6 +448,22 @@ struct EmptyBuf : Buf {
   EmptyBuf() { empty_buffer = true; }
 };
 
+struct ThrowsOnGetBuffer : Buf {
+  std::span<std::byte> get_buffer(std::size_t hint) override {
+    (void)Buf::get_buffer(hint);
+    outstanding = false;
+    throw std::runtime_error("boom in get_buffer");
+  }
+};
+
+/// Pauses reading in connection_made(), as Python's test_pause_reading_connection_made.
+struct PausesAtOnce : Rec {
+  void connection_made(Transport& t) override {
+    Rec::connection_made(t);
+    t.pause_reading();
+  }
+};
+
 struct ThrowsOnUpdate : Buf {
   void buffer_updated(std::size_t n) override {
     Buf::buffer_updated(n);
@@ -845,6 +861,47 @@ Coro<void> buffered_empty() {
   EXPECT_TRUE(holds<asyncio::RuntimeError>(l.p->lost_exc)) << what_of(l.p->lost_exc);
   const bool eof = co_await reads_eof(l.peer.get());
   EXPECT_TRUE(eof);
+}
+
+// test_get_buffer_error: a get_buffer() that throws is a fatal error (Python: "Fatal error:
+// protocol.get_buffer() call failed."): reported, the connection closed, connection_lost() given
+// the exception, no buffer_updated().
+Coro<void> buffered_get_buffer_throws() {
+  RecordingHandler handler;
+  Link<ThrowsOnGetBuffer> l = co_await tcp_link<ThrowsOnGetBuffer>();
+  co_await asyncio::sock_sendall(l.peer.get(), "data");
+  CO_WAIT([&] { return l.p->lost > 0; });
+  EXPECT_EQ(l.p->updates, 0);
+  EXPECT_EQ(l.p->lost, 1);
+  EXPECT_TRUE(l.t->is_closing());
+  EXPECT_TRUE(handler.has_message("get_buffer")) << handler.size();
+  EXPECT_EQ(what_of(l.p->lost_exc), "boom in get_buffer");
+  const bool eof = co_await reads_eof(l.peer.get());
+  EXPECT_TRUE(eof);
+}
+
+TEST_P(Transports, BufferedProtocolGetBufferThrowingIsFatal) {
+  run(buffered_get_buffer_throws());
+}
+
+// test_pause_reading_connection_made: reading paused in connection_made() delivers nothing
+// until resume_reading(); then everything that came meanwhile, in order.
+Coro<void> paused_in_connection_made() {
+  Link<PausesAtOnce> l = co_await tcp_link<PausesAtOnce>();
+  EXPECT_FALSE(l.t->is_reading());
+  co_await asyncio::sock_sendall(l.peer.get(), "waits");
+  co_await pause_for(0.05);
+  EXPECT_EQ(l.p->data_calls, 0);
+  l.t->resume_reading();
+  EXPECT_TRUE(l.t->is_reading());
+  CO_WAIT([&] { return l.p->data == "waits"; });
+  EXPECT_EQ(l.p->joined(), "made data");
+  l.t->close();
+  CO_WAIT([&] { return l.p->lost > 0; });
+}
+
+TEST_P(Transports, PauseReadingInConnectionMadeHoldsTheDataUntilResume) {
+  run(paused_in_connection_made());
 }
 
 TEST_P(Transports, BufferedProtocolEmptyBufferIsFatal) {
