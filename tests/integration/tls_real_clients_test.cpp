@@ -460,6 +460,212 @@ TEST_P(TlsRealClients, OurTlsClientGetsEveryByteFromAPythonAsyncioSslEchoServer)
   run(python_server_body());
 }
 
+// test_remote_shutdown_receives_trailing_data: a Python TLS server (ssl.MemoryBIO over a plain
+// socket, as CPython's test) answers "ping", then ends its side, with close_notify ("notify")
+// or a TCP half-close ("eof"), and goes on reading. Our client has 4 MiB of writes still
+// buffered: the server must get every byte before our close_notify (with "notify", which it
+// checks) or our end.
+constexpr const char* kPythonShutdownFirst = R"PY(
+import socket, ssl, sys, time
+
+mode, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+lsock = socket.socket()
+lsock.bind(("127.0.0.1", 0))
+lsock.listen(1)
+lsock.settimeout(60)
+print(lsock.getsockname()[1], flush=True)
+sock, _ = lsock.accept()
+sock.settimeout(60)
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+obj = ctx.wrap_bio(incoming, outgoing, server_side=True)
+
+def pump():
+    if outgoing.pending:
+        sock.sendall(outgoing.read())
+
+def feed():
+    data = sock.recv(65536)
+    if data:
+        incoming.write(data)
+    else:
+        incoming.write_eof()
+
+while True:
+    try:
+        obj.do_handshake()
+        pump()
+        break
+    except ssl.SSLWantReadError:
+        pump()
+        feed()
+got = b""
+while len(got) < 4:
+    try:
+        got += obj.read(4 - len(got))
+    except ssl.SSLWantReadError:
+        feed()
+assert got == b"ping", got
+obj.write(b"pong")
+pump()
+time.sleep(0.2)  # the client fills its buffers meanwhile
+if mode == "notify":
+    try:
+        obj.unwrap()
+    except ssl.SSLWantReadError:
+        pass
+    pump()
+else:
+    sock.shutdown(socket.SHUT_WR)
+total = 0
+while True:
+    try:
+        total += len(obj.read(65536))
+    except ssl.SSLWantReadError:
+        feed()
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+        break
+print(total, flush=True)
+if mode == "notify":
+    obj.unwrap()  # the client's close_notify came: no error
+sock.close()
+)PY";
+
+constexpr std::size_t kTrailing = std::size_t{4} << 20;
+
+Coro<void> trailing_data_body(std::string mode) {
+  Child child("python3 -c " + sh_quote(kPythonShutdownFirst) + " " + mode + " " +
+              sh_quote(certs().server_pem) + " " + sh_quote(certs().server_key));
+  EXPECT_TRUE(child.started());
+  if (!child.started()) co_return;
+  const std::string port_line = co_await asyncio::wait_for(line_in_thread(&child), 60.0);
+  const int port = std::atoi(port_line.c_str());
+  EXPECT_GT(port, 0) << "python3 printed [" << port_line << "] instead of its port";
+  if (port <= 0) co_return;
+  const ssl::SSLContext cctx = client_context();
+  auto [reader, writer] = co_await asyncio::open_connection(
+      "127.0.0.1", static_cast<std::uint16_t>(port),
+      ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
+  writer.write("ping");
+  EXPECT_EQ(co_await reader.readexactly(4), "pong");
+  writer.write(std::string(kTrailing, 'x'));  // no drain(): it waits in the buffers
+  std::exception_ptr e;
+  std::string rest;
+  try {
+    rest = co_await reader.read();
+  } catch (const asyncio::ConnectionError&) {
+    e = std::current_exception();
+  }
+  EXPECT_EQ(rest, "");
+  const Outcome o = co_await asyncio::wait_for(wait_in_thread(&child), 60.0);
+  EXPECT_EQ(o.exit_code, 0) << o.out;
+  EXPECT_EQ(o.out, std::to_string(kTrailing) + "\n") << "the server did not get every byte";
+  writer.close();
+  try {
+    co_await writer.wait_closed();
+  } catch (const asyncio::ConnectionError&) {
+  }
+}
+
+TEST_P(TlsRealClients, APeerThatSendsCloseNotifyFirstStillGetsEveryByteWeBuffered) {
+  SKIP_WITHOUT("python3");
+  run(trailing_data_body("notify"));
+}
+
+TEST_P(TlsRealClients, APeerThatHalfClosesFirstStillGetsEveryByteWeBuffered) {
+  SKIP_WITHOUT("python3");
+  run(trailing_data_body("eof"));
+}
+
+// test_shutdown_timeout_handler_not_set: the peer (Python's ssl socket) sends "hello", gets
+// "world", sends "extra bytes" and shuts its side down without close_notify, while our
+// protocol has paused reading. After resume_reading() the protocol gets the extra bytes, then
+// eof_received(), then connection_lost(null); no shutdown time-out fires meanwhile.
+constexpr const char* kPythonExtraThenEof = R"PY(
+import socket, ssl, sys
+
+cert, key = sys.argv[1], sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+lsock = socket.socket()
+lsock.bind(("127.0.0.1", 0))
+lsock.listen(1)
+lsock.settimeout(60)
+print(lsock.getsockname()[1], flush=True)
+raw, _ = lsock.accept()
+raw.settimeout(60)
+sock = ctx.wrap_socket(raw, server_side=True)
+sock.sendall(b"hello")
+assert sock.recv(1024) == b"world"
+sock.sendall(b"extra bytes")
+sock.shutdown(socket.SHUT_WR)  # no close_notify
+print("eof", flush=True)
+while sock.recv(65536):  # until our end (plain reads now: whatever it sends first)
+    pass
+sock.close()
+)PY";
+
+/// Answers "hello" with "world" and pauses reading; records the rest.
+struct PausesAfterHello final : asyncio::Protocol {
+  asyncio::Transport* t = nullptr;
+  std::string extra;
+  std::vector<std::string> events;
+  std::exception_ptr lost_with;
+  asyncio::Event lost;
+  void connection_made(asyncio::Transport& tr) override { t = &tr; }
+  void data_received(std::string_view d) override {
+    if (d == "hello") {
+      t->write("world");
+      t->pause_reading();
+      return;
+    }
+    extra.append(d);
+    events.emplace_back("data");
+  }
+  bool eof_received() override {
+    events.emplace_back("eof");
+    return false;
+  }
+  void connection_lost(std::exception_ptr e) override {
+    events.emplace_back("lost");
+    lost_with = std::move(e);
+    lost.set();
+  }
+};
+
+Coro<void> paused_then_eof_body() {
+  Child child("python3 -c " + sh_quote(kPythonExtraThenEof) + " " + sh_quote(certs().server_pem) +
+              " " + sh_quote(certs().server_key));
+  EXPECT_TRUE(child.started());
+  if (!child.started()) co_return;
+  const std::string port_line = co_await asyncio::wait_for(line_in_thread(&child), 60.0);
+  const int port = std::atoi(port_line.c_str());
+  EXPECT_GT(port, 0) << "python3 printed [" << port_line << "] instead of its port";
+  if (port <= 0) co_return;
+  const ssl::SSLContext cctx = client_context();
+  auto p = std::make_shared<PausesAfterHello>();
+  auto factory = [p] { return p; };  // (outside the co_await: g++ 12)
+  auto [t, proto] = co_await asyncio::create_connection(
+      std::move(factory), "127.0.0.1", static_cast<std::uint16_t>(port),
+      ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
+  EXPECT_EQ(co_await asyncio::wait_for(line_in_thread(&child), 60.0), "eof\n");
+  co_await asyncio::sleep(0.1);  // the extra bytes and the end arrive while reading is paused
+  EXPECT_EQ(p->extra, "");
+  t->resume_reading();
+  co_await asyncio::wait_for(p->lost.wait(), 30.0);
+  EXPECT_EQ(p->extra, "extra bytes");
+  EXPECT_EQ(p->events, (std::vector<std::string>{"data", "eof", "lost"}));
+  EXPECT_FALSE(p->lost_with) << asyncio_test::what_of(p->lost_with);
+  const Outcome o = co_await asyncio::wait_for(wait_in_thread(&child), 60.0);
+  EXPECT_EQ(o.exit_code, 0) << o.out;
+}
+
+TEST_P(TlsRealClients, PausedReadingGetsTheDataAndTheEndAfterResume) {
+  SKIP_WITHOUT("python3");
+  run(paused_then_eof_body());
+}
+
 // =================================================================================================
 // curl over HTTPS keep-alive
 // =================================================================================================
