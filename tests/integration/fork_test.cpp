@@ -27,14 +27,6 @@ using asyncio::Coro;
 
 constexpr double kBound = 30.0;  // seconds: no test here comes near it
 
-#define CO_ASSERT(...)                                    \
-  do {                                                    \
-    if (!(__VA_ARGS__)) {                                 \
-      ADD_FAILURE() << "CO_ASSERT failed: " #__VA_ARGS__; \
-      co_return;                                          \
-    }                                                     \
-  } while (0)
-
 class Fork : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
@@ -82,6 +74,31 @@ struct ReadyPipe {
   }
 };
 
+// test_fork_signal_handling as Python writes it: the child handles SIGTERM itself.
+extern "C" void exit_seven(int /*sig*/) {
+  ::_exit(7);
+}
+
+/// Forks a child that waits (10 s at most) for SIGTERM, with a handler of its own that exits
+/// with 7 when `own_handler`; sends it SIGTERM; its wait status.
+Coro<int> sigterm_a_forked_child(bool own_handler) {
+  ReadyPipe ready;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::alarm(10);  // a child that survived SIGTERM would end here, with SIGALRM
+    if (own_handler) (void)::signal(SIGTERM, exit_seven);
+    if (::write(ready.w.get(), "r", 1) != 1) ::_exit(9);
+    for (;;) ::pause();
+  }
+  if (pid < 0) {
+    ADD_FAILURE() << "fork failed";
+    co_return -1;
+  }
+  EXPECT_TRUE(co_await child_ready(ready.r.get()));
+  EXPECT_EQ(::kill(pid, SIGTERM), 0);
+  co_return co_await wait_child(pid);
+}
+
 // test_fork_signal_handling, the strict form: the parent's loop watches SIGTERM; the child,
 // which sets nothing up, is killed by a SIGTERM sent to it (the default disposition again), and
 // the parent's callback does not run. The parent's loop still gets its own SIGTERM.
@@ -89,17 +106,7 @@ Coro<void> child_dies_of_sigterm() {
   asyncio::EventLoop& loop = asyncio::get_running_loop();
   int parent_handled = 0;
   loop.add_signal_handler(SIGTERM, [&parent_handled] { ++parent_handled; });
-  ReadyPipe ready;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::alarm(10);  // a child that survived SIGTERM would end here, with SIGALRM
-    if (::write(ready.w.get(), "r", 1) != 1) ::_exit(9);
-    for (;;) ::pause();
-  }
-  CO_ASSERT(pid > 0);
-  EXPECT_TRUE(co_await child_ready(ready.r.get()));
-  CO_ASSERT(::kill(pid, SIGTERM) == 0);
-  const int status = co_await wait_child(pid);
+  const int status = co_await sigterm_a_forked_child(false);
   EXPECT_TRUE(WIFSIGNALED(status)) << status;
   EXPECT_EQ(WTERMSIG(status), SIGTERM) << status;
   co_await asyncio::sleep(0.05);  // a wrongly forwarded signal would have arrived by now
@@ -114,27 +121,11 @@ TEST_P(Fork, ASignalSentToAForkedChildIsNotTheParentLoops) {
   run(child_dies_of_sigterm());
 }
 
-// test_fork_signal_handling as Python writes it: the child handles SIGTERM itself.
-extern "C" void exit_seven(int /*sig*/) {
-  ::_exit(7);
-}
-
 Coro<void> child_handles_sigterm() {
   asyncio::EventLoop& loop = asyncio::get_running_loop();
   int parent_handled = 0;
   loop.add_signal_handler(SIGTERM, [&parent_handled] { ++parent_handled; });
-  ReadyPipe ready;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::alarm(10);
-    (void)::signal(SIGTERM, exit_seven);
-    if (::write(ready.w.get(), "r", 1) != 1) ::_exit(9);
-    for (;;) ::pause();
-  }
-  CO_ASSERT(pid > 0);
-  EXPECT_TRUE(co_await child_ready(ready.r.get()));
-  CO_ASSERT(::kill(pid, SIGTERM) == 0);
-  const int status = co_await wait_child(pid);
+  const int status = co_await sigterm_a_forked_child(true);
   EXPECT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 7) << status;
   // The parent's loop goes on, its handler not called.
@@ -172,13 +163,19 @@ int in_forked_child_run(Backend backend) {
   return 0;
 }
 
-Coro<void> fork_then_run(Backend backend) {
+/// Forks from the running task; the child runs `body` and exits with what it returns, which
+/// must be 0.
+Coro<void> expect_forked_child_succeeds(int (*body)(Backend), Backend backend) {
   const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(in_forked_child_run(backend));
+  if (pid == 0) ::_exit(body(backend));
   CO_ASSERT(pid > 0);
   const int status = co_await wait_child(pid);
   EXPECT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the check that failed in the child";
+}
+
+Coro<void> fork_then_run(Backend backend) {
+  co_await expect_forked_child_succeeds(in_forked_child_run, backend);
   // The parent's loop is untouched.
   EXPECT_EQ(co_await child_main(), 42);
 }
@@ -202,17 +199,8 @@ int in_forked_child_spawn(Backend backend) {
   }
 }
 
-Coro<void> fork_then_spawn(Backend backend) {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(in_forked_child_spawn(backend));
-  CO_ASSERT(pid > 0);
-  const int status = co_await wait_child(pid);
-  EXPECT_TRUE(WIFEXITED(status)) << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "the check that failed in the child";
-}
-
 TEST_P(Fork, AForkedChildRunsAChildProcessThroughItsOwnLoop) {
-  run(fork_then_spawn(GetParam()));
+  run(expect_forked_child_succeeds(in_forked_child_spawn, GetParam()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, Fork, ::testing::Values(Backend::epoll, Backend::io_uring),

@@ -429,19 +429,31 @@ async def main(cert, key):
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 )PY";
 
-Coro<void> python_server_body() {
-  Child child("python3 -c " + sh_quote(kPythonServer) + " " + sh_quote(certs().server_pem) + " " +
-              sh_quote(certs().server_key));
+/// `python3 -c script` with the arguments `args` (already quoted for sh) and then the test
+/// server's certificate and key.
+std::string python_with_certs(const std::string& script, const std::string& args = "") {
+  return "python3 -c " + sh_quote(script) + " " + args + " " + sh_quote(certs().server_pem) + " " +
+         sh_quote(certs().server_key);
+}
+
+/// The port a Python server child prints first; 0, with a failure recorded, when it did not
+/// start or printed something else.
+Coro<std::uint16_t> python_server_port(Child& child) {
   EXPECT_TRUE(child.started());
-  if (!child.started()) co_return;
+  if (!child.started()) co_return 0;
   const std::string port_line = co_await asyncio::wait_for(line_in_thread(&child), 60.0);
   const int port = std::atoi(port_line.c_str());
   EXPECT_GT(port, 0) << "python3 printed [" << port_line << "] instead of its port";
-  if (port <= 0) co_return;
+  co_return port > 0 ? static_cast<std::uint16_t>(port) : 0;
+}
+
+Coro<void> python_server_body() {
+  Child child(python_with_certs(kPythonServer));
+  const std::uint16_t port = co_await python_server_port(child);
+  if (port == 0) co_return;
   const ssl::SSLContext cctx = client_context();
   auto [reader, writer] = co_await asyncio::open_connection(
-      "127.0.0.1", static_cast<std::uint16_t>(port),
-      ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
+      "127.0.0.1", port, ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
   const auto msgs = make_messages();
   Task<void> sending = create_task(send_messages(writer, msgs));
   const int bad = co_await check_echoes(reader, msgs);
@@ -465,19 +477,25 @@ TEST_P(TlsRealClients, OurTlsClientGetsEveryByteFromAPythonAsyncioSslEchoServer)
 // or a TCP half-close ("eof"), and goes on reading. Our client has 4 MiB of writes still
 // buffered: the server must get every byte before our close_notify (with "notify", which it
 // checks) or our end.
-constexpr const char* kPythonShutdownFirst = R"PY(
+/// The start of the Python peers below: a server context with the certificate and key (the
+/// last two arguments), one connection accepted on a port it prints first: `raw`.
+constexpr const char* kPythonAcceptOne = R"PY(
 import socket, ssl, sys, time
 
-mode, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
+ctx.load_cert_chain(sys.argv[-2], sys.argv[-1])
 lsock = socket.socket()
 lsock.bind(("127.0.0.1", 0))
 lsock.listen(1)
 lsock.settimeout(60)
 print(lsock.getsockname()[1], flush=True)
-sock, _ = lsock.accept()
-sock.settimeout(60)
+raw, _ = lsock.accept()
+raw.settimeout(60)
+)PY";
+
+constexpr const char* kPythonShutdownFirst = R"PY(
+mode = sys.argv[1]
+sock = raw
 incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
 obj = ctx.wrap_bio(incoming, outgoing, server_side=True)
 
@@ -535,18 +553,12 @@ sock.close()
 constexpr std::size_t kTrailing = std::size_t{4} << 20;
 
 Coro<void> trailing_data_body(std::string mode) {
-  Child child("python3 -c " + sh_quote(kPythonShutdownFirst) + " " + mode + " " +
-              sh_quote(certs().server_pem) + " " + sh_quote(certs().server_key));
-  EXPECT_TRUE(child.started());
-  if (!child.started()) co_return;
-  const std::string port_line = co_await asyncio::wait_for(line_in_thread(&child), 60.0);
-  const int port = std::atoi(port_line.c_str());
-  EXPECT_GT(port, 0) << "python3 printed [" << port_line << "] instead of its port";
-  if (port <= 0) co_return;
+  Child child(python_with_certs(std::string(kPythonAcceptOne) + kPythonShutdownFirst, mode));
+  const std::uint16_t port = co_await python_server_port(child);
+  if (port == 0) co_return;
   const ssl::SSLContext cctx = client_context();
   auto [reader, writer] = co_await asyncio::open_connection(
-      "127.0.0.1", static_cast<std::uint16_t>(port),
-      ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
+      "127.0.0.1", port, ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
   writer.write("ping");
   EXPECT_EQ(co_await reader.readexactly(4), "pong");
   writer.write(std::string(kTrailing, 'x'));  // no drain(): it waits in the buffers
@@ -583,18 +595,6 @@ TEST_P(TlsRealClients, APeerThatHalfClosesFirstStillGetsEveryByteWeBuffered) {
 // protocol has paused reading. After resume_reading() the protocol gets the extra bytes, then
 // eof_received(), then connection_lost(null); no shutdown time-out fires meanwhile.
 constexpr const char* kPythonExtraThenEof = R"PY(
-import socket, ssl, sys
-
-cert, key = sys.argv[1], sys.argv[2]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-lsock = socket.socket()
-lsock.bind(("127.0.0.1", 0))
-lsock.listen(1)
-lsock.settimeout(60)
-print(lsock.getsockname()[1], flush=True)
-raw, _ = lsock.accept()
-raw.settimeout(60)
 sock = ctx.wrap_socket(raw, server_side=True)
 sock.sendall(b"hello")
 assert sock.recv(1024) == b"world"
@@ -635,19 +635,14 @@ struct PausesAfterHello final : asyncio::Protocol {
 };
 
 Coro<void> paused_then_eof_body() {
-  Child child("python3 -c " + sh_quote(kPythonExtraThenEof) + " " + sh_quote(certs().server_pem) +
-              " " + sh_quote(certs().server_key));
-  EXPECT_TRUE(child.started());
-  if (!child.started()) co_return;
-  const std::string port_line = co_await asyncio::wait_for(line_in_thread(&child), 60.0);
-  const int port = std::atoi(port_line.c_str());
-  EXPECT_GT(port, 0) << "python3 printed [" << port_line << "] instead of its port";
-  if (port <= 0) co_return;
+  Child child(python_with_certs(std::string(kPythonAcceptOne) + kPythonExtraThenEof));
+  const std::uint16_t port = co_await python_server_port(child);
+  if (port == 0) co_return;
   const ssl::SSLContext cctx = client_context();
   auto p = std::make_shared<PausesAfterHello>();
   auto factory = [p] { return p; };  // (outside the co_await: g++ 12)
   auto [t, proto] = co_await asyncio::create_connection(
-      std::move(factory), "127.0.0.1", static_cast<std::uint16_t>(port),
+      std::move(factory), "127.0.0.1", port,
       ConnectionOptions{.ssl = cctx, .server_hostname = "localhost"});
   EXPECT_EQ(co_await asyncio::wait_for(line_in_thread(&child), 60.0), "eof\n");
   co_await asyncio::sleep(0.1);  // the extra bytes and the end arrive while reading is paused

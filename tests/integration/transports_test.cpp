@@ -216,14 +216,6 @@ Coro<void> passes(int n) {
   for (int i = 0; i < n; ++i) co_await asyncio::sleep(0);
 }
 
-#define CO_ASSERT(...)                                    \
-  do {                                                    \
-    if (!(__VA_ARGS__)) {                                 \
-      ADD_FAILURE() << "CO_ASSERT failed: " #__VA_ARGS__; \
-      co_return;                                          \
-    }                                                     \
-  } while (0)
-
 #define CO_WAIT(...)                                           \
   do {                                                         \
     const bool waited_ok_ = co_await until(__VA_ARGS__);       \

@@ -22,6 +22,7 @@
 //   gather_all(tasks)         awaits every task in order; their results
 //   now(), nap(d), value_after(d, v), fail_after(d)   loop time and small timed coroutines
 //   vec(xs...)                a std::vector without a braced list (for use inside coroutines)
+//   CO_ASSERT(cond)           ASSERT_TRUE for a coroutine body: records the failure, co_returns
 //
 // Everything here is deliberately dumb: no hidden loops, no global state.
 #pragma once
@@ -466,3 +467,13 @@ std::vector<T> vec(T first, More... more) {
 }
 
 }  // namespace asyncio_test
+
+/// ASSERT_TRUE for the body of a Coro<void> (GoogleTest's ASSERT_* `return`, which a coroutine
+/// cannot): records the failure and co_returns.
+#define CO_ASSERT(...)                                    \
+  do {                                                    \
+    if (!(__VA_ARGS__)) {                                 \
+      ADD_FAILURE() << "CO_ASSERT failed: " #__VA_ARGS__; \
+      co_return;                                          \
+    }                                                     \
+  } while (0)
