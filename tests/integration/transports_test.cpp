@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/io_uring.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -1660,6 +1661,34 @@ Coro<void> refused() {
 
 TEST_P(Transports, CreateConnectionRefused) {
   run(refused());
+}
+
+// test_create_connection_ipv6_scope: a scoped link-local host ("fe80::1%lo") reaches connect()
+// with its scope id. Linux refuses a link-local destination without one (EINVAL) before any
+// routing; with the loopback interface's id it gets as far as routing, where lo has no
+// link-local route (ENETUNREACH here). So any error but EINVAL shows that the scope got through,
+// and nothing leaves the machine.
+Coro<void> connect_with_ipv6_scope() {
+  for (const std::optional<double> delay : {std::optional<double>{}, std::optional<double>{0.25}}) {
+    asyncio::ConnectionOptions o;
+    o.happy_eyeballs_delay = delay;
+    const std::exception_ptr scoped =
+        co_await error_of(asyncio::create_connection(make<Rec>(), "fe80::1%lo", 80, o));
+    EXPECT_TRUE(holds<asyncio::OSError>(scoped)) << what_of(scoped);
+    EXPECT_NE(errno_of(scoped), EINVAL) << what_of(scoped);
+    EXPECT_GT(errno_of(scoped), 0) << what_of(scoped);
+    // The control: the same address without its scope is refused for the want of one.
+    const std::exception_ptr unscoped =
+        co_await error_of(asyncio::create_connection(make<Rec>(), "fe80::1", 80, o));
+    EXPECT_EQ(errno_of(unscoped), EINVAL) << what_of(unscoped);
+  }
+}
+
+TEST_P(Transports, CreateConnectionPassesTheIpv6ScopeToConnect) {
+  if (::if_nametoindex("lo") == 0) GTEST_SKIP() << "no loopback interface named lo";
+  const std::size_t before = open_fds();
+  run(connect_with_ipv6_scope());
+  EXPECT_EQ(open_fds(), before);
 }
 
 Coro<void> connect_by_name() {
