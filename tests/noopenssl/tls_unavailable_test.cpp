@@ -1,0 +1,95 @@
+// tls_unavailable_test.cpp - a build without OpenSSL (-DASYNCIO_WITH_OPENSSL=OFF): TLS is refused
+// with a clear RuntimeError, and everything else works. tests/CMakeLists.txt builds this suite
+// only in that configuration; scripts/test's release stage configures one (build/noopenssl).
+//
+// Python: test_selector_events' test_make_ssl_transport_without_ssl_error (with the ssl module
+// missing, asking for TLS raises RuntimeError). Here nothing can ask for TLS without a context,
+// and a context cannot be made: its constructor is where the RuntimeError comes from.
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <gtest/gtest.h>
+
+#include <asyncio.hpp>
+
+#include "asyncio_test.hpp"
+
+#if defined(ASYNCIO_HAS_OPENSSL) && ASYNCIO_HAS_OPENSSL
+#error "tls_unavailable_test is for a build without OpenSSL"
+#endif
+
+namespace {
+
+using asyncio::Coro;
+using asyncio::StreamReader;
+using asyncio::StreamWriter;
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+template <class F>
+std::string runtime_error_of(F&& f) {
+  const std::optional<asyncio::RuntimeError> e = asyncio_test::thrown<asyncio::RuntimeError>(f);
+  return e ? std::string(e->what()) : std::string("(no RuntimeError)");
+}
+
+TEST(NoOpenSsl, EveryWayToMakeAContextRaisesRuntimeError) {
+  const std::string unavailable = "built without OpenSSL";
+  EXPECT_TRUE(contains(runtime_error_of([] { asyncio::ssl::SSLContext ctx; }), unavailable));
+  EXPECT_TRUE(contains(
+      runtime_error_of([] { asyncio::ssl::SSLContext ctx(asyncio::ssl::PROTOCOL_TLS_SERVER); }),
+      unavailable));
+  EXPECT_TRUE(contains(runtime_error_of([] { (void)asyncio::ssl::create_default_context(); }),
+                       unavailable));
+  EXPECT_TRUE(contains(runtime_error_of([] {
+                         (void)asyncio::ssl::create_default_context(
+                             asyncio::ssl::Purpose::CLIENT_AUTH);
+                       }),
+                       unavailable));
+}
+
+Coro<void> echo(StreamReader r, StreamWriter w) {
+  for (;;) {
+    std::string data = co_await r.read(1 << 16);
+    if (data.empty()) break;
+    w.write(data);
+    co_await w.drain();
+  }
+  w.close();
+}
+
+// The TLS-only options without a context are the same ValueErrors as in a build with OpenSSL,
+// and a plain connection works.
+Coro<void> plain_streams_work() {
+  asyncio::Server server = co_await asyncio::start_server(echo, "127.0.0.1", 0);
+
+  asyncio::ConnectionOptions named;
+  named.server_hostname = "localhost";
+  std::exception_ptr e =
+      co_await asyncio_test::error_of(asyncio::open_connection("127.0.0.1", server.port(), named));
+  EXPECT_TRUE(asyncio_test::holds<asyncio::ValueError>(e)) << asyncio_test::what_of(e);
+  EXPECT_TRUE(contains(asyncio_test::what_of(e), "server_hostname is only meaningful with ssl"));
+
+  asyncio::ServerOptions timed;
+  timed.ssl_handshake_timeout = 1.0;
+  e = co_await asyncio_test::error_of(asyncio::start_server(echo, "127.0.0.1", 0, timed));
+  EXPECT_TRUE(asyncio_test::holds<asyncio::ValueError>(e)) << asyncio_test::what_of(e);
+  EXPECT_TRUE(contains(asyncio_test::what_of(e), "ssl_handshake_timeout is only meaningful"));
+
+  auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+  writer.write("no TLS here\n");
+  EXPECT_EQ(co_await reader.readline(), "no TLS here\n");
+  writer.close();
+  co_await writer.wait_closed();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST(NoOpenSsl, PlainConnectionsWorkAndTlsOnlyOptionsAreValueErrors) {
+  asyncio::run(plain_streams_work());
+}
+
+}  // namespace
