@@ -249,15 +249,7 @@ struct Probe {
 using ProbePtr = std::shared_ptr<Probe>;
 
 /// Echoes every byte until EOF, then closes.
-Coro<void> echo(StreamReader r, StreamWriter w) {
-  for (;;) {
-    std::string data = co_await r.read(1 << 16);
-    if (data.empty()) break;
-    w.write(data);
-    co_await w.drain();
-  }
-  w.close();
-}
+constexpr auto& echo = asyncio_test::stream_echo;
 
 Coro<void> watched_echo_impl(StreamReader r, StreamWriter w, ProbePtr p) {
   ++p->connections;

@@ -83,15 +83,7 @@ using asyncio_test::wait_in_thread;
 // ---- Our servers -------------------------------------------------------------------------------
 
 /// Echoes every byte until EOF, then closes.
-Coro<void> echo(StreamReader r, StreamWriter w) {
-  for (;;) {
-    std::string data = co_await r.read(1 << 16);
-    if (data.empty()) break;
-    w.write(data);
-    co_await w.drain();
-  }
-  w.close();
-}
+constexpr auto& echo = asyncio_test::stream_echo;
 
 /// What the HTTP server saw.
 struct HttpStats {

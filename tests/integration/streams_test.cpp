@@ -159,15 +159,7 @@ ServerOptions backlog(int n) {
 // ---- Handlers (built in plain functions: no lambda is built inside a coroutine body) ----------
 
 /// Echoes every byte until EOF, then closes.
-Coro<void> echo(StreamReader r, StreamWriter w) {
-  for (;;) {
-    std::string data = co_await r.read(1 << 16);
-    if (data.empty()) break;
-    w.write(data);
-    co_await w.drain();
-  }
-  w.close();
-}
+constexpr auto& echo = asyncio_test::stream_echo;
 
 /// Echoes line by line until EOF, then closes.
 Coro<void> line_echo(StreamReader r, StreamWriter w) {

@@ -51,15 +51,7 @@ TEST(NoOpenSsl, EveryWayToMakeAContextRaisesRuntimeError) {
                        unavailable));
 }
 
-Coro<void> echo(StreamReader r, StreamWriter w) {
-  for (;;) {
-    std::string data = co_await r.read(1 << 16);
-    if (data.empty()) break;
-    w.write(data);
-    co_await w.drain();
-  }
-  w.close();
-}
+constexpr auto& echo = asyncio_test::stream_echo;
 
 // The TLS-only options without a context are the same ValueErrors as in a build with OpenSSL,
 // and a plain connection works.

@@ -21,6 +21,7 @@
 //   settle(tasks)             awaits every task, ignoring how each ended
 //   gather_all(tasks)         awaits every task in order; their results
 //   now(), nap(d), value_after(d, v), fail_after(d)   loop time and small timed coroutines
+//   stream_echo(r, w)         a start_server handler: echoes every byte until EOF, then closes
 //   vec(xs...)                a std::vector without a braced list (for use inside coroutines)
 //   CO_ASSERT(cond)           ASSERT_TRUE for a coroutine body: records the failure, co_returns
 //
@@ -442,6 +443,17 @@ inline double now() {
 /// Sleeps `delay` seconds.
 inline asyncio::Coro<void> nap(double delay) {
   co_await asyncio::sleep(delay);
+}
+
+/// A start_server() handler: echoes every byte until EOF, then closes its writer.
+inline asyncio::Coro<void> stream_echo(asyncio::StreamReader r, asyncio::StreamWriter w) {
+  for (;;) {
+    std::string data = co_await r.read(1 << 16);
+    if (data.empty()) break;
+    w.write(data);
+    co_await w.drain();
+  }
+  w.close();
 }
 
 /// Returns `value` after `delay` seconds.
