@@ -8,7 +8,6 @@
 #include <exception>
 #include <optional>
 #include <string>
-#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -23,8 +22,6 @@
 namespace {
 
 using asyncio::Coro;
-using asyncio::StreamReader;
-using asyncio::StreamWriter;
 
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
