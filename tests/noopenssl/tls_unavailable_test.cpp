@@ -6,7 +6,6 @@
 // missing, asking for TLS raises RuntimeError). Here nothing can ask for TLS without a context,
 // and a context cannot be made: its constructor is where the RuntimeError comes from.
 #include <exception>
-#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -23,25 +22,20 @@ namespace {
 
 using asyncio::Coro;
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-template <class F>
-std::string runtime_error_of(F&& f) {
-  const std::optional<asyncio::RuntimeError> e = asyncio_test::thrown<asyncio::RuntimeError>(f);
-  return e ? std::string(e->what()) : std::string("(no RuntimeError)");
-}
+using asyncio_test::contains;
+using asyncio_test::thrown_what;
 
 TEST(NoOpenSsl, EveryWayToMakeAContextRaisesRuntimeError) {
   const std::string unavailable = "built without OpenSSL";
-  EXPECT_TRUE(contains(runtime_error_of([] { asyncio::ssl::SSLContext ctx; }), unavailable));
-  EXPECT_TRUE(contains(
-      runtime_error_of([] { asyncio::ssl::SSLContext ctx(asyncio::ssl::PROTOCOL_TLS_SERVER); }),
-      unavailable));
-  EXPECT_TRUE(contains(runtime_error_of([] { (void)asyncio::ssl::create_default_context(); }),
+  EXPECT_TRUE(contains(thrown_what<asyncio::RuntimeError>([] { asyncio::ssl::SSLContext ctx; }),
                        unavailable));
-  EXPECT_TRUE(contains(runtime_error_of([] {
+  EXPECT_TRUE(contains(thrown_what<asyncio::RuntimeError>(
+                           [] { asyncio::ssl::SSLContext ctx(asyncio::ssl::PROTOCOL_TLS_SERVER); }),
+                       unavailable));
+  EXPECT_TRUE(contains(
+      thrown_what<asyncio::RuntimeError>([] { (void)asyncio::ssl::create_default_context(); }),
+      unavailable));
+  EXPECT_TRUE(contains(thrown_what<asyncio::RuntimeError>([] {
                          (void)asyncio::ssl::create_default_context(
                              asyncio::ssl::Purpose::CLIENT_AUTH);
                        }),

@@ -8,6 +8,8 @@
 //   what_of(e), holds<E>(e)   the what() of an exception_ptr; whether it holds an E
 //   error_of(coro)            a Coro: what awaiting `coro` threw (null when it returned)
 //   thrown<E>(f)              the exception of type E that f() threw, or nullopt
+//   thrown_what<E>(f)         its what(), or ""
+//   contains(text, part)      whether text contains part
 //   cancel_message_of(e)      the message of the CancelledError in an exception_ptr, or nullopt
 //   FdGuard, Pipe, SocketPair RAII fds for readiness tests (non-blocking, close-on-exec)
 //   LogLines                  a thread-safe list of strings, to check the order things happened
@@ -39,6 +41,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -203,6 +206,19 @@ std::optional<E> thrown(F&& f) {
     return std::nullopt;
   }
   return std::nullopt;
+}
+
+/// The what() of the exception of type E that f() throws; "" if it throws nothing or something
+/// else.
+template <class E, class F>
+std::string thrown_what(F&& f) {
+  const std::optional<E> e = thrown<E>(std::forward<F>(f));
+  return e ? std::string(e->what()) : std::string();
+}
+
+/// Whether `text` contains `part`.
+inline bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
 }
 
 /// The message of the CancelledError held by `e` (nullopt when `e` holds something else).

@@ -29,14 +29,11 @@ using namespace std::chrono_literals;
 using asyncio::Coro;
 using asyncio::EventLoop;
 using asyncio::ExceptionContext;
+using asyncio_test::contains;
 using asyncio_test::holds;
 using asyncio_test::LogLines;
 using asyncio_test::RecordingHandler;
 using asyncio_test::what_of;
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 // ---- the exception handler ---------------------------------------------------------------------
 

@@ -43,20 +43,11 @@ using asyncio::AddrInfo;
 using asyncio::AddrInfoHints;
 using asyncio::Coro;
 using asyncio::SocketAddress;
+using asyncio_test::contains;
 using asyncio_test::FdGuard;
+using asyncio_test::thrown_what;
 
 constexpr socklen_t kSunPathOffset = offsetof(sockaddr_un, sun_path);
-
-/// The what() of the ValueError that f() throws ("" if it throws nothing or something else).
-template <class F>
-std::string value_error_of(F&& f) {
-  const auto e = asyncio_test::thrown<asyncio::ValueError>(std::forward<F>(f));
-  return e ? std::string(e->what()) : std::string();
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 /// A socket's own address, through getsockname() into a raw buffer.
 SocketAddress sockname_of(int fd) {
@@ -199,7 +190,8 @@ TEST(SocketAddress, IpV6HostIsPrintedInCanonicalForm) {
 }
 
 TEST(SocketAddress, IpRejectsANameAndPointsToGetaddrinfo) {
-  const std::string what = value_error_of([] { (void)SocketAddress::ip("localhost", 80); });
+  const std::string what =
+      thrown_what<asyncio::ValueError>([] { (void)SocketAddress::ip("localhost", 80); });
   EXPECT_TRUE(contains(what, "'localhost'")) << what;
   EXPECT_TRUE(contains(what, "getaddrinfo")) << what;
 }
@@ -207,10 +199,13 @@ TEST(SocketAddress, IpRejectsANameAndPointsToGetaddrinfo) {
 TEST(SocketAddress, IpRejectsMalformedNumericAddresses) {
   for (const char* bad : {"", "256.0.0.1", "1.2.3", "127.1", " 127.0.0.1", "127.0.0.1 ", "::1::2",
                           "[::1]", "1:2:3:4:5:6:7:8:9", "127.0.0.1%lo", "fe80::1%"}) {
-    EXPECT_FALSE(value_error_of([bad] { (void)SocketAddress::ip(bad, 1); }).empty()) << bad;
+    EXPECT_FALSE(
+        thrown_what<asyncio::ValueError>([bad] { (void)SocketAddress::ip(bad, 1); }).empty())
+        << bad;
   }
   const std::string with_nul("127.0.0.1\0junk", 14);
-  EXPECT_TRUE(contains(value_error_of([&] { (void)SocketAddress::ip(with_nul, 1); }), "null"));
+  EXPECT_TRUE(contains(
+      thrown_what<asyncio::ValueError>([&] { (void)SocketAddress::ip(with_nul, 1); }), "null"));
 }
 
 TEST(SocketAddress, IpV6ScopeByInterfaceNameRoundTrips) {
@@ -229,7 +224,8 @@ TEST(SocketAddress, IpV6ScopeByInterfaceNameRoundTrips) {
 }
 
 TEST(SocketAddress, IpV6UnknownScopeIsAValueErrorNamingIt) {
-  const std::string what = value_error_of([] { (void)SocketAddress::ip("fe80::1%nosuchif0", 1); });
+  const std::string what =
+      thrown_what<asyncio::ValueError>([] { (void)SocketAddress::ip("fe80::1%nosuchif0", 1); });
   EXPECT_TRUE(contains(what, "nosuchif0")) << what;
   EXPECT_TRUE(contains(what, "scope")) << what;
 }
@@ -268,17 +264,21 @@ TEST(SocketAddress, UnixAbstractNameKeepsItsLeadingNulAndExactLength) {
 TEST(SocketAddress, UnixPathTooLongIsAValueError) {
   const std::size_t cap = sizeof(sockaddr_un::sun_path);
   EXPECT_EQ(SocketAddress::unix_path(std::string(cap - 1, 'p')).path(), std::string(cap - 1, 'p'));
-  EXPECT_TRUE(contains(
-      value_error_of([&] { (void)SocketAddress::unix_path(std::string(cap, 'p')); }), "at most"));
+  EXPECT_TRUE(contains(thrown_what<asyncio::ValueError>(
+                           [&] { (void)SocketAddress::unix_path(std::string(cap, 'p')); }),
+                       "at most"));
   // An abstract name has no terminator, so it may fill sun_path, and no more.
   const std::string full = std::string(1, '\0') + std::string(cap - 1, 'a');
   EXPECT_EQ(SocketAddress::unix_path(full).size(), kSunPathOffset + cap);
-  EXPECT_FALSE(value_error_of([&] { (void)SocketAddress::unix_path(full + "a"); }).empty());
+  EXPECT_FALSE(thrown_what<asyncio::ValueError>([&] {
+                 (void)SocketAddress::unix_path(full + "a");
+               }).empty());
 }
 
 TEST(SocketAddress, UnixPathWithEmbeddedNulIsAValueError) {
   const std::string bad("/tmp/a\0b", 8);
-  EXPECT_TRUE(contains(value_error_of([&] { (void)SocketAddress::unix_path(bad); }), "null"));
+  EXPECT_TRUE(contains(
+      thrown_what<asyncio::ValueError>([&] { (void)SocketAddress::unix_path(bad); }), "null"));
 }
 
 TEST(SocketAddress, EmptyUnixPathAsksForAutobind) {
@@ -356,9 +356,9 @@ TEST(SocketAddress, FromGetsocknameOfBoundUnixSockets) {
 TEST(SocketAddress, FromRawLongerThanStorageIsAValueError) {
   const sockaddr_storage raw{};
   const auto* sa = reinterpret_cast<const sockaddr*>(&raw);  // NOLINT: sockaddr
-  EXPECT_TRUE(
-      contains(value_error_of([&] { (void)SocketAddress(sa, SocketAddress::capacity() + 1); }),
-               "sockaddr_storage"));
+  EXPECT_TRUE(contains(thrown_what<asyncio::ValueError>(
+                           [&] { (void)SocketAddress(sa, SocketAddress::capacity() + 1); }),
+                       "sockaddr_storage"));
   EXPECT_EQ(SocketAddress(sa, SocketAddress::capacity()).size(), SocketAddress::capacity());
 }
 
