@@ -13,6 +13,7 @@
 #include <asyncio.hpp>
 
 #include "asyncio_test.hpp"
+#include "engine_test.hpp"
 
 #if defined(ASYNCIO_HAS_OPENSSL) && ASYNCIO_HAS_OPENSSL
 #error "tls_unavailable_test is for a build without OpenSSL"
@@ -71,8 +72,23 @@ Coro<void> plain_streams_work() {
   co_await server.wait_closed();
 }
 
-TEST(NoOpenSsl, PlainConnectionsWorkAndTlsOnlyOptionsAreValueErrors) {
-  asyncio::run(plain_streams_work());
+// On each engine, bounded (a hang fails the test, not the run).
+class NoOpenSslStreams : public ::testing::TestWithParam<asyncio::Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == asyncio::Backend::io_uring) {
+      if (auto why = asyncio_test::io_uring_refused()) GTEST_SKIP() << "no io_uring: " << *why;
+    }
+  }
+};
+
+TEST_P(NoOpenSslStreams, PlainConnectionsWorkAndTlsOnlyOptionsAreValueErrors) {
+  asyncio::run(asyncio_test::bounded_on_engine(plain_streams_work(), GetParam(), 30.0),
+               asyncio::RunOptions{.backend = GetParam()});
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, NoOpenSslStreams,
+                         ::testing::Values(asyncio::Backend::epoll, asyncio::Backend::io_uring),
+                         asyncio_test::param_name);
 
 }  // namespace
